@@ -1,0 +1,70 @@
+package fetch
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/haul-dev/haul/integrity"
+)
+
+// Object is one file or object at a source: a part or a reference file.
+type Object struct {
+	// Name is the object's name relative to the source's directory; it is
+	// also the file name under DEST.
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// ETag is the server's entity tag without quotes, "" when none.
+	ETag    string    `json:"etag,omitempty"`
+	ModTime time.Time `json:"mtime,omitempty"`
+	// URL is set by sources that address each object separately (HTTP).
+	// It may hold a secret (a presigned query string): never print it.
+	URL string `json:"url,omitempty"`
+	// Refs are the references the source states for this object itself
+	// (HTTP Content-MD5/Digest, an MD5 ETag). Optional.
+	Refs []integrity.Reference `json:"refs,omitempty"`
+	// Encoding is a stored Content-Encoding the server reports for the
+	// object (it is then sent as-is, never decoded).
+	Encoding string `json:"encoding,omitempty"`
+}
+
+// Version is the token a read is pinned to: the ETag when there is one,
+// otherwise the modification time and size.
+func (o Object) Version() string {
+	if o.ETag != "" {
+		return "etag:" + o.ETag
+	}
+	return "mtime:" + o.ModTime.UTC().Format(time.RFC3339Nano) + ",size:" + strconv.FormatInt(o.Size, 10)
+}
+
+// Source is where the parts of a set come from.
+type Source interface {
+	// List returns every object in the source's directory (parts and
+	// reference files alike), in any order. Selection by name prefix and
+	// --include/--exclude happens in the caller.
+	List(ctx context.Context) ([]Object, error)
+	// ReadRange returns bytes [off, off+n) of obj. The read is pinned to
+	// obj.Version(): if the object changed, it fails with an error that
+	// wraps ErrChanged. The reader yields exactly n bytes or an error;
+	// callers still count them.
+	ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error)
+	// String names the source for messages, with no secret in it.
+	String() string
+	// Close releases connections.
+	Close() error
+}
+
+// Checksummer is a Source that can state server-side references for an
+// object beyond what List returned (S3 checksums, multipart ETag part sizes).
+type Checksummer interface {
+	References(ctx context.Context, obj Object) ([]integrity.Reference, error)
+}
+
+// RemoteHasher is a Source that can hash pieces where the data lives (SSH
+// with sha256sum on the remote), so repair moves only pieces that differ.
+type RemoteHasher interface {
+	// HashPieces returns the SHA-256 of each listed piece of obj, where piece
+	// i is bytes [i*pieceSize, min((i+1)*pieceSize, obj.Size)).
+	HashPieces(ctx context.Context, obj Object, pieceSize int64, pieces []int) (map[int][]byte, error)
+}
