@@ -29,6 +29,12 @@ const (
 	OriginManifest = "manifest" // a haul manifest
 )
 
+// Labels of the structural checks in verified_by.
+const (
+	LabelGzip   = "gzip"   // every gzip member's CRC32 and ISIZE
+	LabelBitrix = "bitrix" // the Bitrix volume header agrees with the volume
+)
+
 // Reference is one independent statement of what a part must be.
 type Reference struct {
 	// Algo is one of the algorithm constants above.
@@ -67,4 +73,81 @@ func (r Reference) SumBytes() ([]byte, error) {
 		return nil, fmt.Errorf("reference %s: bad hex %q: %w", r.Label(), r.Sum, err)
 	}
 	return b, nil
+}
+
+// Checkable reports whether a Checker can test a part against r: the
+// algorithm is known, Sum is hex of the algorithm's digest length, a
+// MultipartMD5 has PartSizes, and piece hashes (if any) are well-formed.
+// References that are not checkable are ignored by the Checker, never
+// counted as failures.
+func Checkable(r Reference) bool {
+	size := DigestSize(r.Algo)
+	if size == 0 {
+		return false
+	}
+	if !isHexLen(r.Sum, 2*size) && !r.hasPieces() {
+		return false
+	}
+	if r.Algo == MultipartMD5 {
+		if len(r.PartSizes) == 0 {
+			return false
+		}
+		for _, n := range r.PartSizes {
+			if n < 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hasPieces reports whether r carries usable piece hashes: then the
+// pieces alone pin every byte of the part.
+func (r Reference) hasPieces() bool {
+	if r.Algo != SHA256 || r.PieceSize <= 0 || len(r.Pieces) == 0 {
+		return false
+	}
+	for _, p := range r.Pieces {
+		if !isHexLen(p, 64) {
+			return false
+		}
+	}
+	return true
+}
+
+// DigestSize returns the length in bytes of algo's digest, or 0 for an
+// algorithm haul does not compute.
+func DigestSize(algo string) int {
+	switch algo {
+	case SHA256:
+		return 32
+	case SHA512:
+		return 64
+	case SHA1:
+		return 20
+	case MD5, MultipartMD5:
+		return 16
+	case CRC32, CRC32C:
+		return 4
+	case CRC64NVME:
+		return 8
+	}
+	return 0
+}
+
+// isHexLen reports whether s is n hex digits (either case).
+func isHexLen(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isHexDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
