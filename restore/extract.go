@@ -1,0 +1,521 @@
+package restore
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// entry is one archive member, the same for tar and zip.
+type entry struct {
+	raw   string // the name as stored, for messages
+	name  string // cleaned: relative, slash-separated, "." for the top
+	kind  byte   // kindFile, kindDir, kindSymlink, kindHardlink
+	mode  int64  // permission bits as stored, with setuid/setgid/sticky
+	mtime time.Time
+	uid   int
+	gid   int
+	link  string // symlink target as stored, or cleaned hard link target
+}
+
+const (
+	kindFile     = 'f'
+	kindDir      = 'd'
+	kindSymlink  = 'l'
+	kindHardlink = 'h'
+)
+
+// dirMeta is applied to a directory once everything inside it is written.
+type dirMeta struct {
+	name  string
+	mode  fs.FileMode
+	mtime time.Time
+	uid   int
+	gid   int
+	owner bool
+	// implicit: created for an entry inside it, not named by the archive;
+	// an entry of the archive for it wins whatever the order.
+	implicit bool
+}
+
+// extractor writes entries into the staging directory through an os.Root,
+// so that no name can reach outside it, and on top of that refuses what
+// GNU tar's safe modes refuse: absolute names, "..", writes through a
+// symlink, links that leave the tree, devices and FIFOs.
+type extractor struct {
+	root      *os.Root
+	sameOwner bool
+	prog      progress
+	buf       []byte
+
+	curDir string   // directory of the last entry ("" when none)
+	cur    *os.Root // opened on curDir
+	okDir  string   // a directory known to be real (not a link), with all its parents
+
+	dirs    []dirMeta
+	top     *dirMeta
+	cleared int // entries whose setuid/setgid bits were dropped
+}
+
+func newExtractor(root *os.Root, sameOwner bool, prog progress) *extractor {
+	return &extractor{root: root, sameOwner: sameOwner, prog: prog, buf: make([]byte, bufSize)}
+}
+
+// cleanName checks a stored name and returns it relative and clean.
+func cleanName(raw string) (string, error) {
+	switch {
+	case raw == "":
+		return "", &UnsafeError{Name: raw, Reason: "empty name"}
+	case strings.HasPrefix(raw, "/"):
+		return "", &UnsafeError{Name: raw, Reason: "absolute path"}
+	case strings.ContainsRune(raw, 0):
+		return "", &UnsafeError{Name: raw, Reason: "NUL in name"}
+	case raw == ".." || strings.HasPrefix(raw, "../") || strings.HasSuffix(raw, "/..") || strings.Contains(raw, "/../"):
+		return "", &UnsafeError{Name: raw, Reason: `".." in path`}
+	}
+	return path.Clean(raw), nil
+}
+
+// checkSymlink allows relative targets that only climb ("../") before
+// descending, and never above the top of the tree. Because every
+// directory a link sits in is real (writes through links are refused), such
+// a target resolves inside the tree whatever other links it passes.
+func checkSymlink(e *entry) error {
+	t := e.link
+	switch {
+	case t == "":
+		return &UnsafeError{Name: e.raw, Reason: "symlink with an empty target"}
+	case strings.HasPrefix(t, "/"):
+		return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("symlink to the absolute path %q", t)}
+	case strings.ContainsRune(t, 0):
+		return &UnsafeError{Name: e.raw, Reason: "NUL in link target"}
+	}
+	up, down := 0, false
+	for _, c := range strings.Split(t, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if down {
+				return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("symlink target %q goes back up after a name", t)}
+			}
+			up++
+		default:
+			down = true
+		}
+	}
+	depth := strings.Count(e.name, "/")
+	if up > depth {
+		return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("symlink target %q leaves the tree", t)}
+	}
+	return nil
+}
+
+// fromTar turns a tar header into an entry, refusing what is unsafe.
+// skip is true for headers that carry no entry (global PAX, volume label).
+func fromTar(h *tar.Header) (e entry, skip bool, err error) {
+	e = entry{raw: h.Name, mode: h.Mode, mtime: h.ModTime, uid: h.Uid, gid: h.Gid}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		e.kind = kindFile
+	case tar.TypeDir:
+		e.kind = kindDir
+	case tar.TypeSymlink:
+		e.kind, e.link = kindSymlink, h.Linkname
+	case tar.TypeLink:
+		e.kind = kindHardlink
+	case tar.TypeXGlobalHeader, 'V': // 'V': a GNU volume label
+		return e, true, nil
+	case tar.TypeChar, tar.TypeBlock:
+		return e, false, &UnsafeError{Name: h.Name, Reason: "device file"}
+	case tar.TypeFifo:
+		return e, false, &UnsafeError{Name: h.Name, Reason: "FIFO"}
+	default:
+		return e, false, &UnsafeError{Name: h.Name, Reason: fmt.Sprintf("unsupported entry type %q", h.Typeflag)}
+	}
+	if e.name, err = cleanName(h.Name); err != nil {
+		return e, false, err
+	}
+	if e.name == "." && e.kind != kindDir {
+		return e, false, &UnsafeError{Name: h.Name, Reason: "would replace the target directory"}
+	}
+	switch e.kind {
+	case kindSymlink:
+		err = checkSymlink(&e)
+	case kindHardlink:
+		e.link, err = cleanName(h.Linkname)
+		if err != nil {
+			err = &UnsafeError{Name: h.Name, Reason: fmt.Sprintf("hard link to %q: %s", h.Linkname, err.(*UnsafeError).Reason)}
+		} else if e.link == "." {
+			err = &UnsafeError{Name: h.Name, Reason: "hard link to the target directory"}
+		}
+	}
+	return e, false, err
+}
+
+// perm maps stored mode bits to the mode the entry gets: permissions and
+// the sticky bit; setuid and setgid are dropped.
+func (x *extractor) perm(mode int64) fs.FileMode {
+	m := fs.FileMode(mode) & fs.ModePerm
+	if mode&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	if mode&0o6000 != 0 {
+		x.cleared++
+	}
+	return m
+}
+
+// dir returns a Root for directory d of the tree, creating missing
+// directories and refusing to go through a symlink or a file.
+func (x *extractor) dir(d string, e *entry) (*os.Root, error) {
+	if d == "." {
+		return x.root, nil
+	}
+	if d == x.curDir {
+		return x.cur, nil
+	}
+	if !(x.okDir == d || strings.HasPrefix(x.okDir, d+"/")) {
+		if err := x.mkdirs(d, e); err != nil {
+			return nil, err
+		}
+	}
+	r, err := x.root.OpenRoot(d)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	if x.cur != nil {
+		_ = x.cur.Close()
+	}
+	x.cur, x.curDir, x.okDir = r, d, d
+	return r, nil
+}
+
+// mkdirs checks each component of d that is not known to be a real
+// directory, and creates the missing ones.
+func (x *extractor) mkdirs(d string, e *entry) error {
+	i := commonDirs(d, x.okDir)
+	if i > 0 {
+		i++ // past the slash
+	}
+	for i < len(d) {
+		end := len(d)
+		if j := strings.IndexByte(d[i:], '/'); j >= 0 {
+			end = i + j
+		}
+		p := d[:end]
+		fi, err := x.root.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := x.root.Mkdir(p, 0o700); err != nil {
+				return fmt.Errorf("restore: %s: %w", e.raw, err)
+			}
+			x.dirs = append(x.dirs, dirMeta{name: p, mode: 0o755, implicit: true})
+		case err != nil:
+			return fmt.Errorf("restore: %s: %w", e.raw, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("writes through the symlink %s", p)}
+		case !fi.IsDir():
+			return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("%s is not a directory", p)}
+		}
+		i = end + 1
+	}
+	return nil
+}
+
+// commonDirs returns the length of the longest run of whole leading
+// components that a and b share.
+func commonDirs(a, b string) int {
+	n := 0
+	for i := 0; i <= len(a) && i <= len(b); i++ {
+		atEnd := i == len(a) || a[i] == '/'
+		if atEnd && (i == len(b) || b[i] == '/') {
+			n = i
+		}
+		if i == len(a) || i == len(b) || a[i] != b[i] {
+			break
+		}
+	}
+	return n
+}
+
+func split(name string) (dir, base string) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return ".", name
+	}
+	return name[:i], name[i+1:]
+}
+
+// clear makes room for a new entry at base in d: an existing directory
+// is refused (nothing may replace a directory), anything else is removed,
+// as tar does with duplicate names.
+func (x *extractor) clear(d *os.Root, base string, e *entry) error {
+	fi, err := d.Lstat(base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	if fi.IsDir() {
+		what := map[byte]string{kindFile: "file", kindSymlink: "symlink", kindHardlink: "hard link"}[e.kind]
+		return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("a %s would replace the directory %s", what, e.name)}
+	}
+	if err := d.Remove(base); err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	return nil
+}
+
+// write puts one entry in the tree; r is a file's data.
+func (x *extractor) write(e *entry, r io.Reader) error {
+	switch e.kind {
+	case kindDir:
+		return x.writeDir(e)
+	case kindFile:
+		return x.writeFile(e, r)
+	case kindSymlink:
+		return x.writeSymlink(e)
+	case kindHardlink:
+		return x.writeHardlink(e)
+	}
+	return fmt.Errorf("restore: %s: unknown entry kind", e.raw)
+}
+
+func (x *extractor) writeDir(e *entry) error {
+	m := dirMeta{name: e.name, mode: x.perm(e.mode), mtime: e.mtime, uid: e.uid, gid: e.gid, owner: x.sameOwner}
+	if e.name == "." {
+		x.top = &m
+		return nil
+	}
+	dn, base := split(e.name)
+	d, err := x.dir(dn, e)
+	if err != nil {
+		return err
+	}
+	err = d.Mkdir(base, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		fi, lerr := d.Lstat(base)
+		if lerr != nil {
+			return fmt.Errorf("restore: %s: %w", e.raw, lerr)
+		}
+		if !fi.IsDir() {
+			// A file or symlink of the same name earlier: the directory wins.
+			if err = d.Remove(base); err == nil {
+				err = d.Mkdir(base, 0o700)
+			}
+		} else {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	x.dirs = append(x.dirs, m)
+	return nil
+}
+
+func (x *extractor) writeFile(e *entry, r io.Reader) error {
+	dn, base := split(e.name)
+	d, err := x.dir(dn, e)
+	if err != nil {
+		return err
+	}
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	f, err := d.OpenFile(base, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err := x.clear(d, base, e); err != nil {
+			return err
+		}
+		f, err = d.OpenFile(base, flags, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	if err := x.fill(f, e, r); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	if !e.mtime.IsZero() {
+		if err := d.Chtimes(base, time.Time{}, e.mtime); err != nil {
+			return fmt.Errorf("restore: %s: %w", e.raw, err)
+		}
+	}
+	return nil
+}
+
+// fill writes a file's data, owner and mode.
+func (x *extractor) fill(f *os.File, e *entry, r io.Reader) error {
+	if r != nil {
+		if _, err := io.CopyBuffer(writerOnly{f}, r, x.buf); err != nil {
+			var te *dataError
+			if errors.As(err, &te) {
+				return err
+			}
+			return fmt.Errorf("restore: %s: %w", e.raw, err)
+		}
+	}
+	if x.sameOwner {
+		if err := f.Chown(e.uid, e.gid); err != nil {
+			return fmt.Errorf("restore: %s: %w", e.raw, err)
+		}
+	}
+	if err := f.Chmod(x.perm(e.mode)); err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	return nil
+}
+
+func (x *extractor) writeSymlink(e *entry) error {
+	dn, base := split(e.name)
+	d, err := x.dir(dn, e)
+	if err != nil {
+		return err
+	}
+	err = d.Symlink(e.link, base)
+	if errors.Is(err, fs.ErrExist) {
+		if err := x.clear(d, base, e); err != nil {
+			return err
+		}
+		err = d.Symlink(e.link, base)
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	if x.sameOwner {
+		if err := d.Lchown(base, e.uid, e.gid); err != nil {
+			return fmt.Errorf("restore: %s: %w", e.raw, err)
+		}
+	}
+	if !e.mtime.IsZero() {
+		if err := lchtimes(d, base, e.mtime); err != nil {
+			return fmt.Errorf("restore: %s: %w", e.raw, err)
+		}
+	}
+	return nil
+}
+
+func (x *extractor) writeHardlink(e *entry) error {
+	if e.link == e.name {
+		return nil // a link to itself, as some archivers write
+	}
+	// The target must be a regular file already in the tree, reached
+	// through real directories only.
+	tdir, _ := split(e.link)
+	if tdir != "." {
+		if err := x.realDirs(tdir, e); err != nil {
+			return err
+		}
+	}
+	fi, err := x.root.Lstat(e.link)
+	if err != nil || !fi.Mode().IsRegular() {
+		return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("hard link to %q, which is not a file in the tree", e.link)}
+	}
+	dn, base := split(e.name)
+	d, err := x.dir(dn, e)
+	if err != nil {
+		return err
+	}
+	err = x.root.Link(e.link, e.name)
+	if errors.Is(err, fs.ErrExist) {
+		if cur, lerr := d.Lstat(base); lerr == nil && os.SameFile(cur, fi) {
+			return nil
+		}
+		if err := x.clear(d, base, e); err != nil {
+			return err
+		}
+		err = x.root.Link(e.link, e.name)
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %s: %w", e.raw, err)
+	}
+	return nil
+}
+
+// realDirs checks, without creating anything, that every component of d
+// is a real directory.
+func (x *extractor) realDirs(d string, e *entry) error {
+	for i := 0; i <= len(d); i++ {
+		if i < len(d) && d[i] != '/' {
+			continue
+		}
+		fi, err := x.root.Lstat(d[:i])
+		if err != nil || fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
+			return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("hard link to %q, which is not a file in the tree", e.link)}
+		}
+	}
+	return nil
+}
+
+// finish sets the modes, owners and mtimes of directories, now that
+// nothing more is written inside them, and of the top of the tree.
+func (x *extractor) finish() error {
+	if x.cur != nil {
+		_ = x.cur.Close()
+		x.cur, x.curDir = nil, ""
+	}
+	// The archive's own entry for a directory wins over one made for its
+	// contents, and the last of duplicates wins; deepest first, so that a
+	// parent without write or search permission is set after its children.
+	last := make(map[string]int, len(x.dirs))
+	var order []int
+	for i, m := range x.dirs {
+		j, seen := last[m.name]
+		switch {
+		case !seen:
+			last[m.name] = i
+			order = append(order, i)
+		case !m.implicit || x.dirs[j].implicit:
+			x.dirs[j] = m
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return strings.Count(x.dirs[b].name, "/") - strings.Count(x.dirs[a].name, "/")
+	})
+	for _, i := range order {
+		if err := x.applyDir(x.dirs[i].name, &x.dirs[i]); err != nil {
+			return err
+		}
+	}
+	top := dirMeta{name: ".", mode: 0o755}
+	if x.top != nil {
+		top = *x.top
+	}
+	if err := x.applyDir(".", &top); err != nil {
+		return err
+	}
+	if x.cleared > 0 {
+		x.prog.warn(fmt.Sprintf("cleared setuid/setgid bits on %d entries", x.cleared))
+	}
+	return nil
+}
+
+func (x *extractor) applyDir(name string, m *dirMeta) error {
+	if m.owner {
+		if err := x.root.Lchown(name, m.uid, m.gid); err != nil {
+			return fmt.Errorf("restore: %s: %w", name, err)
+		}
+	}
+	if err := x.root.Chmod(name, m.mode); err != nil {
+		return fmt.Errorf("restore: %s: %w", name, err)
+	}
+	if !m.mtime.IsZero() {
+		if err := x.root.Chtimes(name, time.Time{}, m.mtime); err != nil {
+			return fmt.Errorf("restore: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// writerOnly hides os.File's ReadFrom so io.CopyBuffer uses our buffer.
+type writerOnly struct{ io.Writer }

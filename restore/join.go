@@ -1,0 +1,221 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/integrity"
+)
+
+// Part is one file of a set, in archive order.
+type Part struct {
+	Name string // the part's name, used in messages ("site.tar.gz.3")
+	Path string // where it is on disk
+	Size int64  // its size; 0 means take it from the file
+}
+
+// Join is the parts of a set read as one stream, without a joined copy on
+// disk. It is an io.Reader and an io.ReaderAt over the concatenation, and
+// maps an offset in the concatenation back to (part, offset in the part)
+// for messages. Read and ReadAt may be used together; ReadAt is safe for
+// concurrent use, Read is not.
+type Join struct {
+	parts  []Part
+	starts []int64 // starts[i] is the offset of part i; starts[len(parts)] is the total
+
+	mu    sync.Mutex
+	files []*os.File // opened on first use
+
+	pos int64 // offset of the next byte Read returns
+}
+
+// joinError marks an I/O error reading a part, so the decoders never
+// mistake it for damage in the archive.
+type joinError struct{ err error }
+
+func (e *joinError) Error() string { return e.err.Error() }
+func (e *joinError) Unwrap() error { return e.err }
+
+// NewJoin checks that every part is there with the size the set says
+// (a missing part gives a *PartsError, a size mismatch an
+// *integrity.FormatError) and returns a Join over them.
+func NewJoin(parts []Part) (*Join, error) {
+	j := &Join{parts: append([]Part(nil), parts...), starts: make([]int64, len(parts)+1), files: make([]*os.File, len(parts))}
+	var missing []string
+	for i := range j.parts {
+		p := &j.parts[i]
+		fi, err := os.Stat(p.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, p.Name)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("restore: part %s: %s is not a regular file", p.Name, p.Path)
+		}
+		if p.Size == 0 {
+			p.Size = fi.Size()
+		}
+		if fi.Size() != p.Size {
+			return nil, &integrity.FormatError{Format: "part", Part: p.Name, Offset: min(fi.Size(), p.Size),
+				Err: fmt.Errorf("file is %d bytes, the set says %d (changed since it was fetched? run haul verify)", fi.Size(), p.Size)}
+		}
+		j.starts[i+1] = j.starts[i] + p.Size
+	}
+	if len(missing) > 0 {
+		st := make([]string, len(missing))
+		for i := range st {
+			st[i] = chunk.Missing
+		}
+		return nil, &PartsError{Parts: missing, Status: st}
+	}
+	return j, nil
+}
+
+// Parts returns the parts with their sizes filled in.
+func (j *Join) Parts() []Part { return j.parts }
+
+// Size is the total size of the parts.
+func (j *Join) Size() int64 { return j.starts[len(j.parts)] }
+
+// Start returns the offset of part i in the concatenation.
+func (j *Join) Start(i int) int64 { return j.starts[i] }
+
+// Locate maps an offset in the concatenation to the part holding it and the
+// offset inside that part. An offset on a boundary between two parts
+// belongs to the end of the earlier one, because errors are found after
+// the bytes that caused them were read; 0 is the start of the first part.
+func (j *Join) Locate(off int64) (part string, partOff int64) {
+	if len(j.parts) == 0 {
+		return "", off
+	}
+	i := j.index(off)
+	return j.parts[i].Name, off - j.starts[i]
+}
+
+// between returns the names of the parts holding bytes in [from, to).
+func (j *Join) between(from, to int64) []string {
+	var names []string
+	for i, p := range j.parts {
+		if j.starts[i] < to && j.starts[i+1] > from && p.Size > 0 {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
+// index returns the part that ends at or after off, end-inclusive.
+func (j *Join) index(off int64) int {
+	if off <= 0 {
+		return 0
+	}
+	// The first part whose end is >= off.
+	i := sort.Search(len(j.parts), func(i int) bool { return j.starts[i+1] >= off })
+	return min(i, len(j.parts)-1)
+}
+
+func (j *Join) file(i int) (*os.File, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.files[i] == nil {
+		f, err := os.Open(j.parts[i].Path)
+		if err != nil {
+			return nil, &joinError{fmt.Errorf("restore: %w", err)}
+		}
+		j.files[i] = f
+	}
+	return j.files[i], nil
+}
+
+// ReadAt reads len(p) bytes at offset off of the concatenation.
+func (j *Join) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, &joinError{errors.New("restore: negative offset")}
+	}
+	total := 0
+	for len(p) > 0 {
+		if off >= j.Size() {
+			return total, io.EOF
+		}
+		i := sort.Search(len(j.parts), func(i int) bool { return j.starts[i+1] > off })
+		f, err := j.file(i)
+		if err != nil {
+			return total, err
+		}
+		in := off - j.starts[i]
+		want := min(int64(len(p)), j.parts[i].Size-in)
+		n, err := f.ReadAt(p[:want], in)
+		total += n
+		off += int64(n)
+		p = p[n:]
+		if err == io.EOF && int64(n) < want {
+			// The file shrank after NewJoin looked at it.
+			return total, &integrity.FormatError{Format: "part", Part: j.parts[i].Name, Offset: in + int64(n), Err: io.ErrUnexpectedEOF}
+		}
+		if err != nil && err != io.EOF {
+			return total, &joinError{fmt.Errorf("restore: read %s: %w", j.parts[i].Name, err)}
+		}
+	}
+	return total, nil
+}
+
+// Read reads the next bytes of the concatenation.
+func (j *Join) Read(p []byte) (int, error) {
+	if j.pos >= j.Size() {
+		return 0, io.EOF
+	}
+	// Stay inside one part per call, so a short file is noticed here.
+	i := sort.Search(len(j.parts), func(i int) bool { return j.starts[i+1] > j.pos })
+	p = p[:min(int64(len(p)), j.starts[i+1]-j.pos)]
+	n, err := j.ReadAt(p, j.pos)
+	j.pos += int64(n)
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// Pos is the offset of the next byte Read returns.
+func (j *Join) Pos() int64 { return j.pos }
+
+// Close closes the part files.
+func (j *Join) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var first error
+	for i, f := range j.files {
+		if f != nil {
+			if err := f.Close(); err != nil && first == nil {
+				first = err
+			}
+			j.files[i] = nil
+		}
+	}
+	return first
+}
+
+// section reads [off, end) of a Join and knows how far it got.
+type section struct {
+	j        *Join
+	off, end int64
+}
+
+func (s *section) Read(p []byte) (int, error) {
+	if s.off >= s.end {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), s.end-s.off)]
+	n, err := s.j.ReadAt(p, s.off)
+	s.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
