@@ -34,3 +34,18 @@ func IsPermanent(err error) bool {
 	var p *PermanentError
 	return errors.As(err, &p) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrAuth) || errors.Is(err, ErrBadSource)
 }
+
+var (
+	// ErrIncomplete means parts stay broken or missing after retries.
+	ErrIncomplete = errors.New("broken or missing parts remain")
+	// ErrInterrupted means the run stopped early (signal, deadline) with
+	// its state saved; running again continues.
+	ErrInterrupted = errors.New("interrupted; state saved, run again to continue")
+	// ErrNetworkDown means transfers kept failing at the network level
+	// after every retry; running again later continues.
+	ErrNetworkDown = errors.New("the network stays down after retries; state saved, run again later")
+	// ErrDest means DEST cannot be used (not writable, no space).
+	ErrDest = errors.New("DEST unusable")
+	// errRelist sends Fetch back to listing after a part changed.
+	errRelist = errors.New("a part changed at the source")
+)

@@ -1,0 +1,876 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/integrity"
+)
+
+// engine moves the pieces of one set into DEST.
+type engine struct {
+	opts *Options
+	src  Source
+
+	mu      sync.Mutex
+	st      *chunk.State
+	runs    []*partRun
+	changed chan struct{} // closed and replaced on every change, under mu
+	stop    error         // why the workers stop early (nil while running)
+	pulled  int64
+
+	saveMu sync.Mutex
+	// repair mode: verification failures are final at once (the copy at
+	// the repair source will not get better by fetching it again).
+	repair bool
+}
+
+// partRun is the live side of one part while the engine runs.
+type partRun struct {
+	p         *chunk.Part
+	obj       Object
+	n         int // pieces
+	f         *os.File
+	inflight  map[int]bool
+	written   map[int]string // piece → sha256, written but not yet fsynced
+	verifying bool
+	pieceRefs []string // per-piece SHA-256 from a manifest, nil when none
+}
+
+func (r *partRun) settled() bool {
+	switch r.p.Status {
+	case chunk.Verified, chunk.Unverified, chunk.Broken, chunk.Missing:
+		return true
+	}
+	return false
+}
+
+func (r *partRun) allDone() bool { return r.p.Done.Count(r.n) == r.n }
+
+func (e *engine) partialPath(name string) string { return filepath.Join(e.opts.Dest, name+".partial") }
+func (e *engine) finalPath(name string) string   { return filepath.Join(e.opts.Dest, name) }
+
+// signal wakes every waiting worker. Callers hold e.mu.
+func (e *engine) signal() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// prepare lists the source, reads the references and reconciles the set
+// with the state on disk. Nothing on disk is trusted that cannot be
+// re-checked: complete parts must exist with their size, partial parts'
+// done pieces are re-hashed.
+func (e *engine) prepare(ctx context.Context) error {
+	objs, err := e.src.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", e.src, err)
+	}
+	set := SelectSet(objs, e.opts.Filter)
+	if len(set.Parts) == 0 {
+		what := e.src.String()
+		if e.opts.Filter.Prefix != "" {
+			what += " (names starting with " + e.opts.Filter.Prefix + ")"
+		}
+		return Permanent(fmt.Errorf("no parts found at %s: check the SOURCE path and --include/--exclude: %w", what, ErrNotFound))
+	}
+	refs, err := e.loadReferences(ctx, set.RefFiles)
+	if err != nil {
+		return err
+	}
+
+	st, err := chunk.Load(e.opts.Dest)
+	if errors.Is(err, chunk.ErrNoState) {
+		st = &chunk.State{Created: time.Now().UTC()}
+	} else if err != nil {
+		return err
+	}
+	if !e.repair {
+		st.Sources = e.opts.Sources
+	}
+	hasProgress := slices.ContainsFunc(st.Parts, func(p *chunk.Part) bool { return len(p.Done) > 0 || p.Complete() })
+	switch {
+	case hasProgress && st.PieceSize > 0:
+		// Pieces on disk keep their size.
+	case refs.pieceSize > 0:
+		st.PieceSize = refs.pieceSize // align pieces with the manifest's
+	default:
+		st.PieceSize = e.opts.PieceSize
+	}
+
+	var parts []*chunk.Part
+	e.runs = nil
+	seen := map[string]bool{}
+	for _, o := range set.Parts {
+		seen[o.Name] = true
+		p := st.Find(o.Name)
+		if p == nil {
+			p = &chunk.Part{Name: o.Name, Status: chunk.Pending}
+			e.adopt(p, o)
+		} else if p.Version != o.Version() || p.Size != o.Size {
+			if e.repair && p.Size == o.Size {
+				// Another copy of the same part: keep the good pieces.
+				p.Version = o.Version()
+			} else {
+				e.opts.Progress.Event(Event{Kind: EventPartChanged, Part: o.Name, Message: fmt.Sprintf("part %s changed at the source (size or version differs); fetching it again from zero", o.Name)})
+				e.resetPart(p)
+				e.adopt(p, o)
+			}
+		}
+		p.URL, p.Encoding = o.URL, o.Encoding
+		fresh := slices.Concat(refs.byName[o.Name], o.Refs)
+		if e.repair {
+			// What the original source said still binds the repair copy.
+			fresh = slices.Concat(p.Refs, fresh)
+		}
+		p.Refs = dedupeRefs(fresh)
+		if cs, ok := e.src.(Checksummer); ok && !p.Complete() {
+			more, err := cs.References(ctx, o)
+			if err != nil {
+				return err
+			}
+			p.Refs = append(p.Refs, more...)
+		}
+		if p.Status == chunk.Missing {
+			p.Status = chunk.Pending
+		}
+		e.recheck(p, st.PieceSize)
+		parts = append(parts, p)
+		r := &partRun{p: p, obj: o, n: chunk.Pieces(p.Size, st.PieceSize), inflight: map[int]bool{}, written: map[int]string{}}
+		r.pieceRefs = pieceRefs(p.Refs, st.PieceSize, r.n)
+		if p.Status == chunk.Broken && !e.repair {
+			// A new run is a new chance: fetch it again from the source.
+			e.resetPart(p)
+			p.Status = chunk.Pending
+		}
+		e.runs = append(e.runs, r)
+	}
+	// Names that a sum file or manifest promises but the source lacks.
+	for name := range refs.byName {
+		if !seen[name] && e.opts.Filter.Match(name) {
+			p := st.Find(name)
+			if p == nil {
+				p = &chunk.Part{Name: name}
+			}
+			if !p.Complete() {
+				p.Status = chunk.Missing
+				p.Error = "named by a reference file but not found at the source"
+				e.opts.Progress.Event(Event{Kind: EventPartMissing, Part: name, Message: "part " + name + " is named by a reference file but not found at " + e.src.String()})
+			}
+			seen[name] = true
+			parts = append(parts, p)
+		}
+	}
+	// Parts from an earlier run that are complete stay (in repair, all
+	// stay: the repair source may hold only some of them).
+	for _, p := range st.Parts {
+		if !seen[p.Name] && (p.Complete() || e.repair) {
+			parts = append(parts, p)
+		}
+	}
+	slices.SortFunc(parts, func(a, b *chunk.Part) int { return NaturalCompare(a.Name, b.Name) })
+	st.Parts = parts
+	e.st = st
+	e.changed = make(chan struct{})
+	e.stop = nil
+	if err := e.save(); err != nil {
+		return err
+	}
+	plan := make([]PartProgress, 0, len(parts))
+	for _, p := range parts {
+		plan = append(plan, PartProgress{Name: p.Name, Size: p.Size, Done: p.BytesDone(st.PieceSize), Status: p.Status})
+	}
+	e.opts.Progress.Plan(plan)
+	return nil
+}
+
+func dedupeRefs(refs []integrity.Reference) []integrity.Reference {
+	var out []integrity.Reference
+	for _, r := range refs {
+		if !slices.ContainsFunc(out, func(o integrity.Reference) bool {
+			return o.Algo == r.Algo && o.Sum == r.Sum && o.Origin == r.Origin
+		}) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (e *engine) adopt(p *chunk.Part, o Object) {
+	p.Size, p.Version, p.ETag, p.ModTime = o.Size, o.Version(), o.ETag, o.ModTime
+}
+
+// resetPart forgets every byte of p and removes its files.
+func (e *engine) resetPart(p *chunk.Part) {
+	os.Remove(e.partialPath(p.Name))
+	os.Remove(e.finalPath(p.Name))
+	p.Done, p.Hashes, p.VerifiedBy, p.Error, p.Attempts = nil, nil, nil, "", 0
+	p.Status = chunk.Pending
+}
+
+// recheck makes p's state agree with its files.
+func (e *engine) recheck(p *chunk.Part, pieceSize int64) {
+	if p.Complete() {
+		if fi, err := os.Stat(e.finalPath(p.Name)); err != nil || fi.Size() != p.Size {
+			e.resetPart(p)
+		}
+		return
+	}
+	fi, err := os.Stat(e.partialPath(p.Name))
+	if err != nil || fi.Size() != p.Size {
+		p.Done, p.Hashes = nil, nil
+		if p.Status == chunk.Partial {
+			p.Status = chunk.Pending
+		}
+		return
+	}
+	// Re-hash what the state says is done; drop what does not match.
+	n := chunk.Pieces(p.Size, pieceSize)
+	if len(p.Hashes) != n {
+		p.Hashes = make([]string, n)
+		p.Done = nil
+	}
+	f, err := os.Open(e.partialPath(p.Name))
+	if err != nil {
+		p.Done = nil
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := 0; i < n; i++ {
+		if !p.Done.Has(i) {
+			continue
+		}
+		off, ln := chunk.PieceRange(p.Size, pieceSize, i)
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, ln), buf); err != nil || hex.EncodeToString(h.Sum(nil)) != p.Hashes[i] {
+			p.Done.Clear(i)
+			p.Hashes[i] = ""
+		}
+	}
+}
+
+// pieceRefs returns per-piece hashes from a manifest whose pieces line up
+// with ours, else nil.
+func pieceRefs(refs []integrity.Reference, pieceSize int64, n int) []string {
+	for _, r := range refs {
+		if r.PieceSize == pieceSize && len(r.Pieces) == n {
+			return r.Pieces
+		}
+	}
+	return nil
+}
+
+// detectChecks chooses the structural checks a part file can carry on its
+// own from its first bytes and the set's names (integrity.DetectChecks):
+// Bitrix volumes and whole gzip files. Parts of a stream split at
+// arbitrary bytes are checked together by SetCheck instead.
+func detectChecks(path, name string, setNames []string) integrity.CheckOptions {
+	f, err := os.Open(path)
+	if err != nil {
+		return integrity.CheckOptions{}
+	}
+	defer f.Close()
+	head := make([]byte, integrity.BitrixHeaderLen)
+	n, _ := io.ReadFull(f, head)
+	return integrity.DetectChecks(name, head[:n], setNames)
+}
+
+// save writes the state durably. The marshal happens under e.mu.
+func (e *engine) save() error {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
+	e.mu.Lock()
+	snapshot := *e.st
+	parts := make([]*chunk.Part, len(e.st.Parts))
+	for i, p := range e.st.Parts {
+		cp := *p
+		cp.Done = slices.Clone(p.Done)
+		cp.Hashes = slices.Clone(p.Hashes)
+		parts[i] = &cp
+	}
+	snapshot.Parts = parts
+	e.mu.Unlock()
+	if err := chunk.Save(e.opts.Dest, &snapshot); err != nil {
+		return fmt.Errorf("save state in %s: %w", e.opts.Dest, err)
+	}
+	return nil
+}
+
+type job struct {
+	r *partRun
+	i int
+}
+
+// run fetches every pending piece with opts.Connections workers, commits
+// written pieces about once a second, and verifies each part as it
+// completes, until every part is settled or the run must stop.
+func (e *engine) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	verifyQ := make(chan *partRun, len(e.runs))
+	e.mu.Lock()
+	for _, r := range e.runs {
+		if !r.settled() && r.n > 0 && r.allDone() {
+			r.verifying = true
+			verifyQ <- r
+		}
+		if r.n == 0 && !r.settled() { // an empty part is complete at once
+			r.verifying = true
+			verifyQ <- r
+		}
+	}
+	e.mu.Unlock()
+
+	var workers sync.WaitGroup
+	for w := 0; w < e.opts.Connections; w++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			e.worker(ctx)
+		}()
+	}
+	stopCommit := make(chan struct{})
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		if err := e.committer(stopCommit, verifyQ); err != nil {
+			e.halt(err)
+		}
+	}()
+	verifyDone := make(chan struct{})
+	go func() {
+		defer close(verifyDone)
+		e.verifier(ctx, verifyQ)
+	}()
+	// Shutdown order: workers, then the committer's last commit (which
+	// may still queue parts), then the verifier.
+	workers.Wait()
+	close(stopCommit)
+	<-commitDone
+	close(verifyQ)
+	<-verifyDone
+
+	e.closeFiles()
+	if err := e.save(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	stop := e.stop
+	e.mu.Unlock()
+	if stop == nil && ctx.Err() != nil {
+		stop = ctx.Err()
+	}
+	switch {
+	case stop == nil:
+		return nil
+	case errors.Is(stop, context.Canceled), errors.Is(stop, context.DeadlineExceeded):
+		return fmt.Errorf("%w (%v)", ErrInterrupted, context.Cause(ctx))
+	}
+	return stop
+}
+
+// halt stops the workers with err as the reason, keeping the first one.
+func (e *engine) halt(err error) {
+	e.mu.Lock()
+	if e.stop == nil {
+		e.stop = err
+	}
+	e.signal()
+	e.mu.Unlock()
+}
+
+func (e *engine) closeFiles() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.runs {
+		if r.f != nil {
+			r.f.Close() // data was fsynced by the committer before any state mentions it
+			r.f = nil
+		}
+	}
+}
+
+// next hands out the next piece, earliest part first, or false when the
+// worker should end.
+func (e *engine) next(ctx context.Context) (job, bool) {
+	for {
+		e.mu.Lock()
+		if e.stop != nil || ctx.Err() != nil {
+			e.mu.Unlock()
+			return job{}, false
+		}
+		settled := true
+		for _, r := range e.runs {
+			if r.settled() {
+				continue
+			}
+			settled = false
+			if r.verifying {
+				continue
+			}
+			for i := 0; i < r.n; i++ {
+				if !r.p.Done.Has(i) && !r.inflight[i] {
+					if _, ok := r.written[i]; !ok {
+						r.inflight[i] = true
+						e.mu.Unlock()
+						return job{r, i}, true
+					}
+				}
+			}
+		}
+		ch := e.changed
+		e.mu.Unlock()
+		if settled {
+			return job{}, false
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return job{}, false
+		}
+	}
+}
+
+func (e *engine) worker(ctx context.Context) {
+	buf := make([]byte, 256<<10)
+	for {
+		j, ok := e.next(ctx)
+		if !ok {
+			return
+		}
+		sum, err := e.fetchPiece(ctx, j, buf)
+		e.finish(ctx, j, sum, err)
+	}
+}
+
+// finish records the outcome of one piece.
+func (e *engine) finish(ctx context.Context, j job, sum string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := j.r
+	delete(r.inflight, j.i)
+	defer e.signal()
+	switch {
+	case err == nil:
+		r.written[j.i] = sum
+		if r.p.Status == chunk.Pending {
+			r.p.Status = chunk.Partial
+		}
+	case ctx.Err() != nil:
+	case errors.Is(err, ErrChanged):
+		e.opts.Progress.Event(Event{Kind: EventPartChanged, Part: r.p.Name, Message: fmt.Sprintf("part %s changed at the source during the run; starting it again", r.p.Name)})
+		if e.stop == nil {
+			e.stop = errRelist
+		}
+	case IsPermanent(err):
+		if e.stop == nil {
+			e.stop = err
+		}
+	case isDataError(err):
+		r.p.Status = chunk.Broken
+		r.p.Error = err.Error()
+		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: r.p.Name, Message: fmt.Sprintf("part %s is broken: %v", r.p.Name, err)})
+	default:
+		if e.stop == nil {
+			e.stop = fmt.Errorf("%w: %v", ErrNetworkDown, err)
+		}
+	}
+}
+
+// fetchPiece pulls piece j into the part file, retrying with backoff and
+// resuming inside the piece after a cut. It returns the piece's SHA-256.
+func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, error) {
+	r := j.r
+	if err := e.openPart(r); err != nil {
+		return "", err
+	}
+	off, n := chunk.PieceRange(r.p.Size, e.st.PieceSize, j.i)
+	h := sha256.New()
+	var pos int64
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		err := e.pull(ctx, r, off, n, &pos, h, buf)
+		if err == nil {
+			sum := hex.EncodeToString(h.Sum(nil))
+			if r.pieceRefs == nil || r.pieceRefs[j.i] == sum {
+				return sum, nil
+			}
+			err = fmt.Errorf("%s piece %d: %w", r.p.Name, j.i, errPieceMismatch)
+			pos = 0
+			h.Reset()
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if errors.Is(err, ErrChanged) || IsPermanent(err) {
+			return "", err
+		}
+		if attempt >= e.opts.Retries {
+			return "", fmt.Errorf("%s bytes %d-%d: %d attempts: %w", r.p.Name, off, off+n-1, attempt, err)
+		}
+		e.opts.Progress.Event(Event{Kind: EventRetry, Part: r.p.Name, Message: fmt.Sprintf("%s piece %d: %v; retrying (%d/%d)", r.p.Name, j.i, err, attempt, e.opts.Retries)})
+		if err := sleep(ctx, e.opts.Backoff(attempt)); err != nil {
+			return "", err
+		}
+	}
+}
+
+// openPart opens (and sizes) NAME.partial on first use.
+func (e *engine) openPart(r *partRun) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.f != nil {
+		return nil
+	}
+	f, err := os.OpenFile(e.partialPath(r.p.Name), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return Permanent(fmt.Errorf("open %s: %w", e.partialPath(r.p.Name), err))
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() != r.p.Size {
+		if err := f.Truncate(r.p.Size); err != nil {
+			f.Close()
+			return Permanent(fmt.Errorf("size %s to %d bytes: %w", e.partialPath(r.p.Name), r.p.Size, err))
+		}
+	}
+	r.f = f
+	return nil
+}
+
+// pull moves bytes [off+*pos, off+n) into the part file through the rate
+// limiter and the stall watchdog, hashing them into h.
+func (e *engine) pull(ctx context.Context, r *partRun, off, n int64, pos *int64, h hash.Hash, buf []byte) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watch := newStallWatch(e.opts.Timeout, cancel)
+	defer watch.stop()
+	rc, err := e.src.ReadRange(rctx, r.obj, off+*pos, n-*pos)
+	if err != nil {
+		return watch.explain(err)
+	}
+	defer rc.Close()
+	var body io.Reader = rc
+	if e.opts.Limiter != nil {
+		body = e.opts.Limiter.Reader(rctx, rc)
+	}
+	for *pos < n {
+		watch.kick()
+		k, rerr := body.Read(buf[:min(int64(len(buf)), n-*pos)])
+		if k > 0 {
+			h.Write(buf[:k])
+			if _, werr := r.f.WriteAt(buf[:k], off+*pos); werr != nil {
+				return Permanent(fmt.Errorf("write %s: %w (free space in DEST, then run again)", e.partialPath(r.p.Name), werr))
+			}
+			*pos += int64(k)
+			e.opts.Progress.Pulled(r.p.Name, int64(k))
+			e.mu.Lock()
+			e.pulled += int64(k)
+			e.mu.Unlock()
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return watch.explain(rerr)
+		}
+	}
+	if *pos < n {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+// stallWatch cancels a transfer that moves no byte for the timeout.
+type stallWatch struct {
+	t       *time.Timer
+	d       time.Duration
+	mu      sync.Mutex
+	stalled bool
+}
+
+func newStallWatch(d time.Duration, cancel context.CancelFunc) *stallWatch {
+	w := &stallWatch{d: d}
+	w.t = time.AfterFunc(d, func() {
+		w.mu.Lock()
+		w.stalled = true
+		w.mu.Unlock()
+		cancel()
+	})
+	return w
+}
+
+func (w *stallWatch) kick() { w.t.Reset(w.d) }
+func (w *stallWatch) stop() { w.t.Stop() }
+
+// explain turns the cancellation the watchdog caused into errStalled.
+func (w *stallWatch) explain(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stalled {
+		return fmt.Errorf("%w (%s)", errStalled, w.d)
+	}
+	return err
+}
+
+// committer makes written pieces durable about once a second: fsync the
+// files first, then record the pieces in state.json. Parts whose pieces
+// are all durable go to the verifier.
+func (e *engine) committer(stop <-chan struct{}, verifyQ chan<- *partRun) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-stop:
+			return e.commit(verifyQ)
+		}
+		if err := e.commit(verifyQ); err != nil {
+			return err
+		}
+	}
+}
+
+func (e *engine) commit(verifyQ chan<- *partRun) error {
+	e.mu.Lock()
+	batch := map[*partRun]map[int]string{}
+	for _, r := range e.runs {
+		if len(r.written) > 0 {
+			batch[r] = r.written
+			r.written = map[int]string{}
+		}
+	}
+	e.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	for r := range batch {
+		if err := r.f.Sync(); err != nil {
+			return Permanent(fmt.Errorf("fsync %s: %w", e.partialPath(r.p.Name), err))
+		}
+	}
+	e.mu.Lock()
+	for r, pcs := range batch {
+		if len(r.p.Hashes) != r.n {
+			r.p.Hashes = make([]string, r.n)
+		}
+		for i, sum := range pcs {
+			r.p.Done.Set(i)
+			r.p.Hashes[i] = sum
+		}
+		if r.allDone() && !r.verifying && !r.settled() {
+			r.verifying = true
+			verifyQ <- r
+		}
+	}
+	e.signal()
+	e.mu.Unlock()
+	return e.save()
+}
+
+// verifier proves each complete part in one sequential pass and gives it
+// its final name, or sends its bad pieces back to the workers.
+func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
+	for {
+		r, ok := <-q
+		if !ok {
+			return
+		}
+		if ctx.Err() != nil {
+			e.mu.Lock()
+			r.verifying = false
+			e.mu.Unlock()
+			continue // verified again on the next run
+		}
+		if err := e.verifyPart(ctx, r); err != nil {
+			e.halt(err)
+		}
+		// All parts settled with nothing left in flight? The workers notice.
+		e.mu.Lock()
+		e.signal()
+		e.mu.Unlock()
+	}
+}
+
+func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
+	path := e.partialPath(r.p.Name)
+	if r.n == 0 {
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			return Permanent(err)
+		}
+	}
+	res := integrity.VerifyFile(ctx, path, r.p.Name, r.p.Size, r.p.Refs, detectChecks(path, r.p.Name, e.names()))
+	if ctx.Err() != nil {
+		e.mu.Lock()
+		r.verifying = false
+		e.mu.Unlock()
+		return nil // verified again on the next run
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r.verifying = false
+	p := r.p
+	if res.Err == nil {
+		if r.f != nil {
+			if err := r.f.Close(); err != nil {
+				return Permanent(fmt.Errorf("close %s: %w", path, err))
+			}
+			r.f = nil
+		}
+		if err := os.Rename(path, e.finalPath(p.Name)); err != nil {
+			return Permanent(fmt.Errorf("rename %s: %w", path, err))
+		}
+		if err := chunk.SyncDir(e.opts.Dest); err != nil {
+			return Permanent(err)
+		}
+		p.VerifiedBy, p.Error = res.VerifiedBy, ""
+		kind := EventPartVerified
+		p.Status = chunk.Verified
+		if len(res.VerifiedBy) == 0 {
+			p.Status, kind = chunk.Unverified, EventPartUnverified
+		}
+		msg := fmt.Sprintf("part %s verified by %s", p.Name, strings.Join(res.VerifiedBy, ", "))
+		if kind == EventPartUnverified {
+			msg = fmt.Sprintf("part %s is complete but unverified: no reference or structural check applies", p.Name)
+		}
+		if e.repair {
+			kind = EventPartRepaired
+		}
+		e.opts.Progress.Event(Event{Kind: kind, Part: p.Name, Message: msg, VerifiedBy: res.VerifiedBy, Bytes: p.Size})
+		return nil
+	}
+	if !errors.Is(res.Err, integrity.ErrMismatch) && !errors.Is(res.Err, integrity.ErrFormat) {
+		return fmt.Errorf("verify %s: %w", p.Name, res.Err)
+	}
+	p.Attempts++
+	p.Error = res.Err.Error()
+	if e.repair || p.Attempts >= e.opts.Retries {
+		p.Status = chunk.Broken
+		msg := fmt.Sprintf("part %s is broken: %v", p.Name, res.Err)
+		if e.repair {
+			msg = fmt.Sprintf("part %s: the copy at %s does not match the references either (%v); nothing installed", p.Name, e.src, res.Err)
+		}
+		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: p.Name, Message: msg})
+		return nil
+	}
+	bad := res.BadPieces
+	if len(bad) == 0 {
+		bad = make([]int, r.n)
+		for i := range bad {
+			bad[i] = i
+		}
+	}
+	for _, i := range bad {
+		p.Done.Clear(i)
+		if i < len(p.Hashes) {
+			p.Hashes[i] = ""
+		}
+	}
+	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries)})
+	return nil
+}
+
+// setCheck decodes a multi-part set that no reference fully proves, and
+// sends the part a decode error names back for another fetch.
+func (e *engine) setCheck(ctx context.Context) error {
+	if e.opts.SetCheck == nil || len(e.st.Parts) < 2 {
+		return nil
+	}
+	var paths, names []string
+	need := false
+	for _, p := range e.st.Parts {
+		if !p.Complete() {
+			return nil // nothing to decode until every part is here
+		}
+		if p.Status == chunk.Unverified {
+			need = true
+		}
+		paths = append(paths, e.finalPath(p.Name))
+		names = append(names, p.Name)
+	}
+	if !need {
+		return nil
+	}
+	err := e.opts.SetCheck(ctx, paths, names)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ErrInterrupted, context.Cause(ctx))
+	}
+	var fe *integrity.FormatError
+	if err == nil {
+		for _, p := range e.st.Parts {
+			if p.Status == chunk.Unverified {
+				p.Status = chunk.Verified
+				p.VerifiedBy = append(p.VerifiedBy, e.opts.SetCheckLabel)
+			}
+		}
+		return e.save()
+	}
+	if !errors.As(err, &fe) {
+		return err
+	}
+	p := e.st.Find(fe.Part)
+	if p == nil {
+		return err
+	}
+	p.Attempts++
+	p.Error = fe.Error()
+	if p.Status == chunk.Verified || e.repair || p.Attempts >= e.opts.Retries {
+		// A part a reference proves is not the culprit we can fix by
+		// fetching; report the decode error as it is.
+		p.Status = chunk.Broken
+		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: p.Name, Message: fmt.Sprintf("part %s is broken: %v", p.Name, fe)})
+		return e.save()
+	}
+	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
+	os.Rename(e.finalPath(p.Name), e.partialPath(p.Name))
+	p.Done, p.Hashes = nil, nil
+	p.Status = chunk.Pending
+	if err := e.save(); err != nil {
+		return err
+	}
+	return errRelist
+}
+
+// names are the names of the set's parts, for structural check choice.
+func (e *engine) names() []string {
+	out := make([]string, 0, len(e.st.Parts))
+	for _, p := range e.st.Parts {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func (e *engine) summary() *Summary {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &Summary{Parts: len(e.st.Parts), Pulled: e.pulled, Detail: map[string]string{}}
+	for _, p := range e.st.Parts {
+		s.BytesTotal += p.Size
+		switch p.Status {
+		case chunk.Verified:
+			s.Verified++
+		case chunk.Unverified:
+			s.Unverified++
+		case chunk.Broken:
+			s.Broken = append(s.Broken, p.Name)
+			s.Detail[p.Name] = p.Error
+		case chunk.Missing:
+			s.Missing = append(s.Missing, p.Name)
+			s.Detail[p.Name] = p.Error
+		}
+	}
+	return s
+}

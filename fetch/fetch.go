@@ -1,0 +1,281 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/integrity"
+)
+
+// Options configures Fetch, Verify and Repair.
+type Options struct {
+	Sources []string // SOURCE arguments
+	Dest    string   // the workdir
+	Open    OpenOptions
+	Filter  Filter
+	// Manifest is a --manifest PATH or URL naming a reference file.
+	Manifest    string
+	Connections int           // -j, default 8
+	PieceSize   int64         // --chunk-size, default 8 MiB
+	Retries     int           // attempts per piece, default 10
+	Timeout     time.Duration // stall timeout, default 60 s
+	Limiter     *Limiter      // --bwlimit; nil = unlimited
+	Progress    Progress
+	Backoff     Backoff // nil = DefaultBackoff
+	// SetCheck decodes a whole set split at arbitrary bytes (parts in
+	// order, at their final paths) and returns a *integrity.FormatError
+	// naming the first bad part. It runs when a multi-part set has parts no
+	// reference could prove. Label names it in verified_by.
+	SetCheck      func(ctx context.Context, paths []string, names []string) error
+	SetCheckLabel string
+}
+
+func (o *Options) defaults() {
+	if o.Connections <= 0 {
+		o.Connections = 8
+	}
+	if o.PieceSize <= 0 {
+		o.PieceSize = 8 << 20
+	}
+	if o.Retries <= 0 {
+		o.Retries = 10
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
+	}
+	if o.Backoff == nil {
+		o.Backoff = DefaultBackoff
+	}
+}
+
+// Summary is what a Fetch, Verify or Repair leaves behind.
+type Summary struct {
+	Parts      int
+	Verified   int
+	Unverified int
+	Broken     []string
+	Missing    []string
+	BytesTotal int64
+	Pulled     int64 // bytes received over the link in this run
+	// Detail says why each broken or missing part is so.
+	Detail map[string]string
+}
+
+// Fetch downloads every part of the set into opts.Dest, resumably, and
+// verifies each part as it completes; a part that fails is fetched again
+// up to opts.Retries times. It returns *IncompleteError (exit 3) when parts
+// stay broken or missing, an error wrapping ErrInterrupted (exit 75) when
+// ctx ends first, and ErrNetworkDown (exit 75) when the link stays down.
+func Fetch(ctx context.Context, opts Options) (*Summary, error) {
+	opts.defaults()
+	if err := ensureDest(opts.Dest); err != nil {
+		return nil, err
+	}
+	if err := opts.Filter.Validate(); err != nil {
+		return nil, Permanent(fmt.Errorf("%w: %v", ErrBadSource, err))
+	}
+	op, err := OpenSources(ctx, opts.Sources, opts.Open)
+	if err != nil {
+		return nil, err
+	}
+	defer op.Source.Close()
+	if op.Prefix != "" {
+		opts.Filter.Prefix = op.Prefix
+	}
+	e := &engine{opts: &opts, src: op.Source}
+	// A part that changes at the source mid-run sends us back to listing;
+	// bounded so a source that changes all the time still ends.
+	for round := 0; ; round++ {
+		if err := e.prepare(ctx); err != nil {
+			return nil, err
+		}
+		err := e.run(ctx)
+		if errors.Is(err, errRelist) && round < 5 {
+			continue
+		}
+		if err == nil {
+			err = e.setCheck(ctx)
+			if errors.Is(err, errRelist) && round < 5 {
+				continue
+			}
+		}
+		s := e.summary()
+		if err == nil {
+			err = s.Err(opts.Dest)
+		}
+		return s, err
+	}
+}
+
+// ensureDest creates DEST/.haul and proves it is writable.
+func ensureDest(dest string) error {
+	if dest == "" {
+		return Permanent(fmt.Errorf("no DEST given: %w", ErrBadSource))
+	}
+	if err := os.MkdirAll(filepath.Join(dest, chunk.StateDir), 0o700); err != nil {
+		return Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
+	}
+	f, err := os.CreateTemp(filepath.Join(dest, chunk.StateDir), ".probe*")
+	if err != nil {
+		return Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// refIndex is what the reference files say.
+type refIndex struct {
+	byName    map[string][]integrity.Reference
+	pieceSize int64 // from a haul manifest, 0 when none
+}
+
+// loadReferences reads every reference file beside the parts and the
+// --manifest one. A malformed file is an error naming it and the line.
+func (e *engine) loadReferences(ctx context.Context, files []Object) (*refIndex, error) {
+	idx := &refIndex{byName: map[string][]integrity.Reference{}}
+	add := func(name string, r io.Reader) error {
+		if integrity.IsManifestFile(name) {
+			h, parts, err := integrity.ReadManifest(name, r)
+			if err != nil {
+				return err
+			}
+			if idx.pieceSize == 0 {
+				idx.pieceSize = h.PieceSize
+			}
+			for _, p := range parts {
+				idx.byName[p.Name] = append(idx.byName[p.Name], p.References()...)
+			}
+			return nil
+		}
+		refs, err := integrity.ParseSumFile(name, r)
+		if err != nil {
+			return err
+		}
+		for n, rs := range refs {
+			idx.byName[n] = append(idx.byName[n], rs...)
+		}
+		return nil
+	}
+	for _, o := range files {
+		if o.Size > maxRefFile {
+			return nil, Permanent(fmt.Errorf("reference file %s is %d bytes, more than a sum file should be", o.Name, o.Size))
+		}
+		data, err := e.readAll(ctx, e.src, o)
+		if err != nil {
+			return nil, fmt.Errorf("reference file %s: %w", o.Name, err)
+		}
+		if err := add(o.Name, bytes.NewReader(data)); err != nil {
+			return nil, Permanent(err)
+		}
+	}
+	if m := e.opts.Manifest; m != "" {
+		data, name, err := readManifestArg(ctx, m, e.opts.Open)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(name, bytes.NewReader(data)); err != nil {
+			return nil, Permanent(err)
+		}
+	}
+	return idx, nil
+}
+
+const maxRefFile = 64 << 20
+
+// readManifestArg reads --manifest PATH|URL.
+func readManifestArg(ctx context.Context, m string, oo OpenOptions) ([]byte, string, error) {
+	if !strings.Contains(m, "://") {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			return nil, "", Permanent(fmt.Errorf("--manifest %s: %w", m, err))
+		}
+		return data, filepath.Base(m), nil
+	}
+	op, err := Open(ctx, m, oo)
+	if err != nil {
+		return nil, "", fmt.Errorf("--manifest %s: %w", Redact(m), err)
+	}
+	defer op.Source.Close()
+	objs, err := op.Source.List(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, o := range objs {
+		if op.Prefix == "" || o.Name == op.Prefix {
+			e := &engine{opts: &Options{Timeout: time.Minute}}
+			data, err := e.readAll(ctx, op.Source, o)
+			return data, o.Name, err
+		}
+	}
+	return nil, "", Permanent(fmt.Errorf("--manifest %s: %w", Redact(m), ErrNotFound))
+}
+
+// readAll reads a small object whole, with a few retries.
+func (e *engine) readAll(ctx context.Context, src Source, o Object) ([]byte, error) {
+	var last error
+	for attempt := 1; attempt <= 3; attempt++ {
+		rc, err := src.ReadRange(ctx, o, 0, o.Size)
+		if err == nil {
+			data, rerr := io.ReadAll(rc)
+			rc.Close()
+			if rerr == nil {
+				return data, nil
+			}
+			err = rerr
+		}
+		if IsPermanent(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		last = err
+		if err := sleep(ctx, time.Duration(attempt)*200*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	return nil, last
+}
+
+// IncompleteError lists parts that stay broken or missing (exit 3).
+type IncompleteError struct {
+	Dest    string
+	Broken  []string
+	Missing []string
+	Detail  map[string]string // part → why
+}
+
+func (e *IncompleteError) Error() string {
+	var b strings.Builder
+	for _, n := range e.Broken {
+		fmt.Fprintf(&b, "part %s is broken", n)
+		if d := e.Detail[n]; d != "" {
+			fmt.Fprintf(&b, " (%s)", d)
+		}
+		b.WriteString("; ")
+	}
+	for _, n := range e.Missing {
+		fmt.Fprintf(&b, "part %s is missing at the source; ", n)
+	}
+	fmt.Fprintf(&b, "run: haul repair --from ssh://HOST/DIR %s (a host with a good copy), or haul repair %s to retry the source", e.Dest, e.Dest)
+	return b.String()
+}
+
+func (e *IncompleteError) Unwrap() error { return ErrIncomplete }
+
+// Err turns a summary into the error the run ends with, nil when every
+// part is on disk and proven (or unverifiable).
+func (s *Summary) Err(dest string) error {
+	if len(s.Broken) == 0 && len(s.Missing) == 0 {
+		return nil
+	}
+	return &IncompleteError{Dest: dest, Broken: s.Broken, Missing: s.Missing, Detail: s.Detail}
+}

@@ -1,0 +1,152 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+)
+
+// makeSet writes n parts of random bytes named name, name.1, … into dir
+// and returns their contents by name.
+func makeSet(t *testing.T, dir, name string, n int, size int) map[string][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(size)))
+	parts := map[string][]byte{}
+	for i := 0; i < n; i++ {
+		pn := name
+		if i > 0 {
+			pn = fmt.Sprintf("%s.%d", name, i)
+		}
+		b := make([]byte, size+i*1000)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		if err := os.WriteFile(filepath.Join(dir, pn), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		parts[pn] = b
+	}
+	return parts
+}
+
+func writeSums(t *testing.T, dir string, parts map[string][]byte) {
+	t.Helper()
+	var b bytes.Buffer
+	for n, d := range parts {
+		s := sha256.Sum256(d)
+		fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(s[:]), n)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertSet checks every part in dest is byte-identical and no .partial
+// file is left.
+func assertSet(t *testing.T, dest string, parts map[string][]byte) {
+	t.Helper()
+	for n, want := range parts {
+		got, err := os.ReadFile(filepath.Join(dest, n))
+		if err != nil {
+			t.Fatalf("part %s: %v", n, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("part %s differs from the source", n)
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(dest, "*.partial"))
+	if len(left) > 0 {
+		t.Fatalf("partial files left: %v", left)
+	}
+}
+
+func testOptions(src, dest string) Options {
+	return Options{
+		Sources:     []string{src},
+		Dest:        dest,
+		Connections: 4,
+		PieceSize:   64 << 10,
+		Retries:     5,
+		Timeout:     5 * time.Second,
+		Backoff:     ExpBackoff(time.Millisecond, 10*time.Millisecond),
+	}
+}
+
+func TestFetchLocalWithSums(t *testing.T) {
+	src, dest := t.TempDir(), t.TempDir()
+	parts := makeSet(t, src, "site.tar.gz", 6, 300_000)
+	writeSums(t, src, parts)
+	sum, err := Fetch(context.Background(), testOptions(filepath.Join(src, "site.tar.gz"), dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSet(t, dest, parts)
+	if sum.Verified != 6 {
+		t.Fatalf("verified %d parts, want 6", sum.Verified)
+	}
+	st, err := chunk.Load(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Parts {
+		if len(p.VerifiedBy) == 0 || p.VerifiedBy[0] != "sha256:SHA256SUMS" {
+			t.Fatalf("part %s verified_by %v, want sha256:SHA256SUMS", p.Name, p.VerifiedBy)
+		}
+	}
+	// A second run pulls nothing.
+	sum, err = Fetch(context.Background(), testOptions(filepath.Join(src, "site.tar.gz"), dest))
+	if err != nil || sum.Pulled != 0 {
+		t.Fatalf("second run: pulled %d, err %v", sum.Pulled, err)
+	}
+}
+
+func TestFetchSumMismatchIsBroken(t *testing.T) {
+	src, dest := t.TempDir(), t.TempDir()
+	parts := makeSet(t, src, "db.tar.zst.000", 3, 100_000)
+	writeSums(t, src, parts)
+	// The source itself is bad: no retry can cure it.
+	bad := append([]byte(nil), parts["db.tar.zst.000.1"]...)
+	bad[500] ^= 1
+	os.WriteFile(filepath.Join(src, "db.tar.zst.000.1"), bad, 0o644)
+	opts := testOptions(src, dest)
+	opts.Retries = 2
+	_, err := Fetch(context.Background(), opts)
+	var ie *IncompleteError
+	if !errors.As(err, &ie) || len(ie.Broken) != 1 || ie.Broken[0] != "db.tar.zst.000.1" {
+		t.Fatalf("err = %v, want one broken part db.tar.zst.000.1", err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "db.tar.zst.000.1")); err == nil {
+		t.Fatal("a broken part has its final name")
+	}
+}
+
+func TestNaturalCompare(t *testing.T) {
+	names := []string{"x.tar.gz.10", "x.tar.gz.2", "x.tar.gz", "x.tar.gz.1", "x.tar.gz.9"}
+	set := SelectSet(objects(names...), Filter{})
+	var got []string
+	for _, o := range set.Parts {
+		got = append(got, o.Name)
+	}
+	want := []string{"x.tar.gz", "x.tar.gz.1", "x.tar.gz.2", "x.tar.gz.9", "x.tar.gz.10"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+func objects(names ...string) []Object {
+	var o []Object
+	for _, n := range names {
+		o = append(o, Object{Name: n})
+	}
+	return o
+}

@@ -1,0 +1,368 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/haul-dev/haul/integrity"
+)
+
+// httpSource fetches one object per URL. It never decodes a body: it asks
+// for identity encoding and takes the bytes as they come, checked against
+// the Content-Range it asked for.
+type httpSource struct {
+	client *http.Client
+	objs   []Object
+	label  string
+}
+
+var _ Source = (*httpSource)(nil)
+
+// referenceCandidates are sum files probed beside plain (unsigned) URLs.
+var referenceCandidates = []string{"SHA256SUMS", "SHA512SUMS", "SHA1SUMS", "MD5SUMS"}
+
+func newHTTPClient() *http.Client {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		// Bodies are stored bytes; never let the transport inflate them.
+		DisableCompression: true,
+	}
+	return &http.Client{Transport: tr}
+}
+
+// openHTTP stats every URL. A single URL to the first volume of a Bitrix
+// set expands to the whole set from its LN field; with ProbeParts a single
+// URL expands by trying NAME.1, NAME.2, … until 404.
+func openHTTP(ctx context.Context, urls []string, opts OpenOptions) (*Opened, error) {
+	s := &httpSource{client: newHTTPClient()}
+	for _, raw := range urls {
+		o, err := s.stat(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		s.objs = append(s.objs, o)
+	}
+	if len(urls) == 1 && !integrity.IsReferenceFile(s.objs[0].Name) {
+		more, err := s.expand(ctx, s.objs[0], opts.ProbeParts)
+		if err != nil {
+			return nil, err
+		}
+		s.objs = append(s.objs, more...)
+	}
+	s.probeReferences(ctx)
+	s.label = Redact(urls[0])
+	if len(urls) > 1 {
+		s.label += fmt.Sprintf(" (+%d URLs)", len(urls)-1)
+	}
+	return &Opened{Source: s}, nil
+}
+
+// expand derives the other volume URLs of a set from its first volume.
+func (s *httpSource) expand(ctx context.Context, first Object, probe bool) ([]Object, error) {
+	if strings.Contains(first.URL, "?") {
+		return nil, nil // presigned: each part's URL must be given
+	}
+	last := -1
+	if rc, err := s.ReadRange(ctx, first, 0, min(first.Size, 32)); err == nil {
+		head, rerr := io.ReadAll(rc)
+		rc.Close()
+		if rerr == nil {
+			if h, ok := integrity.ParseBitrixVolumeHeader(head); ok && h.LastVolume > 0 {
+				last = h.LastVolume
+			}
+		}
+	}
+	var out []Object
+	for i := 1; ; i++ {
+		if last >= 0 && i > last {
+			break
+		}
+		if last < 0 && (!probe || i > 100000) {
+			break
+		}
+		o, err := s.stat(ctx, first.URL+"."+strconv.Itoa(i))
+		if errors.Is(err, ErrNotFound) && last < 0 {
+			break // probing ends at the first 404
+		}
+		if errors.Is(err, ErrNotFound) {
+			// The set names this volume: record it as missing by leaving it
+			// out; the caller reports missing volumes from the LN count.
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// probeReferences looks for sum files beside plain URLs. Failures are not
+// errors: references are optional.
+func (s *httpSource) probeReferences(ctx context.Context) {
+	first := s.objs[0].URL
+	if strings.Contains(first, "?") {
+		return
+	}
+	u, err := url.Parse(first)
+	if err != nil {
+		return
+	}
+	have := map[string]bool{}
+	for _, o := range s.objs {
+		have[o.Name] = true
+	}
+	dir := path.Dir(u.Path)
+	for _, name := range referenceCandidates {
+		if have[name] {
+			continue
+		}
+		ref := *u
+		ref.Path = path.Join(dir, name)
+		ref.RawPath = ""
+		if o, err := s.stat(ctx, ref.String()); err == nil {
+			s.objs = append(s.objs, o)
+		}
+	}
+}
+
+func (s *httpSource) String() string { return s.label }
+func (s *httpSource) Close() error {
+	s.client.CloseIdleConnections()
+	return nil
+}
+
+func (s *httpSource) List(ctx context.Context) ([]Object, error) {
+	return append([]Object(nil), s.objs...), nil
+}
+
+// stat learns an object's size and version with HEAD, falling back to a
+// one-byte GET for servers (presigned URLs) that refuse HEAD.
+func (s *httpSource) stat(ctx context.Context, raw string) (Object, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return Object{}, fmt.Errorf("source %q: not a URL: %w", Redact(raw), ErrBadSource)
+	}
+	name := path.Base(u.Path)
+	if name == "/" || name == "." || name == "" {
+		return Object{}, fmt.Errorf("source %s: the URL names no file: %w", Redact(raw), ErrBadSource)
+	}
+	o := Object{Name: name, URL: raw}
+	resp, err := s.do(ctx, http.MethodHead, raw, nil)
+	if err == nil && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented) {
+		resp.Body.Close()
+		resp, err = s.do(ctx, http.MethodGet, raw, http.Header{"Range": {"bytes=0-0"}})
+	}
+	if err != nil {
+		return o, fmt.Errorf("stat %s: %w", Redact(raw), err)
+	}
+	defer resp.Body.Close()
+	if err := statusError(resp, raw); err != nil {
+		return o, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		o.Size = resp.ContentLength
+	case http.StatusPartialContent:
+		_, _, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil {
+			return o, fmt.Errorf("stat %s: %w", Redact(raw), err)
+		}
+		o.Size = total
+	}
+	if o.Size < 0 {
+		return o, fmt.Errorf("stat %s: the server does not tell the size: %w", Redact(raw), ErrBadSource)
+	}
+	o.ETag = strongETag(resp.Header.Get("ETag"))
+	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		o.ModTime = lm
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		o.Encoding = ce
+	}
+	h := resp.Header
+	if resp.StatusCode == http.StatusPartialContent {
+		h = h.Clone()
+		h.Del("Content-MD5") // it is the MD5 of the one-byte body
+	}
+	o.Refs = integrity.HTTPReferences(h)
+	return o, nil
+}
+
+func (s *httpSource) do(ctx context.Context, method, raw string, h http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, raw, nil)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("bad URL %s: %w", Redact(raw), ErrBadSource))
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Set("User-Agent", "haul")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, redactURLError(err)
+	}
+	return resp, nil
+}
+
+// redactURLError strips the URL (with its query string) that net/http
+// puts into errors.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, Redact(ue.URL), ue.Err)
+	}
+	return err
+}
+
+func statusError(resp *http.Response, raw string) error {
+	switch c := resp.StatusCode; {
+	case c == http.StatusOK || c == http.StatusPartialContent:
+		return nil
+	case c == http.StatusNotFound || c == http.StatusGone:
+		return fmt.Errorf("%s: HTTP %d: %w", Redact(raw), c, ErrNotFound)
+	case c == http.StatusUnauthorized || c == http.StatusForbidden:
+		return fmt.Errorf("%s: HTTP %d (the link may have expired or need credentials): %w", Redact(raw), c, ErrAuth)
+	case c == http.StatusPreconditionFailed || c == http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("%s: HTTP %d: %w", Redact(raw), c, ErrChanged)
+	case c == http.StatusTooManyRequests || c >= 500:
+		return fmt.Errorf("%s: HTTP %d", Redact(raw), c)
+	default:
+		return Permanent(fmt.Errorf("%s: unexpected HTTP %d", Redact(raw), c))
+	}
+}
+
+func (s *httpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
+	h := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", off, off+n-1)}}
+	switch {
+	case obj.ETag != "":
+		h.Set("If-Match", `"`+obj.ETag+`"`)
+	case !obj.ModTime.IsZero():
+		h.Set("If-Unmodified-Since", obj.ModTime.UTC().Format(http.TimeFormat))
+	}
+	resp, err := s.do(ctx, http.MethodGet, obj.URL, h)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", obj.Name, err)
+	}
+	if err := statusError(resp, obj.URL); err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("get %s: %w", obj.Name, err)
+	}
+	if et := strongETag(resp.Header.Get("ETag")); obj.ETag != "" && et != "" && et != obj.ETag {
+		resp.Body.Close()
+		return nil, fmt.Errorf("get %s: ETag %q, first seen %q: %w", obj.Name, et, obj.ETag, ErrChanged)
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" && ce != obj.Encoding {
+		resp.Body.Close()
+		return nil, &ProtocolError{fmt.Errorf("get %s: the server sent Content-Encoding %q despite Accept-Encoding: identity", obj.Name, ce)}
+	}
+	body := resp.Body
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		a, b, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || a != off || b != off+n-1 || (total >= 0 && total != obj.Size) {
+			resp.Body.Close()
+			return nil, &ProtocolError{fmt.Errorf("get %s: asked bytes %d-%d/%d, server answered Content-Range %q", obj.Name, off, off+n-1, obj.Size, resp.Header.Get("Content-Range"))}
+		}
+		if resp.ContentLength >= 0 && resp.ContentLength != n {
+			resp.Body.Close()
+			return nil, &ProtocolError{fmt.Errorf("get %s: Content-Length %d for a %d-byte range", obj.Name, resp.ContentLength, n)}
+		}
+	case http.StatusOK:
+		// The server ignored Range and sends the whole object.
+		if resp.ContentLength >= 0 && resp.ContentLength != obj.Size {
+			resp.Body.Close()
+			return nil, fmt.Errorf("get %s: whole-object answer of %d bytes, expected %d: %w", obj.Name, resp.ContentLength, obj.Size, ErrChanged)
+		}
+		if off > 0 {
+			if _, err := io.CopyN(io.Discard, body, off); err != nil {
+				resp.Body.Close()
+				return nil, fmt.Errorf("get %s: skipping to %d in a whole-object answer: %w", obj.Name, off, err)
+			}
+		}
+	}
+	return &exactReader{r: body, c: body, left: n}, nil
+}
+
+// exactReader yields exactly left bytes: an early EOF is
+// io.ErrUnexpectedEOF, and anything past left is not read.
+type exactReader struct {
+	r    io.Reader
+	c    io.Closer
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if e.left == 0 && err == nil {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (e *exactReader) Close() error { return e.c.Close() }
+
+// parseContentRange parses "bytes a-b/total" (total may be "*", giving -1).
+func parseContentRange(v string) (a, b, total int64, err error) {
+	bad := fmt.Errorf("bad Content-Range %q", v)
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return 0, 0, 0, bad
+	}
+	rng, tot, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, 0, bad
+	}
+	as, bs, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, 0, bad
+	}
+	if a, err = strconv.ParseInt(as, 10, 64); err != nil {
+		return 0, 0, 0, bad
+	}
+	if b, err = strconv.ParseInt(bs, 10, 64); err != nil || b < a {
+		return 0, 0, 0, bad
+	}
+	total = -1
+	if tot != "*" {
+		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
+			return 0, 0, 0, bad
+		}
+	}
+	return a, b, total, nil
+}
+
+// strongETag returns a strong ETag without quotes; weak ones ("W/…")
+// cannot pin byte ranges and give "".
+func strongETag(v string) string {
+	v = strings.TrimSpace(v)
+	if v == "" || strings.HasPrefix(v, "W/") {
+		return ""
+	}
+	return strings.Trim(v, `"`)
+}

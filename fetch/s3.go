@@ -1,0 +1,258 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/haul-dev/haul/integrity"
+)
+
+// s3Source reads objects under one "directory" of a bucket.
+type s3Source struct {
+	core   minio.Core
+	bucket string
+	dir    string // key prefix ending in "/", or ""
+	label  string
+}
+
+var (
+	_ Source      = (*s3Source)(nil)
+	_ Checksummer = (*s3Source)(nil)
+)
+
+// s3Credentials follows the AWS chain users expect: environment, shared
+// credentials file (AWS_PROFILE), then instance roles unless
+// AWS_EC2_METADATA_DISABLED is set.
+func s3Credentials(anonymous bool) *credentials.Credentials {
+	if anonymous {
+		return credentials.NewStaticV4("", "", "")
+	}
+	chain := []credentials.Provider{
+		&credentials.EnvAWS{},
+		&credentials.FileAWSCredentials{Profile: os.Getenv("AWS_PROFILE")},
+	}
+	if !strings.EqualFold(os.Getenv("AWS_EC2_METADATA_DISABLED"), "true") {
+		chain = append(chain, &credentials.IAM{})
+	}
+	return credentials.NewChainCredentials(chain)
+}
+
+func openS3(ctx context.Context, u *url.URL, opts S3Options) (*Opened, error) {
+	bucket := u.Host
+	key := strings.TrimPrefix(u.Path, "/")
+	if bucket == "" {
+		return nil, fmt.Errorf("source %s: no bucket (want s3://BUCKET/PREFIX): %w", Redact(u.String()), ErrBadSource)
+	}
+	endpoint := opts.Endpoint
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	if endpoint == "" {
+		endpoint = "https://s3.amazonaws.com"
+	}
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint
+	}
+	eu, err := url.Parse(endpoint)
+	if err != nil || eu.Host == "" {
+		return nil, fmt.Errorf("endpoint %q: not a URL (want e.g. https://s3.example.com): %w", endpoint, ErrBadSource)
+	}
+	region := opts.Region
+	if region == "" {
+		region = os.Getenv("AWS_REGION")
+	}
+	if region == "" {
+		region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	tr, err := minio.DefaultTransport(eu.Scheme == "https")
+	if err != nil {
+		return nil, err
+	}
+	tr.DisableCompression = true
+	tr.MaxIdleConnsPerHost = 64
+	core, err := minio.NewCore(eu.Host, &minio.Options{
+		Creds:     s3Credentials(opts.Anonymous),
+		Secure:    eu.Scheme == "https",
+		Region:    region,
+		Transport: tr,
+		// The engine retries with its own policy and stall timeout.
+		MaxRetries: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 client for %s: %w", eu.Host, err)
+	}
+	s := &s3Source{core: *core, bucket: bucket, label: "s3://" + bucket + "/"}
+
+	// A key that is empty or ends in "/" is a directory; otherwise it is a
+	// name prefix unless only "key/…" objects exist.
+	if key == "" || strings.HasSuffix(key, "/") {
+		s.dir = key
+		s.label += key
+		return &Opened{Source: s}, s.checkBucket(ctx)
+	}
+	if err := s.checkBucket(ctx); err != nil {
+		return nil, err
+	}
+	dir := ""
+	if i := strings.LastIndex(key, "/"); i >= 0 {
+		dir = key[:i+1]
+	}
+	prefix := key[len(dir):]
+	isPrefix, isDir := false, false
+	for obj := range s.core.Client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: key, Recursive: false, MaxKeys: 100}) {
+		if obj.Err != nil {
+			return nil, s3Error("list", bucket, key, obj.Err)
+		}
+		if obj.Key == key+"/" || strings.HasPrefix(obj.Key, key+"/") {
+			isDir = true
+		} else {
+			isPrefix = true
+		}
+	}
+	if isDir && !isPrefix {
+		s.dir = key + "/"
+		s.label += s.dir
+		return &Opened{Source: s}, nil
+	}
+	s.dir = dir
+	s.label += key
+	return &Opened{Source: s, Prefix: prefix}, nil
+}
+
+func (s *s3Source) checkBucket(ctx context.Context) error {
+	ok, err := s.core.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return s3Error("open bucket", s.bucket, "", err)
+	}
+	if !ok {
+		return fmt.Errorf("bucket %q does not exist at this endpoint (check the name, --endpoint and --region): %w", s.bucket, ErrNotFound)
+	}
+	return nil
+}
+
+// s3Error maps an S3 error response to the package's sentinels.
+func s3Error(op, bucket, key string, err error) error {
+	resp := minio.ToErrorResponse(err)
+	where := "s3://" + bucket + "/" + key
+	switch resp.Code {
+	case "NoSuchBucket":
+		return fmt.Errorf("%s %s: bucket %q does not exist: %w", op, where, bucket, ErrNotFound)
+	case "NoSuchKey", "NotFound":
+		return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AllAccessDisabled":
+		return fmt.Errorf("%s %s: %s (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or use --anonymous for a public bucket): %w", op, where, resp.Code, ErrAuth)
+	case "PreconditionFailed":
+		return fmt.Errorf("%s %s: %w", op, where, ErrChanged)
+	case "InvalidRange":
+		return fmt.Errorf("%s %s: %w (object shrank)", op, where, ErrChanged)
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%s %s: %w", op, where, ErrAuth)
+	}
+	return fmt.Errorf("%s %s: %w", op, where, err)
+}
+
+func (s *s3Source) String() string { return s.label }
+func (s *s3Source) Close() error   { return nil }
+
+func (s *s3Source) List(ctx context.Context) ([]Object, error) {
+	var objs []Object
+	for obj := range s.core.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.dir, Recursive: false}) {
+		if obj.Err != nil {
+			return nil, s3Error("list", s.bucket, s.dir, obj.Err)
+		}
+		name := strings.TrimPrefix(obj.Key, s.dir)
+		if name == "" || strings.Contains(name, "/") {
+			continue // directory markers and common prefixes
+		}
+		objs = append(objs, Object{Name: name, Size: obj.Size, ETag: strings.Trim(obj.ETag, `"`), ModTime: obj.LastModified})
+	}
+	return objs, nil
+}
+
+func (s *s3Source) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
+	var opts minio.GetObjectOptions
+	if err := opts.SetRange(off, off+n-1); err != nil {
+		return nil, err
+	}
+	if obj.ETag != "" {
+		if err := opts.SetMatchETag(obj.ETag); err != nil {
+			return nil, err
+		}
+	}
+	body, info, _, err := s.core.GetObject(ctx, s.bucket, s.dir+obj.Name, opts)
+	if err != nil {
+		return nil, s3Error("get", s.bucket, s.dir+obj.Name, err)
+	}
+	if et := strings.Trim(info.ETag, `"`); obj.ETag != "" && et != "" && et != obj.ETag {
+		body.Close()
+		return nil, fmt.Errorf("get %s: %w", obj.Name, ErrChanged)
+	}
+	return &exactReader{r: body, c: body, left: n}, nil
+}
+
+// References states what S3 knows of an object: additional checksums
+// (asked for with checksum mode) and the ETag — an MD5 for single-part
+// uploads, and for multipart uploads computed from the real part sizes,
+// learned with one HEAD per part number.
+func (s *s3Source) References(ctx context.Context, obj Object) ([]integrity.Reference, error) {
+	key := s.dir + obj.Name
+	info, err := s.core.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{Checksum: true})
+	if err != nil {
+		return nil, s3Error("stat", s.bucket, key, err)
+	}
+	// minio-go keeps the checksum headers in fields, not in Metadata.
+	var refs []integrity.Reference
+	for _, c := range []struct{ algo, value string }{
+		{integrity.CRC32, info.ChecksumCRC32},
+		{integrity.CRC32C, info.ChecksumCRC32C},
+		{integrity.CRC64NVME, info.ChecksumCRC64NVME},
+		{integrity.SHA1, info.ChecksumSHA1},
+		{integrity.SHA256, info.ChecksumSHA256},
+	} {
+		if r, ok := integrity.S3ChecksumReference(c.algo, c.value); ok {
+			refs = append(refs, r)
+		}
+	}
+	etag := strings.Trim(info.ETag, `"`)
+	if integrity.SSEHidesMD5(http.Header(info.Metadata)) {
+		return refs, nil // the ETag of an SSE-KMS/SSE-C object is not an MD5
+	}
+	var sizes []int64
+	if _, count, ok := strings.Cut(etag, "-"); ok {
+		var n int
+		if _, err := fmt.Sscanf(count, "%d", &n); err == nil && n > 0 && n <= 10000 {
+			sizes, err = s.partSizes(ctx, key, n)
+			if err != nil {
+				return refs, nil // the ETag is then not a reference; others still are
+			}
+		}
+	}
+	if r, ok := integrity.ETagReference(etag, info.Size, sizes); ok {
+		refs = append(refs, r)
+	}
+	return refs, nil
+}
+
+func (s *s3Source) partSizes(ctx context.Context, key string, n int) ([]int64, error) {
+	sizes := make([]int64, 0, n)
+	for i := 1; i <= n; i++ {
+		info, err := s.core.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{PartNumber: i})
+		if err != nil {
+			return nil, s3Error("stat part", s.bucket, key, err)
+		}
+		sizes = append(sizes, info.Size)
+	}
+	return sizes, nil
+}

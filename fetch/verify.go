@@ -1,0 +1,309 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/integrity"
+)
+
+// PartCheck is one part's verify outcome (the JSON of `haul verify`).
+type PartCheck struct {
+	Name       string   `json:"name"`
+	Status     string   `json:"status"`
+	VerifiedBy []string `json:"verified_by"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// VerifyReport is the outcome of Verify.
+type VerifyReport struct {
+	OK    bool        `json:"ok"`
+	Parts []PartCheck `json:"parts"`
+}
+
+// Verify re-reads every complete part on disk and checks it against every
+// reference in the state (bit rot, tampering); the state is updated so
+// that `haul repair` knows what to replace. Parts that are not complete
+// keep their status. OK is false when any part is broken, missing or not
+// yet fetched.
+func Verify(ctx context.Context, opts Options) (*VerifyReport, error) {
+	opts.defaults()
+	st, err := chunk.Load(opts.Dest)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{opts: &opts, st: st, changed: make(chan struct{})}
+	rep := &VerifyReport{OK: true}
+	for _, p := range st.Parts {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%w (%v)", ErrInterrupted, err)
+		}
+		if p.Complete() || p.Status == chunk.Broken {
+			path := e.finalPath(p.Name)
+			if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
+				path = e.partialPath(p.Name)
+			}
+			e.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, e.names()))
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w (%v)", ErrInterrupted, ctx.Err())
+		}
+		pc := PartCheck{Name: p.Name, Status: p.Status, VerifiedBy: p.VerifiedBy, Error: p.Error}
+		if pc.VerifiedBy == nil {
+			pc.VerifiedBy = []string{}
+		}
+		if !p.Complete() {
+			rep.OK = false
+			if pc.Error == "" && p.Status != chunk.Broken && p.Status != chunk.Missing {
+				pc.Error = "not fetched yet"
+			}
+		}
+		rep.Parts = append(rep.Parts, pc)
+	}
+	if rep.OK && opts.SetCheck != nil {
+		e.runs = nil
+		if err := e.setCheckVerify(ctx, rep); err != nil {
+			return nil, err
+		}
+	}
+	if err := chunk.Save(opts.Dest, st); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// checkOnDisk verifies one part file and sets its status.
+func (e *engine) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co integrity.CheckOptions) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("file %s is gone", path), nil
+		return
+	case fi.Size() != p.Size:
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("size %d, expected %d", fi.Size(), p.Size), nil
+		return
+	}
+	res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs, co)
+	if ctx.Err() != nil {
+		return
+	}
+	if res.Err != nil {
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, res.Err.Error(), nil
+		if path != e.partialPath(p.Name) {
+			// A broken part must not keep its final name.
+			if os.Rename(path, e.partialPath(p.Name)) == nil {
+				chunk.SyncDir(e.opts.Dest)
+			}
+		}
+		return
+	}
+	if path == e.partialPath(p.Name) {
+		if os.Rename(path, e.finalPath(p.Name)) == nil {
+			chunk.SyncDir(e.opts.Dest)
+		}
+	}
+	p.Error, p.VerifiedBy = "", res.VerifiedBy
+	p.Status = chunk.Verified
+	if len(res.VerifiedBy) == 0 {
+		p.Status = chunk.Unverified
+	}
+}
+
+// setCheckVerify runs the set-level decode for Verify.
+func (e *engine) setCheckVerify(ctx context.Context, rep *VerifyReport) error {
+	need := false
+	var paths, names []string
+	for _, p := range e.st.Parts {
+		need = need || p.Status == chunk.Unverified
+		paths = append(paths, e.finalPath(p.Name))
+		names = append(names, p.Name)
+	}
+	if !need || len(paths) < 2 {
+		return nil
+	}
+	err := e.opts.SetCheck(ctx, paths, names)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ErrInterrupted, ctx.Err())
+	}
+	var fe *integrity.FormatError
+	if err != nil && !errors.As(err, &fe) {
+		return err
+	}
+	for i, p := range e.st.Parts {
+		switch {
+		case err == nil && p.Status == chunk.Unverified:
+			p.Status = chunk.Verified
+			p.VerifiedBy = append(p.VerifiedBy, e.opts.SetCheckLabel)
+		case fe != nil && fe.Part == p.Name:
+			p.Status, p.Error = chunk.Broken, fe.Error()
+			rep.OK = false
+		}
+		rep.Parts[i].Status, rep.Parts[i].Error = p.Status, p.Error
+		rep.Parts[i].VerifiedBy = append([]string{}, p.VerifiedBy...)
+	}
+	return nil
+}
+
+// Repair replaces only broken, missing or unfinished parts. from is a
+// source holding good copies (e.g. ssh://host/dir/); "" means the original
+// source. Where a manifest gives piece hashes, or the source can hash
+// pieces remotely, only the pieces that differ are moved. Every repaired
+// part is verified before it takes its final name; a copy that does not
+// match the references either is reported and not installed.
+func Repair(ctx context.Context, opts Options, from string) (*Summary, error) {
+	opts.defaults()
+	st, err := chunk.Load(opts.Dest)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, p := range st.Parts {
+		if !p.Complete() {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		return &Summary{Parts: len(st.Parts), Verified: len(st.Parts)}, nil
+	}
+	srcs := st.Sources
+	if from != "" {
+		srcs = []string{from}
+	}
+	op, err := OpenSources(ctx, srcs, opts.Open)
+	if err != nil {
+		return nil, err
+	}
+	defer op.Source.Close()
+	opts.Sources = srcs
+	opts.Filter = Filter{Include: names}
+	e := &engine{opts: &opts, src: op.Source, repair: true}
+
+	// Decide which pieces to move before the engine starts.
+	objs, err := op.Source.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", op.Source, err)
+	}
+	byName := map[string]Object{}
+	for _, o := range objs {
+		byName[o.Name] = o
+	}
+	for _, p := range st.Parts {
+		if p.Complete() {
+			continue
+		}
+		o, ok := byName[p.Name]
+		if !ok {
+			continue // stays missing; reported at the end
+		}
+		if o.Size != p.Size {
+			p.Status = chunk.Broken
+			p.Error = fmt.Sprintf("the copy at %s is %d bytes, expected %d", op.Source, o.Size, p.Size)
+			continue
+		}
+		if err := e.markBadPieces(ctx, st, p, o); err != nil {
+			return nil, err
+		}
+	}
+	if err := chunk.Save(opts.Dest, st); err != nil {
+		return nil, err
+	}
+	if err := e.prepare(ctx); err != nil {
+		return nil, err
+	}
+	err = e.run(ctx)
+	if err == nil {
+		err = e.setCheck(ctx)
+		if errors.Is(err, errRelist) {
+			err = nil // reported broken by the summary
+		}
+	}
+	full, lerr := chunk.Load(opts.Dest)
+	if lerr != nil {
+		return nil, lerr
+	}
+	e.st = full
+	s := e.summary()
+	if err == nil {
+		err = s.Err(opts.Dest)
+	}
+	return s, err
+}
+
+// markBadPieces decides which pieces of a broken part must move: those
+// whose hashes differ from a manifest's, else from the source's own piece
+// hashes (RemoteHasher), else all of them.
+func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Part, o Object) error {
+	final, partial := e.finalPath(p.Name), e.partialPath(p.Name)
+	if _, err := os.Stat(final); err == nil {
+		if err := os.Rename(final, partial); err != nil {
+			return Permanent(err)
+		}
+	}
+	n := chunk.Pieces(p.Size, st.PieceSize)
+	p.Attempts = 0
+	p.Status = chunk.Partial
+	p.Hashes = make([]string, n)
+	p.Done = nil
+	local, err := hashPieces(partial, p.Size, st.PieceSize, n)
+	if err != nil {
+		p.Status = chunk.Pending
+		return nil // nothing usable on disk: every piece moves
+	}
+	want := pieceRefs(p.Refs, st.PieceSize, n)
+	if want == nil {
+		if rh, ok := e.src.(RemoteHasher); ok {
+			all := make([]int, n)
+			for i := range all {
+				all[i] = i
+			}
+			if remote, err := rh.HashPieces(ctx, o, st.PieceSize, all); err == nil && len(remote) == n {
+				want = make([]string, n)
+				for i, h := range remote {
+					want[i] = hex.EncodeToString(h)
+				}
+			} else if err != nil {
+				e.opts.Progress.Event(Event{Kind: EventWarning, Part: p.Name, Message: fmt.Sprintf("remote hashing unavailable (%v); copying part %s whole", err, p.Name)})
+			}
+		}
+	}
+	if want == nil {
+		return nil
+	}
+	for i := 0; i < n; i++ {
+		if strings.EqualFold(local[i], want[i]) {
+			p.Done.Set(i)
+			p.Hashes[i] = local[i]
+		}
+	}
+	return nil
+}
+
+// hashPieces returns the SHA-256 of every piece of a local file.
+func hashPieces(path string, size, pieceSize int64, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != size {
+		return nil, fmt.Errorf("%s: size differs", path)
+	}
+	out := make([]string, n)
+	buf := make([]byte, 1<<20)
+	for i := 0; i < n; i++ {
+		off, ln := chunk.PieceRange(size, pieceSize, i)
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, ln), buf); err != nil {
+			return nil, err
+		}
+		out[i] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out, nil
+}
