@@ -377,9 +377,14 @@ func (e *engine) run(ctx context.Context) error {
 	case stop == nil:
 		return nil
 	case errors.Is(stop, context.Canceled), errors.Is(stop, context.DeadlineExceeded):
-		return fmt.Errorf("%w (%v)", ErrInterrupted, context.Cause(ctx))
+		return interrupted(ctx)
 	}
 	return stop
+}
+
+// interrupted is the error of a run that ctx stopped.
+func interrupted(ctx context.Context) error {
+	return fmt.Errorf("%w (%v); state saved: run the same command again to continue", ErrInterrupted, context.Cause(ctx))
 }
 
 // halt stops the workers with err as the reason, keeping the first one.
@@ -749,7 +754,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		if e.repair {
 			kind = EventPartRepaired
 		}
-		e.opts.Progress.Event(Event{Kind: kind, Part: p.Name, Message: msg, VerifiedBy: res.VerifiedBy, Bytes: p.Size})
+		e.opts.Progress.Event(Event{Kind: kind, Part: p.Name, Message: msg, VerifiedBy: res.VerifiedBy})
 		return nil
 	}
 	if !errors.Is(res.Err, integrity.ErrMismatch) && !errors.Is(res.Err, integrity.ErrFormat) {
@@ -806,7 +811,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	}
 	err := e.opts.SetCheck(ctx, paths, names)
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ErrInterrupted, context.Cause(ctx))
+		return interrupted(ctx)
 	}
 	var fe *integrity.FormatError
 	if err == nil {

@@ -40,7 +40,7 @@ var (
 	ErrIncomplete = errors.New("broken or missing parts remain")
 	// ErrInterrupted means the run stopped early (signal, deadline) with
 	// its state saved; running again continues.
-	ErrInterrupted = errors.New("interrupted; state saved, run again to continue")
+	ErrInterrupted = errors.New("interrupted")
 	// ErrNetworkDown means transfers kept failing at the network level
 	// after every retry; running again later continues.
 	ErrNetworkDown = errors.New("the network stays down after retries; state saved, run again later")

@@ -127,7 +127,9 @@ func (s *httpSource) probeReferences(ctx context.Context) {
 		have[o.Name] = true
 	}
 	dir := path.Dir(u.Path)
-	for _, name := range referenceCandidates {
+	// A manifest named for the first part (haul manifest -o NAME.haul.json).
+	candidates := append([]string{s.objs[0].Name + ".haul.json"}, referenceCandidates...)
+	for _, name := range candidates {
 		if have[name] {
 			continue
 		}

@@ -43,7 +43,7 @@ func Verify(ctx context.Context, opts Options) (*VerifyReport, error) {
 	rep := &VerifyReport{OK: true}
 	for _, p := range st.Parts {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("%w (%v)", ErrInterrupted, err)
+			return nil, interrupted(ctx)
 		}
 		if p.Complete() || p.Status == chunk.Broken {
 			path := e.finalPath(p.Name)
@@ -53,7 +53,7 @@ func Verify(ctx context.Context, opts Options) (*VerifyReport, error) {
 			e.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, e.names()))
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w (%v)", ErrInterrupted, ctx.Err())
+			return nil, interrupted(ctx)
 		}
 		pc := PartCheck{Name: p.Name, Status: p.Status, VerifiedBy: p.VerifiedBy, Error: p.Error}
 		if pc.VerifiedBy == nil {
@@ -130,7 +130,7 @@ func (e *engine) setCheckVerify(ctx context.Context, rep *VerifyReport) error {
 	}
 	err := e.opts.SetCheck(ctx, paths, names)
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ErrInterrupted, ctx.Err())
+		return interrupted(ctx)
 	}
 	var fe *integrity.FormatError
 	if err != nil && !errors.As(err, &fe) {

@@ -1,0 +1,123 @@
+package chunk
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/haul-dev/haul/internal/units"
+)
+
+// Set states in `haul status`.
+const (
+	SetDone       = "done"       // every part complete
+	SetBroken     = "broken"     // some part broken or missing
+	SetIncomplete = "incomplete" // still fetching
+)
+
+// PartStatus is one part in `haul status --json`.
+type PartStatus struct {
+	Name       string   `json:"name"`
+	Size       int64    `json:"size"`
+	BytesDone  int64    `json:"bytes_done"`
+	Status     string   `json:"status"`
+	VerifiedBy []string `json:"verified_by"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// StatusReport is `haul status`: what is done, left, broken, and when it
+// will end at the recent rate.
+type StatusReport struct {
+	State      string       `json:"state"`
+	BytesTotal int64        `json:"bytes_total"`
+	BytesDone  int64        `json:"bytes_done"`
+	ETASeconds *float64     `json:"eta_seconds"`
+	Rate       float64      `json:"rate_bytes_per_second"`
+	Deadline   *time.Time   `json:"deadline,omitempty"`
+	Plan       string       `json:"plan,omitempty"`
+	Parts      []PartStatus `json:"parts"`
+}
+
+// BuildStatus summarises a state; the journal gives the recent rate (the
+// last run that moved bytes) and the deadline the last run was given.
+func BuildStatus(st *State, events []Event, now time.Time) StatusReport {
+	r := StatusReport{State: SetDone, Parts: []PartStatus{}}
+	for _, p := range st.Parts {
+		done := p.BytesDone(st.PieceSize)
+		r.BytesTotal += p.Size
+		r.BytesDone += done
+		ps := PartStatus{Name: p.Name, Size: p.Size, BytesDone: done, Status: p.Status, VerifiedBy: p.VerifiedBy, Error: p.Error}
+		if ps.VerifiedBy == nil {
+			ps.VerifiedBy = []string{}
+		}
+		r.Parts = append(r.Parts, ps)
+		switch {
+		case p.Status == Broken || p.Status == Missing:
+			r.State = SetBroken
+		case !p.Complete() && r.State == SetDone:
+			r.State = SetIncomplete
+		}
+	}
+	rep := BuildReport(events)
+	for i := len(rep.Runs) - 1; i >= 0; i-- {
+		if rep.Runs[i].Bytes > 0 && rep.Runs[i].BytesPerSecond > 0 {
+			r.Rate = rep.Runs[i].BytesPerSecond
+			break
+		}
+	}
+	for i := len(events) - 1; i >= 0; i-- {
+		if events[i].Event == EventDeadline {
+			if t, err := time.Parse(time.RFC3339, events[i].Message); err == nil && t.After(now) {
+				r.Deadline = &t
+			}
+			break
+		}
+	}
+	left := r.BytesTotal - r.BytesDone
+	if left == 0 {
+		zero := 0.0
+		r.ETASeconds = &zero
+	} else if r.Rate > 0 {
+		eta := float64(left) / r.Rate
+		r.ETASeconds = &eta
+		r.Plan = fmt.Sprintf("%s left at %s: about %s", units.FormatBytes(left), units.FormatRate(r.Rate), units.FormatDuration(time.Duration(eta*float64(time.Second))))
+		if r.Deadline != nil {
+			room := r.Deadline.Sub(now)
+			verdict := "enough"
+			if room.Seconds() < eta {
+				verdict = "not enough"
+			}
+			r.Plan += fmt.Sprintf("; --until %s leaves %s — %s", r.Deadline.Local().Format("15:04"), units.FormatDuration(room), verdict)
+		}
+	}
+	return r
+}
+
+// WriteText prints the status for a person.
+func (r StatusReport) WriteText(w io.Writer) error {
+	var b strings.Builder
+	pct := 100.0
+	if r.BytesTotal > 0 {
+		pct = float64(r.BytesDone) * 100 / float64(r.BytesTotal)
+	}
+	fmt.Fprintf(&b, "state: %s — %s of %s (%.1f%%)\n", r.State, units.FormatBytes(r.BytesDone), units.FormatBytes(r.BytesTotal), pct)
+	if r.Plan != "" {
+		fmt.Fprintf(&b, "plan: %s\n", r.Plan)
+	}
+	for _, p := range r.Parts {
+		line := fmt.Sprintf("  %-10s %-40s %10s / %s", p.Status, p.Name, units.FormatBytes(p.BytesDone), units.FormatBytes(p.Size))
+		if len(p.VerifiedBy) > 0 {
+			line += "  " + strings.Join(p.VerifiedBy, ", ")
+		}
+		if p.Error != "" {
+			line += "  " + p.Error
+		}
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	if r.State == SetBroken {
+		b.WriteString("next: haul repair DEST (or haul repair --from ssh://HOST/DIR DEST)\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
