@@ -59,7 +59,11 @@ func formatErr(j *Join, format string, pos int64, err error) error {
 		return err
 	}
 	part, off := j.Locate(pos)
-	return &integrity.FormatError{Format: format, Part: part, Offset: off, Err: describe(err)}
+	err = describe(err)
+	if msg := err.Error(); strings.HasPrefix(msg, format+": ") {
+		err = &describedError{strings.TrimPrefix(msg, format+": "), err}
+	}
+	return &integrity.FormatError{Format: format, Part: part, Offset: off, Err: err}
 }
 
 // describedError gives a short message to a library error and keeps it

@@ -53,9 +53,16 @@
 //     directory renamed to DIR in one step, then the parent is fsynced: a
 //     kill at any instant leaves either no tree or the whole tree at DIR.
 //
-// A tar error found while decoding a compressed stream is reported only
-// after the rest of the stream has been decoded: if the compression layer
-// is damaged further on, that error names the damaged part and is
-// returned instead. A gzip checksum error also names where its member
-// began, since the damage can be anywhere in it.
+// Errors and where they point:
+//   - The stream is decoded to its very end even after the tar end marker,
+//     so the last gzip CRC, zstd frame checksum and Bitrix BX are checked.
+//   - A tar error found while decoding a compressed stream is reported
+//     only after the rest of the stream has been decoded: if the
+//     compression layer is damaged further on, that error is the cause and
+//     is returned instead.
+//   - Damage in stored (incompressible) data is only seen by a checksum
+//     that may cover several parts: a gzip member, a zstd frame or xz
+//     block, a zip entry. The FormatError then carries a *SpanError
+//     listing those parts; one of them is damaged. Bitrix volumes are
+//     separate gzip files, so their errors always name the volume.
 package restore

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +40,9 @@ func tarOf(t testing.TB, ents ...tent) []byte {
 		mode := e.mode
 		if mode == 0 {
 			mode = 0o644
+			if e.typ == tar.TypeDir {
+				mode = 0o755
+			}
 		}
 		h := &tar.Header{Typeflag: e.typ, Name: e.name, Linkname: e.link, Mode: mode, ModTime: tmtime, Format: tar.FormatGNU}
 		if e.typ == tar.TypeReg {
@@ -291,5 +296,74 @@ func TestNeutralised(t *testing.T) {
 			}
 			tc.check(t, into, rec)
 		})
+	}
+}
+
+func TestSameOwner(t *testing.T) {
+	data := tarOf(t, tent{typ: tar.TypeReg, name: "f", body: "x"})
+	// Set uid/gid 4321 in the header and fix its checksum.
+	h := data[:512]
+	copy(h[108:116], "0010341\x00")
+	copy(h[116:124], "0010341\x00")
+	copy(h[148:156], "        ")
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:156], []byte(fmt.Sprintf("%06o\x00 ", sum)))
+	base := t.TempDir()
+	p := filepath.Join(base, "x.tar")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	into := filepath.Join(base, "site")
+	rec := &recorder{}
+	if err := Restore(context.Background(), []Part{{Name: "x.tar", Path: p}}, Options{Into: into, SameOwner: true, Progress: rec}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(filepath.Join(into, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := fi.Sys().(*syscall.Stat_t).Uid
+	if os.Geteuid() == 0 {
+		if uid != 4321 {
+			t.Fatalf("uid %d, want 4321 from the archive", uid)
+		}
+	} else if int(uid) != os.Geteuid() || len(rec.warns) == 0 {
+		t.Fatalf("uid %d, warnings %q; want our uid and a warning", uid, rec.warns)
+	}
+}
+
+// Cancelling stops the restore: the context's error, nothing at the target,
+// no staging left.
+func TestCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	into := filepath.Join(t.TempDir(), "site")
+	chmodWritable(t, filepath.Dir(into))
+	err := Restore(ctx, fixture(t, "tar.zst"), Options{Into: into, Progress: &cancelAfter{n: 20, cancel: cancel}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Lstat(into); !os.IsNotExist(err) {
+		t.Fatal("something is at the target")
+	}
+	if s := staged(t, into); len(s) > 0 {
+		t.Fatalf("staging left behind: %v", s)
+	}
+}
+
+type cancelAfter struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) RestoreStart(int64) {}
+func (c *cancelAfter) RestoreBytes(int64) {}
+func (c *cancelAfter) Warn(string)        {}
+func (c *cancelAfter) RestoreFile(string) {
+	if c.n--; c.n == 0 {
+		c.cancel()
 	}
 }

@@ -25,6 +25,7 @@ type chunkBuf struct {
 // decompression runs beside extraction, as `tar -xzf` runs gzip beside tar.
 // Read is called from one goroutine; Close stops the decoder.
 type readAhead struct {
+	ctx    context.Context // the caller's
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	full   chan *chunkBuf
@@ -43,8 +44,9 @@ type readAhead struct {
 // byte after them. onIn is told how many bytes of the parts each chunk
 // consumed (on the caller's goroutine).
 func startReadAhead(ctx context.Context, j *Join, dec decoder, prefix []byte, c *blowfish.Cipher, onIn func(int64)) *readAhead {
-	ctx, cancel := context.WithCancel(ctx)
+	inner, cancel := context.WithCancel(ctx)
 	ra := &readAhead{
+		ctx:    ctx,
 		cancel: cancel,
 		full:   make(chan *chunkBuf, aheadBufs),
 		free:   make(chan *chunkBuf, aheadBufs),
@@ -54,7 +56,7 @@ func startReadAhead(ctx context.Context, j *Join, dec decoder, prefix []byte, c 
 		ra.free <- &chunkBuf{buf: make([]byte, bufSize)}
 	}
 	ra.wg.Add(1)
-	go ra.produce(ctx, j, dec, prefix, c)
+	go ra.produce(inner, j, dec, prefix, c)
 	return ra
 }
 
@@ -119,7 +121,10 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 		}
 		cb, ok := <-ra.full
 		if !ok {
-			ra.err = context.Canceled
+			ra.err = ra.ctx.Err()
+			if ra.err == nil {
+				ra.err = context.Canceled
+			}
 			return 0, ra.err
 		}
 		if ra.onIn != nil {
