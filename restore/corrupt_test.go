@@ -179,3 +179,40 @@ func setBX(t *testing.T, p string, off int64) int64 {
 	}
 	return off
 }
+
+// Zero padding after the last gzip member is accepted, as gzip(1) does;
+// anything else there is an error at that spot.
+func TestGzipTrailer(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tail  []byte
+		wants string
+	}{
+		{"zeros", make([]byte, 10240), ""},
+		{"garbage", []byte("not gzip at all"), "bad member header"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			chmodWritable(t, dir)
+			parts := copyParts(t, fixture(t, "tar.gz-single"), dir)
+			fi, _ := os.Stat(parts[0].Path)
+			f, err := os.OpenFile(parts[0].Path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = f.Write(tc.tail)
+			_ = f.Close()
+			err = Restore(context.Background(), parts, Options{Into: filepath.Join(dir, "site")})
+			if tc.wants == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var fe *integrity.FormatError
+			if !errors.As(err, &fe) || fe.Offset < fi.Size() || !strings.Contains(err.Error(), tc.wants) {
+				t.Fatalf("err = %v, want %q after byte %d", err, tc.wants, fi.Size())
+			}
+		})
+	}
+}

@@ -29,7 +29,10 @@ type Join struct {
 	starts []int64 // starts[i] is the offset of part i; starts[len(parts)] is the total
 
 	mu    sync.Mutex
-	files []*os.File // opened on first use
+	files []*os.File // open parts, at most maxOpen of them
+	used  []int64    // when each was last used, for closing the oldest
+	tick  int64
+	open  int
 
 	pos int64 // offset of the next byte Read returns
 }
@@ -45,7 +48,8 @@ func (e *joinError) Unwrap() error { return e.err }
 // (a missing part gives a *PartsError, a size mismatch an
 // *integrity.FormatError) and returns a Join over them.
 func NewJoin(parts []Part) (*Join, error) {
-	j := &Join{parts: append([]Part(nil), parts...), starts: make([]int64, len(parts)+1), files: make([]*os.File, len(parts))}
+	j := &Join{parts: append([]Part(nil), parts...), starts: make([]int64, len(parts)+1),
+		files: make([]*os.File, len(parts)), used: make([]int64, len(parts))}
 	var missing []string
 	for i := range j.parts {
 		p := &j.parts[i]
@@ -121,17 +125,35 @@ func (j *Join) index(off int64) int {
 	return min(i, len(j.parts)-1)
 }
 
+// maxOpen bounds the part files a Join keeps open: a set can have
+// thousands of parts, more than a process may open.
+const maxOpen = 16
+
+// file returns part i opened; j.mu must be held.
 func (j *Join) file(i int) (*os.File, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.files[i] == nil {
-		f, err := os.Open(j.parts[i].Path)
-		if err != nil {
-			return nil, &joinError{fmt.Errorf("restore: %w", err)}
-		}
-		j.files[i] = f
+	j.tick++
+	j.used[i] = j.tick
+	if j.files[i] != nil {
+		return j.files[i], nil
 	}
-	return j.files[i], nil
+	if j.open >= maxOpen {
+		oldest := -1
+		for k, f := range j.files {
+			if f != nil && (oldest < 0 || j.used[k] < j.used[oldest]) {
+				oldest = k
+			}
+		}
+		_ = j.files[oldest].Close()
+		j.files[oldest] = nil
+		j.open--
+	}
+	f, err := os.Open(j.parts[i].Path)
+	if err != nil {
+		return nil, &joinError{fmt.Errorf("restore: %w", err)}
+	}
+	j.files[i] = f
+	j.open++
+	return f, nil
 }
 
 // ReadAt reads len(p) bytes at offset off of the concatenation.
@@ -145,13 +167,9 @@ func (j *Join) ReadAt(p []byte, off int64) (int, error) {
 			return total, io.EOF
 		}
 		i := sort.Search(len(j.parts), func(i int) bool { return j.starts[i+1] > off })
-		f, err := j.file(i)
-		if err != nil {
-			return total, err
-		}
 		in := off - j.starts[i]
 		want := min(int64(len(p)), j.parts[i].Size-in)
-		n, err := f.ReadAt(p[:want], in)
+		n, err := j.readPart(i, p[:want], in)
 		total += n
 		off += int64(n)
 		p = p[n:]
@@ -164,6 +182,18 @@ func (j *Join) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// readPart reads from part i under the lock, so no other call closes the
+// file meanwhile.
+func (j *Join) readPart(i int, p []byte, off int64) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f, err := j.file(i)
+	if err != nil {
+		return 0, err
+	}
+	return f.ReadAt(p, off)
 }
 
 // Read reads the next bytes of the concatenation.
@@ -198,6 +228,7 @@ func (j *Join) Close() error {
 			j.files[i] = nil
 		}
 	}
+	j.open = 0
 	return first
 }
 

@@ -375,27 +375,15 @@ func Assemble(ctx context.Context, parts []Part, file string, p Progress) (err e
 		}
 	}()
 	prog.start(j.Size())
-	const slice = 64 << 20
-	for i, part := range j.Parts() {
-		src, err := j.file(i)
+	for _, part := range j.Parts() {
+		src, err := os.Open(part.Path)
+		if err != nil {
+			return fmt.Errorf("assemble: %w", err)
+		}
+		err = copyPart(ctx, tmp, src, part, prog)
+		_ = src.Close()
 		if err != nil {
 			return err
-		}
-		for off := int64(0); off < part.Size; {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			n := min(slice, part.Size-off)
-			// io.Copy between files uses copy_file_range where it can.
-			w, err := io.Copy(tmp, io.NewSectionReader(src, off, n))
-			if err == nil && w != n {
-				err = io.ErrUnexpectedEOF
-			}
-			if err != nil {
-				return fmt.Errorf("assemble: %s: %w", part.Name, err)
-			}
-			off += n
-			prog.bytes(n)
 		}
 	}
 	if err := tmp.Sync(); err != nil {
@@ -409,6 +397,28 @@ func Assemble(ctx context.Context, parts []Part, file string, p Progress) (err e
 	}
 	if err := chunk.SyncDir(dir); err != nil {
 		return fmt.Errorf("assemble: %w", err)
+	}
+	return nil
+}
+
+// copyPart appends one part to dst in slices, for progress and
+// cancellation; io.Copy between files uses copy_file_range where it can.
+func copyPart(ctx context.Context, dst, src *os.File, part Part, prog progress) error {
+	const slice = 64 << 20
+	for off := int64(0); off < part.Size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(slice, part.Size-off)
+		w, err := io.Copy(dst, &io.LimitedReader{R: src, N: n}) // src reads on from off
+		if err == nil && w != n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("assemble: %s: %w", part.Name, err)
+		}
+		off += n
+		prog.bytes(n)
 	}
 	return nil
 }
