@@ -18,7 +18,13 @@ import (
 )
 
 // logInterval is how often the log reporter writes a line (cron, tee).
-var logInterval = 10 * time.Second
+// HAUL_TEST_LOG_INTERVAL shortens it for tests.
+var logInterval = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("HAUL_TEST_LOG_INTERVAL")); err == nil && d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}()
 
 // reporter shows progress (bars on a terminal, plain log lines otherwise)
 // and writes every part-level event to the journal. It implements
