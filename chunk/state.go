@@ -29,8 +29,6 @@ type State struct {
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"`
 	Parts     []*Part   `json:"parts"`
-	// RestoredInto is the --into DIR of the last complete restore.
-	RestoredInto string `json:"restored_into,omitempty"`
 }
 
 // Part is one part of the set and its progress.

@@ -198,24 +198,18 @@ func (s *session) restore(ctx context.Context, o *opts) error {
 // runAll is `haul run`: each step is skipped when already done, so the
 // same line in cron every 15 minutes does the right thing.
 func (s *session) runAll(ctx context.Context, fo fetch.Options, o *opts) error {
-	if st, err := chunk.Load(s.dest); err == nil && st.RestoredInto == o.into && allComplete(st) {
-		s.rep.logf("run: every part verified and already restored into %s; nothing to do", o.into)
-		return nil
+	if st, err := chunk.Load(s.dest); err == nil && allComplete(st) {
+		if done, _ := restore.Done(s.dest, o.into); done {
+			s.rep.logf("run: every part verified and already restored into %s; nothing to do", o.into)
+			return nil
+		}
 	}
+	// fetch verifies each part as it lands and re-fetches broken ones from
+	// the source up to --retries: the verify and repair steps are in it.
 	if err := s.fetch(ctx, fo); err != nil {
-		// fetch already re-fetched broken parts from the source up to
-		// --retries; a repair from the same source adds nothing here.
 		return err
 	}
-	if err := s.restore(ctx, o); err != nil {
-		return err
-	}
-	st, err := chunk.Load(s.dest)
-	if err != nil {
-		return err
-	}
-	st.RestoredInto = o.into
-	return chunk.Save(s.dest, st)
+	return s.restore(ctx, o)
 }
 
 func allComplete(st *chunk.State) bool {
