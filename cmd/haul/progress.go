@@ -172,12 +172,19 @@ func (r *reporter) loop() {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastCheckpoint := time.Now()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
 			r.rates.add(time.Now(), r.pulled.Load())
+			// A checkpoint of the bytes pulled so far, so that the report
+			// of a run killed with -9 still shows what it moved.
+			if time.Since(lastCheckpoint) >= 30*time.Second {
+				lastCheckpoint = time.Now()
+				r.journal.Log(chunk.Event{Event: chunk.EventProgress, Bytes: r.pulled.Load()})
+			}
 			switch r.mode {
 			case "log":
 				if r.total > 0 || r.restoreIn.Load() > 0 {
