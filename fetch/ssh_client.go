@@ -1,0 +1,739 @@
+package fetch
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/kevinburke/ssh_config"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+const (
+	sshDefaultConnectTimeout = 30 * time.Second
+	// sshHandshakeTimeout bounds key exchange and authentication, except
+	// while a passphrase prompt waits for a person.
+	sshHandshakeTimeout = 2 * time.Minute
+	// A connection whose server answers no keepalive for
+	// interval × count is closed, so that workers reconnect instead of
+	// waiting on a dead link (OpenSSH's ServerAliveInterval/CountMax).
+	sshKeepAliveInterval = 15 * time.Second
+	sshKeepAliveCount    = 4
+	// sshPassphraseTries is how often a wrong passphrase may be typed.
+	sshPassphraseTries = 3
+)
+
+// sshTarget is where and as whom to connect, after ~/.ssh/config.
+type sshTarget struct {
+	alias    string // the host as written in the URL
+	hostName string // the host to dial (HostName, or alias)
+	port     int
+	user     string
+
+	identityFiles    []string // IdentityFile from the config, expanded
+	identitiesOnly   bool
+	identityAgent    string // IdentityAgent: "" = $SSH_AUTH_SOCK, "none" = no agent
+	userKnownHosts   []string
+	globalKnownHosts []string
+	hostKeyAlias     string
+	hashKnownHosts   bool
+	connectTimeout   time.Duration
+	aliveInterval    time.Duration
+	aliveCount       int
+}
+
+// addr is host:port to dial.
+func (t *sshTarget) addr() string {
+	return net.JoinHostPort(t.hostName, strconv.Itoa(t.port))
+}
+
+// resolveSSHTarget applies the ssh config to the URL's host: Host blocks
+// match the host as written (an alias), HostName/User/Port/IdentityFile
+// and friends fill in what the URL does not say. The URL's user and port
+// win over the config, as ssh's command line does.
+func resolveSSHTarget(u *url.URL, opts SSHOptions) (*sshTarget, error) {
+	alias := u.Hostname()
+	if alias == "" {
+		return nil, Permanent(fmt.Errorf("%s: no host: %w", Redact(u.String()), ErrBadSource))
+	}
+	if _, hasPass := u.User.Password(); hasPass {
+		return nil, Permanent(fmt.Errorf("%s: a password in the URL is not supported; use a key (-i), ssh-agent or ~/.ssh/config: %w", Redact(u.String()), ErrBadSource))
+	}
+	home, _ := os.UserHomeDir()
+	cfg, err := loadSSHConfig(opts.ConfigFile, home)
+	if err != nil {
+		return nil, err
+	}
+	// OpenSSH matches Host patterns against the lower-cased name.
+	match := strings.ToLower(alias)
+	get := func(key string) string {
+		if cfg == nil {
+			return ""
+		}
+		v, _ := cfg.Get(match, key)
+		return strings.TrimSpace(v)
+	}
+	getAll := func(key string) []string {
+		if cfg == nil {
+			return nil
+		}
+		v, _ := cfg.GetAll(match, key)
+		return v
+	}
+
+	// Connecting straight to the host when the config says to go through
+	// another would surprise: refuse instead.
+	for _, k := range []string{"ProxyJump", "ProxyCommand"} {
+		if v := get(k); v != "" && !strings.EqualFold(v, "none") {
+			return nil, Permanent(fmt.Errorf("ssh config: %s for %s is not supported by haul; give a host it can reach directly: %w", k, alias, ErrBadSource))
+		}
+	}
+	t := &sshTarget{alias: alias, hostName: alias, port: 22, connectTimeout: sshDefaultConnectTimeout,
+		aliveInterval: sshKeepAliveInterval, aliveCount: sshKeepAliveCount}
+	if hn := get("HostName"); hn != "" {
+		t.hostName = strings.ReplaceAll(strings.ReplaceAll(hn, "%h", alias), "%%", "%")
+	}
+	portStr := u.Port()
+	if portStr == "" {
+		portStr = get("Port")
+	}
+	if portStr != "" {
+		p, err := strconv.Atoi(portStr)
+		if err != nil || p <= 0 || p > 65535 {
+			return nil, Permanent(fmt.Errorf("%s: bad port %q: %w", Redact(u.String()), portStr, ErrBadSource))
+		}
+		t.port = p
+	}
+	local := localUserName()
+	t.user = u.User.Username()
+	if t.user == "" {
+		t.user = get("User")
+	}
+	if t.user == "" {
+		t.user = local
+	}
+	if t.user == "" {
+		return nil, Permanent(fmt.Errorf("%s: no user name: write sftp://USER@HOST/…: %w", Redact(u.String()), ErrBadSource))
+	}
+
+	tok := tokenExpander{home: home, alias: alias, host: t.hostName, port: t.port, user: t.user, local: local}
+	for _, f := range getAll("IdentityFile") {
+		t.identityFiles = append(t.identityFiles, tok.path(f))
+	}
+	t.identitiesOnly = strings.EqualFold(get("IdentitiesOnly"), "yes")
+	if a := get("IdentityAgent"); a != "" && a != "SSH_AUTH_SOCK" {
+		if strings.EqualFold(a, "none") {
+			t.identityAgent = "none"
+		} else {
+			t.identityAgent = tok.path(strings.Trim(a, `"`))
+		}
+	}
+	for _, f := range strings.Fields(get("UserKnownHostsFile")) {
+		if f != "none" {
+			t.userKnownHosts = append(t.userKnownHosts, tok.path(f))
+		}
+	}
+	if len(t.userKnownHosts) == 0 && home != "" {
+		t.userKnownHosts = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	}
+	if g := get("GlobalKnownHostsFile"); g != "" {
+		for _, f := range strings.Fields(g) {
+			if f != "none" {
+				t.globalKnownHosts = append(t.globalKnownHosts, tok.path(f))
+			}
+		}
+	} else {
+		t.globalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+	}
+	t.hostKeyAlias = get("HostKeyAlias")
+	t.hashKnownHosts = strings.EqualFold(get("HashKnownHosts"), "yes")
+	if s := get("ConnectTimeout"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			t.connectTimeout = time.Duration(n) * time.Second
+		}
+	}
+	if s := get("ServerAliveInterval"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			t.aliveInterval = time.Duration(n) * time.Second
+		}
+	}
+	if s := get("ServerAliveCountMax"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			t.aliveCount = n
+		}
+	}
+	return t, nil
+}
+
+// loadSSHConfig reads file ("" = ~/.ssh/config). A missing default file is
+// no config; a missing explicit file or one haul cannot parse is an error
+// naming it.
+func loadSSHConfig(file, home string) (*ssh_config.Config, error) {
+	explicit := file != ""
+	if !explicit {
+		if home == "" {
+			return nil, nil
+		}
+		file = filepath.Join(home, ".ssh", "config")
+	}
+	f, err := os.Open(file)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("ssh config: %w", err))
+	}
+	defer f.Close()
+	cfg, err := ssh_config.Decode(f)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("ssh config %s: %v: %w", file, err, ErrBadSource))
+	}
+	return cfg, nil
+}
+
+func localUserName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	for _, k := range []string{"USER", "LOGNAME"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// tokenExpander expands ssh_config's ~ and %-tokens in file names.
+type tokenExpander struct {
+	home, alias, host, user, local string
+	port                           int
+}
+
+func (e tokenExpander) path(p string) string {
+	p = strings.Trim(p, `"`)
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		p = e.home + p[1:]
+	}
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' || i+1 == len(p) {
+			b.WriteByte(p[i])
+			continue
+		}
+		i++
+		switch p[i] {
+		case '%':
+			b.WriteByte('%')
+		case 'd':
+			b.WriteString(e.home)
+		case 'h':
+			b.WriteString(e.host)
+		case 'n':
+			b.WriteString(e.alias)
+		case 'p':
+			b.WriteString(strconv.Itoa(e.port))
+		case 'r':
+			b.WriteString(e.user)
+		case 'u':
+			b.WriteString(e.local)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(p[i])
+		}
+	}
+	return b.String()
+}
+
+// sshAuth gathers the keys to offer, in OpenSSH's spirit: the -i file,
+// then the agent's keys, then the config's IdentityFile keys, or the
+// default ~/.ssh/id_* keys when neither -i nor the config names one.
+type sshAuth struct {
+	signers []ssh.Signer
+	seen    map[string]bool // marshalled public keys already offered
+	tried   []string        // what was offered, for the failure message
+	locked  []string        // encrypted keys that could not be unlocked
+	notes   []string        // keys skipped, and why
+	agent   io.Closer
+	// onPrompt is told when a passphrase prompt starts and ends.
+	onPrompt func(waiting bool)
+
+	mu      sync.Mutex
+	signErr error // an encrypted key that could not be unlocked
+}
+
+func (a *sshAuth) setSignErr(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.signErr == nil {
+		a.signErr = err
+	}
+}
+
+func (a *sshAuth) getSignErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.signErr
+}
+
+func (a *sshAuth) close() {
+	if a.agent != nil {
+		_ = a.agent.Close()
+	}
+}
+
+func (a *sshAuth) add(s ssh.Signer, what string) {
+	k := string(s.PublicKey().Marshal())
+	if a.seen[k] {
+		return
+	}
+	a.seen[k] = true
+	a.signers = append(a.signers, s)
+	a.tried = append(a.tried, what)
+}
+
+func newSSHAuth(t *sshTarget, opts SSHOptions, onPrompt func(bool)) (*sshAuth, error) {
+	a := &sshAuth{seen: map[string]bool{}, onPrompt: onPrompt}
+	home, _ := os.UserHomeDir()
+
+	// Keys from files are parsed first so that an encrypted file whose key
+	// the agent holds is signed for by the agent without a prompt.
+	var files []keyFile
+	load := func(path string, explicit bool) error {
+		s, lk, err := loadPrivateKey(path)
+		switch {
+		case err == nil && (s != nil || lk != nil):
+			files = append(files, keyFile{path: path, signer: s, locked: lk})
+		case explicit && err != nil:
+			return Permanent(fmt.Errorf("identity file %s: %v: %w", path, err, ErrAuth))
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			a.notes = append(a.notes, fmt.Sprintf("%s: %v", path, err))
+		}
+		return nil
+	}
+	if opts.Identity != "" {
+		if err := load(opts.Identity, true); err != nil {
+			return nil, err
+		}
+	}
+	nFirst := len(files)
+	for _, f := range t.identityFiles {
+		if err := load(f, false); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Identity == "" && len(t.identityFiles) == 0 && home != "" {
+		for _, n := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			if err := load(filepath.Join(home, ".ssh", n), false); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	var agentSigners []ssh.Signer
+	if sock := t.agentSocket(); sock != "" {
+		if c, err := net.DialTimeout("unix", sock, 5*time.Second); err == nil {
+			a.agent = c
+			if ss, err := agent.NewClient(c).Signers(); err == nil {
+				agentSigners = ss
+			} else {
+				a.notes = append(a.notes, fmt.Sprintf("ssh-agent: %v", err))
+			}
+		} else {
+			a.notes = append(a.notes, fmt.Sprintf("ssh-agent at %s: %v", sock, errors.Unwrap(err)))
+		}
+	}
+	agentHas := map[string]bool{}
+	for _, s := range agentSigners {
+		agentHas[string(s.PublicKey().Marshal())] = true
+	}
+	fileKeys := map[string]bool{}
+	for _, f := range files {
+		if pub := f.pub(); pub != nil {
+			fileKeys[string(pub.Marshal())] = true
+		}
+	}
+
+	addFile := func(f keyFile) {
+		switch {
+		case f.signer != nil:
+			a.add(f.signer, f.path)
+		case f.locked.pub != nil && agentHas[string(f.locked.pub.Marshal())]:
+			// The agent holds it unlocked: it is offered with the agent's keys.
+		case opts.Passphrase != nil:
+			if s := f.locked.signer(opts.Passphrase, a.prompting, a.setSignErr); s != nil {
+				a.add(s, f.path)
+			}
+		default:
+			a.locked = append(a.locked, f.path)
+		}
+	}
+	for _, f := range files[:nFirst] {
+		addFile(f)
+	}
+	for _, s := range agentSigners {
+		if t.identitiesOnly && !fileKeys[string(s.PublicKey().Marshal())] {
+			continue
+		}
+		a.add(s, "ssh-agent key "+ssh.FingerprintSHA256(s.PublicKey()))
+	}
+	for _, f := range files[nFirst:] {
+		addFile(f)
+	}
+	return a, nil
+}
+
+func (t *sshTarget) agentSocket() string {
+	switch t.identityAgent {
+	case "none":
+		return ""
+	case "":
+		return os.Getenv("SSH_AUTH_SOCK")
+	}
+	return t.identityAgent
+}
+
+func (a *sshAuth) prompting(waiting bool) {
+	if a.onPrompt != nil {
+		a.onPrompt(waiting)
+	}
+}
+
+// failure explains a refused authentication: what was offered, and for
+// encrypted keys how to make them usable.
+func (a *sshAuth) failure(t *sshTarget, err error) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ssh %s@%s: authentication refused", t.user, t.addr())
+	if len(a.tried) == 0 && len(a.locked) == 0 {
+		b.WriteString(": no key to offer (give one with -i/--identity, load one into ssh-agent, or set IdentityFile in ~/.ssh/config)")
+	} else if len(a.tried) > 0 {
+		fmt.Fprintf(&b, " (offered: %s)", strings.Join(a.tried, ", "))
+	}
+	for _, k := range a.locked {
+		fmt.Fprintf(&b, "; key %s is encrypted and no passphrase can be asked for here: load it into ssh-agent (ssh-add %s) or run haul from a terminal to type its passphrase", k, shellQuote(k))
+	}
+	if len(a.notes) > 0 {
+		fmt.Fprintf(&b, "; skipped: %s", strings.Join(a.notes, "; "))
+	}
+	if err != nil {
+		fmt.Fprintf(&b, " [%v]", err)
+	}
+	return Permanent(fmt.Errorf("%s: %w", b.String(), ErrAuth))
+}
+
+// keyFile is a private key file to offer: unlocked, or locked.
+type keyFile struct {
+	path   string
+	signer ssh.Signer
+	locked *lockedKey
+}
+
+// pub returns the key's public half, nil when an encrypted file does not
+// say it.
+func (f keyFile) pub() ssh.PublicKey {
+	if f.signer != nil {
+		return f.signer.PublicKey()
+	}
+	return f.locked.pub
+}
+
+// lockedKey is an encrypted private key file.
+type lockedKey struct {
+	path string
+	data []byte
+	pub  ssh.PublicKey // from the file or path.pub; nil if neither says
+}
+
+// loadPrivateKey reads a private key file. It returns a signer, or for an
+// encrypted key a lockedKey, or an error (os.ErrNotExist when missing).
+func loadPrivateKey(path string) (ssh.Signer, *lockedKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, os.ErrNotExist
+		}
+		return nil, nil, err
+	}
+	s, err := ssh.ParsePrivateKey(data)
+	if err == nil {
+		return s, nil, nil
+	}
+	var pm *ssh.PassphraseMissingError
+	if !errors.As(err, &pm) {
+		return nil, nil, fmt.Errorf("not a usable private key: %w", err)
+	}
+	lk := &lockedKey{path: path, data: data, pub: pm.PublicKey}
+	if lk.pub == nil {
+		if b, err := os.ReadFile(path + ".pub"); err == nil {
+			if k, _, _, _, err := ssh.ParseAuthorizedKey(b); err == nil {
+				lk.pub = k
+			}
+		}
+	}
+	return nil, lk, nil
+}
+
+// signer returns a signer that asks for the passphrase only when the
+// server has accepted the public key and a signature is needed, as ssh
+// does. Without a known public key it asks at once.
+func (k *lockedKey) signer(ask func(string) ([]byte, error), prompting func(bool), failed func(error)) ssh.Signer {
+	ls := &lazySigner{key: k, ask: ask, prompting: prompting, failed: failed}
+	if k.pub != nil {
+		return ls
+	}
+	if err := ls.unlock(); err != nil {
+		return nil
+	}
+	return ls.s
+}
+
+// locked reports a key that stays locked, and returns its error.
+func (l *lazySigner) locked(err error) error {
+	l.err = err
+	if l.failed != nil {
+		l.failed(err)
+	}
+	return err
+}
+
+// lazySigner decrypts an encrypted key on first use.
+type lazySigner struct {
+	key       *lockedKey
+	ask       func(string) ([]byte, error)
+	prompting func(bool)
+	failed    func(error)
+
+	mu  sync.Mutex
+	s   ssh.AlgorithmSigner
+	err error
+}
+
+var _ ssh.AlgorithmSigner = (*lazySigner)(nil)
+
+func (l *lazySigner) PublicKey() ssh.PublicKey {
+	if l.key.pub != nil {
+		return l.key.pub
+	}
+	return l.s.PublicKey()
+}
+
+func (l *lazySigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	if err := l.unlock(); err != nil {
+		return nil, err
+	}
+	return l.s.Sign(rand, data)
+}
+
+func (l *lazySigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm string) (*ssh.Signature, error) {
+	if err := l.unlock(); err != nil {
+		return nil, err
+	}
+	return l.s.SignWithAlgorithm(rand, data, algorithm)
+}
+
+func (l *lazySigner) unlock() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s != nil || l.err != nil {
+		return l.err
+	}
+	l.prompting(true)
+	defer l.prompting(false)
+	for try := 0; try < sshPassphraseTries; try++ {
+		pass, err := l.ask(l.key.path)
+		if err != nil {
+			return l.locked(fmt.Errorf("passphrase for %s: %w", l.key.path, err))
+		}
+		s, err := ssh.ParsePrivateKeyWithPassphrase(l.key.data, pass)
+		clear(pass)
+		if errors.Is(err, x509.IncorrectPasswordError) {
+			continue
+		}
+		if err != nil {
+			return l.locked(fmt.Errorf("key %s: %w", l.key.path, err))
+		}
+		as, ok := s.(ssh.AlgorithmSigner)
+		if !ok {
+			return l.locked(fmt.Errorf("key %s: unsupported key type %s", l.key.path, s.PublicKey().Type()))
+		}
+		if l.key.pub != nil && !keysEqual(l.key.pub, s.PublicKey()) {
+			return l.locked(fmt.Errorf("key %s does not match its public key", l.key.path))
+		}
+		l.s = as
+		return nil
+	}
+	return l.locked(fmt.Errorf("key %s: wrong passphrase, %d tries", l.key.path, sshPassphraseTries))
+}
+
+// dialSSH connects and authenticates. A refused login wraps ErrAuth, a
+// host key problem is a *HostKeyError, both permanent; network failures
+// (refused, unreachable, timed out, cut) are returned as they are, and
+// retrying them makes sense.
+func dialSSH(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOptions) (*ssh.Client, error) {
+	where := fmt.Sprintf("ssh %s@%s", t.user, t.addr())
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: t.connectTimeout}
+	raw, err := d.DialContext(ctx, "tcp", t.addr())
+	if err != nil {
+		return nil, dialError(where, err)
+	}
+	conn := newActivityConn(raw)
+	hk.resetErr()
+
+	var promptMu sync.Mutex
+	handshakeDeadline := func(waiting bool) {
+		promptMu.Lock()
+		defer promptMu.Unlock()
+		if waiting {
+			_ = conn.SetDeadline(time.Time{})
+		} else {
+			_ = conn.SetDeadline(time.Now().Add(sshHandshakeTimeout))
+		}
+	}
+	auth, err := newSSHAuth(t, opts, handshakeDeadline)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	defer auth.close()
+
+	cfg := &ssh.ClientConfig{
+		User: t.user,
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			return auth.signers, nil
+		})},
+		HostKeyCallback:   hk.check,
+		HostKeyAlgorithms: hk.algorithms(),
+		Timeout:           t.connectTimeout,
+	}
+	_ = conn.SetDeadline(time.Now().Add(sshHandshakeTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, t.addr(), cfg)
+	stopped := stop()
+	if err != nil {
+		conn.Close()
+		if hkErr := hk.err(); hkErr != nil {
+			return nil, Permanent(hkErr)
+		}
+		if !stopped || ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", where, context.Cause(ctx))
+		}
+		if isAuthFailure(err) || auth.getSignErr() != nil && !isConnError(err) {
+			return nil, auth.failure(t, err)
+		}
+		return nil, fmt.Errorf("%s: handshake: %w", where, err)
+	}
+	if !stopped {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", where, context.Cause(ctx))
+	}
+	_ = conn.SetDeadline(time.Time{})
+	client := ssh.NewClient(c, chans, reqs)
+	go keepAlive(client, conn, t.aliveInterval, t.aliveCount)
+	return client, nil
+}
+
+// isAuthFailure tells a refused login from a broken link after the host
+// key was accepted. x/crypto/ssh has no typed error for it; this is the
+// one place that reads its message.
+func isAuthFailure(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "unable to authenticate") || strings.Contains(s, "Too many authentication failures")
+}
+
+// dialError words a failed TCP connect; an unknown host name is
+// permanent, everything else may pass.
+func dialError(where string, err error) error {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return Permanent(fmt.Errorf("%s: no such host %s: %w", where, dns.Name, ErrNotFound))
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%s: connection refused (is sshd running and listening on that port?): %w", where, err)
+	}
+	return fmt.Errorf("%s: connect: %w", where, err)
+}
+
+// activityConn notes when bytes last arrived.
+type activityConn struct {
+	net.Conn
+	last atomic.Int64 // unix nanoseconds
+}
+
+func newActivityConn(c net.Conn) *activityConn {
+	a := &activityConn{Conn: c}
+	a.last.Store(time.Now().UnixNano())
+	return a
+}
+
+func (a *activityConn) Read(p []byte) (int, error) {
+	n, err := a.Conn.Read(p)
+	if n > 0 {
+		a.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (a *activityConn) silentFor() time.Duration {
+	return time.Since(time.Unix(0, a.last.Load()))
+}
+
+// keepAlive sends keepalive@openssh.com requests and closes the client
+// when nothing at all has come from the server for interval × count, so
+// that requests waiting on a dead link fail and their callers reconnect.
+// Any byte counts as life: on a slow link a reply can queue behind
+// megabytes of file data, and that link is not dead. It ends with the
+// connection.
+func keepAlive(c *ssh.Client, ac *activityConn, interval time.Duration, count int) {
+	done := make(chan struct{})
+	go func() {
+		_ = c.Wait()
+		close(done)
+	}()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var reply chan error // the request in flight, nil when none
+	for {
+		select {
+		case <-done:
+			return
+		case err := <-reply:
+			if err != nil {
+				_ = c.Close()
+				return
+			}
+			reply = nil
+			continue
+		case <-tick.C:
+		}
+		if ac.silentFor() > interval*time.Duration(count) {
+			_ = c.Close()
+			return
+		}
+		if reply == nil {
+			reply = make(chan error, 1)
+			go func(ch chan<- error) {
+				_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+				ch <- err
+			}(reply)
+		}
+	}
+}
