@@ -7,9 +7,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
@@ -283,6 +285,13 @@ func exitCode(err error) int {
 	case errors.Is(err, fetch.ErrIncomplete), errors.Is(err, restore.ErrNotReady),
 		errors.Is(err, integrity.ErrMismatch), errors.Is(err, integrity.ErrFormat):
 		return 3
+	}
+	// The network, not the input: a host that refuses connections or
+	// does not answer now may later.
+	var ne net.Error
+	var op *net.OpError
+	if (errors.As(err, &op) && op.Op == "dial") || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) {
+		return 75
 	}
 	return 1
 }

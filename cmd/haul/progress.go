@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -47,11 +48,16 @@ type reporter struct {
 	restoreIn    atomic.Int64
 	restoreFiles atomic.Int64
 
-	pool  *pb.Pool
-	bar   *pb.ProgressBar
-	slots []*pb.ProgressBar
-	stop  chan struct{}
-	done  chan struct{}
+	// Bars: pb formats them; the reporter redraws the frame itself so that
+	// event lines can be printed above the bars between redraws.
+	bars     bool
+	bar      *pb.ProgressBar
+	slots    []*pb.ProgressBar
+	shown    []bool // slot i is drawn
+	above    []string
+	lastRows int
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 type partBar struct {
@@ -92,7 +98,7 @@ func (r *reporter) Plan(parts []fetch.PartProgress) {
 		r.base += p.Done
 	}
 	r.base -= r.pulled.Load() // bytes pulled before a re-plan already count in done
-	if r.mode == "bars" && r.pool == nil {
+	if r.mode == "bars" && !r.bars {
 		r.startBars()
 	}
 }
@@ -138,8 +144,11 @@ func (r *reporter) Event(e fetch.Event) {
 // RestoreStart, RestoreBytes, RestoreFile and Warn implement restore.Progress.
 func (r *reporter) RestoreStart(total int64) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.restoreTotal = total
-	r.mu.Unlock()
+	if r.mode == "bars" && !r.bars {
+		r.startBars()
+	}
 }
 func (r *reporter) RestoreBytes(n int64) { r.restoreIn.Add(n) }
 func (r *reporter) RestoreFile(string)   { r.restoreFiles.Add(1) }
@@ -154,8 +163,15 @@ func (r *reporter) logf(format string, a ...any) {
 		return
 	}
 	line := fmt.Sprintf(format, a...)
-	if r.mode == "bars" && r.pool != nil {
-		fmt.Fprintf(r.a.stderr, "\r%s\n", line)
+	if r.mode == "bars" {
+		r.mu.Lock()
+		if r.bars {
+			r.above = append(r.above, line) // printed above the bars at the next redraw
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		fmt.Fprintln(r.a.stdout, line)
 		return
 	}
 	fmt.Fprintf(r.a.stdout, "%s %s\n", time.Now().Format("15:04:05"), line)
@@ -228,33 +244,42 @@ func (r *reporter) statusLine() string {
 		units.FormatBytes(done), units.FormatBytes(r.total), pct, units.FormatRate(rate), eta, ok, len(r.parts), broken)
 }
 
+// startBars sets up the bars; callers hold r.mu.
 func (r *reporter) startBars() {
-	r.bar = pb.New64(r.total).Set(pb.Bytes, true).Set("prefix", "total ")
+	r.bar = pb.New64(r.total).Set(pb.Bytes, true).Set(pb.Static, true).Set("prefix", "total ")
 	r.bar.SetTemplateString(`{{string . "prefix"}}{{counters . }} {{bar . }} {{percent . }} {{speed . }} {{rtime . "ETA %s"}}`)
 	r.bar.SetCurrent(r.base)
-	r.pool = pb.NewPool(r.bar)
+	r.bar.Start()
 	for i := 0; i < 4; i++ {
-		s := pb.New64(1).Set(pb.Bytes, true).Set(pb.CleanOnFinish, true)
+		s := pb.New64(1).Set(pb.Bytes, true).Set(pb.Static, true)
 		s.SetTemplateString(`  {{string . "prefix"}} {{counters . }} {{bar . }} {{percent . }}`)
+		s.Start()
 		r.slots = append(r.slots, s)
-		r.pool.Add(s)
-		s.Finish()
+		r.shown = append(r.shown, false)
 	}
-	r.pool.Output = r.a.stdout
-	if err := r.pool.Start(); err != nil {
-		r.mode = "log"
-		r.pool = nil
-	}
+	r.bars = true
 }
 
-// updateBars shows the total and the parts that moved most recently.
+// updateBars redraws the frame: pending event lines, then the total bar
+// and the parts that moved most recently. Callers must not hold r.mu.
 func (r *reporter) updateBars() {
-	if r.pool == nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.bars {
 		return
 	}
-	r.mu.Lock()
-	r.bar.SetTotal(r.total)
-	r.bar.SetCurrent(max(0, min(r.base+r.pulled.Load(), r.total)))
+	cols := 100
+	if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil && w > 20 {
+		cols = w
+	}
+	if r.restoreTotal > 0 {
+		r.bar.Set("prefix", fmt.Sprintf("restore (%d files) ", r.restoreFiles.Load()))
+		r.bar.SetTotal(r.restoreTotal)
+		r.bar.SetCurrent(min(r.restoreIn.Load(), r.restoreTotal))
+	} else {
+		r.bar.SetTotal(r.total)
+		r.bar.SetCurrent(max(0, min(r.base+r.pulled.Load(), r.total)))
+	}
 	var active []string
 	for _, n := range r.order {
 		p := r.parts[n]
@@ -263,20 +288,34 @@ func (r *reporter) updateBars() {
 		}
 	}
 	sort.SliceStable(active, func(i, j int) bool { return r.parts[active[i]].last.After(r.parts[active[j]].last) })
-	for i, s := range r.slots {
-		if i < len(active) {
-			p := r.parts[active[i]]
-			s.Set("prefix", shorten(active[i], 28))
-			s.SetTotal(p.size)
-			s.SetCurrent(p.done)
-			if s.IsFinished() {
-				s.Start()
-			}
-		} else if !s.IsFinished() {
-			s.Finish()
-		}
+	var b strings.Builder
+	if r.lastRows > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", r.lastRows)
 	}
-	r.mu.Unlock()
+	b.WriteString("\r\x1b[J")
+	for _, l := range r.above {
+		b.WriteString(l + "\n")
+	}
+	r.above = r.above[:0]
+	rows := 0
+	line := func(bar *pb.ProgressBar) {
+		bar.SetWidth(cols - 1)
+		b.WriteString(bar.String() + "\n")
+		rows++
+	}
+	line(r.bar)
+	for i, s := range r.slots {
+		if i >= len(active) {
+			continue
+		}
+		p := r.parts[active[i]]
+		s.Set("prefix", shorten(active[i], 28))
+		s.SetTotal(p.size)
+		s.SetCurrent(p.done)
+		line(s)
+	}
+	r.lastRows = rows
+	io.WriteString(r.a.stdout, b.String())
 }
 
 func shorten(s string, n int) string {
@@ -295,14 +334,11 @@ func (r *reporter) finish() {
 	}
 	close(r.stop)
 	<-r.done
-	if r.pool != nil {
+	if r.bars {
 		r.updateBars()
-		for _, s := range r.slots {
-			s.Finish()
-		}
-		r.bar.Finish()
-		r.pool.Stop()
-		r.pool = nil
+		r.mu.Lock()
+		r.bars = false
+		r.mu.Unlock()
 	}
 	if r.mode != "none" && r.pulled.Load() > 0 {
 		el := time.Since(r.started)
