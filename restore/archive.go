@@ -57,6 +57,9 @@ func openArchive(parts []Part, password string, lenient bool, prog progress) (*a
 		if err := a.openZip(); err != nil {
 			return nil, err
 		}
+		if password != "" {
+			prog.warn("the archive is not a Bitrix encrypted one; the password is not used")
+		}
 		ok = true
 		return a, nil
 	case FormatBitrix:
@@ -122,7 +125,7 @@ func (a *archive) sniff(password string, lenient bool) error {
 			a.cipher.Decrypt(block[i:i+8], block[i:i+8])
 		}
 	} else if password != "" {
-		a.prog.warn("the archive is not encrypted; the password is not used")
+		a.prog.warn("the archive is not a Bitrix encrypted one; the password is not used")
 	}
 	if n > 0 && !isTarHeader(block) {
 		if n < 512 && err == io.ErrUnexpectedEOF {

@@ -167,6 +167,7 @@ func (d *gzipDecoder) nextMember() (end bool, err error) {
 		d.z = new(gzip.Reader)
 	}
 	if err := d.z.Reset(d.r.br); err != nil {
+		d.z = nil // a failed Reset leaves no decompressor: Close would panic
 		if d.n == 0 && errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
