@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +31,12 @@ type engine struct {
 	changed chan struct{} // closed and replaced on every change, under mu
 	stop    error         // why the workers stop early (nil while running)
 	pulled  int64
+	// nudge asks the committer for a commit now; commitsStarted and
+	// commitsDone number the commits (under mu), so a worker can wait
+	// until the piece it wrote is durable.
+	nudge          chan struct{}
+	commitsStarted uint64
+	commitsDone    uint64
 
 	saveMu sync.Mutex
 	// repair mode: verification failures are final at once (the copy at
@@ -47,6 +54,26 @@ type partRun struct {
 	written   map[int]string // piece → sha256, written but not yet fsynced
 	verifying bool
 	pieceRefs []string // per-piece SHA-256 from a manifest, nil when none
+	// whole is set when the server ignores Range for this object: it is
+	// then fetched in one stream (streaming) by one worker.
+	whole, streaming bool
+}
+
+// missing reports whether piece i is neither durable nor written.
+// Callers hold e.mu.
+func (r *partRun) missing(i int) bool {
+	_, w := r.written[i]
+	return !r.p.Done.Has(i) && !w
+}
+
+// anyMissing reports whether some piece is still to be fetched.
+func (r *partRun) anyMissing() bool {
+	for i := 0; i < r.n; i++ {
+		if r.missing(i) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *partRun) settled() bool {
@@ -228,6 +255,15 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64) {
 		return
 	}
 	fi, err := os.Stat(e.partialPath(p.Name))
+	if err != nil && len(p.Done) > 0 {
+		// A kill between the rename to NAME and the state save that
+		// records it leaves the part under its final name: take it back
+		// and prove it again rather than pull it again.
+		if ff, ferr := os.Stat(e.finalPath(p.Name)); ferr == nil && ff.Mode().IsRegular() && ff.Size() == p.Size &&
+			os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)) == nil {
+			fi, err = os.Stat(e.partialPath(p.Name))
+		}
+	}
 	if err != nil || fi.Size() != p.Size {
 		p.Done, p.Hashes = nil, nil
 		if p.Status == chunk.Partial {
@@ -321,6 +357,7 @@ func (e *engine) run(ctx context.Context) error {
 	defer cancel()
 
 	verifyQ := make(chan *partRun, len(e.runs))
+	e.nudge = make(chan struct{}, 1)
 	e.mu.Lock()
 	for _, r := range e.runs {
 		if !r.settled() && r.n > 0 && r.allDone() {
@@ -426,13 +463,20 @@ func (e *engine) next(ctx context.Context) (job, bool) {
 			if r.verifying {
 				continue
 			}
+			if r.whole {
+				// One stream, once no piece of the part is in flight.
+				if !r.streaming && len(r.inflight) == 0 && r.anyMissing() {
+					r.streaming = true
+					e.mu.Unlock()
+					return job{r, wholeJob}, true
+				}
+				continue
+			}
 			for i := 0; i < r.n; i++ {
-				if !r.p.Done.Has(i) && !r.inflight[i] {
-					if _, ok := r.written[i]; !ok {
-						r.inflight[i] = true
-						e.mu.Unlock()
-						return job{r, i}, true
-					}
+				if r.missing(i) && !r.inflight[i] {
+					r.inflight[i] = true
+					e.mu.Unlock()
+					return job{r, i}, true
 				}
 			}
 		}
@@ -456,13 +500,37 @@ func (e *engine) worker(ctx context.Context) {
 		if !ok {
 			return
 		}
+		if j.i == wholeJob {
+			e.finishWhole(ctx, j.r, e.fetchWhole(ctx, j.r, buf))
+			continue
+		}
 		sum, err := e.fetchPiece(ctx, j, buf)
-		e.finish(ctx, j, sum, err)
+		if commit := e.finish(ctx, j, sum, err); commit > 0 {
+			// A piece counts as in flight until it is durable: a kill
+			// then loses at most one piece per connection.
+			e.awaitCommit(ctx, commit)
+		}
 	}
 }
 
-// finish records the outcome of one piece.
-func (e *engine) finish(ctx context.Context, j job, sum string, err error) {
+// awaitCommit waits until commit number seq is done (or the run stops).
+func (e *engine) awaitCommit(ctx context.Context, seq uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.commitsDone < seq && e.stop == nil && ctx.Err() == nil {
+		ch := e.changed
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		e.mu.Lock()
+	}
+}
+
+// finish records the outcome of one piece. For a piece written it asks
+// for a commit and returns the number of the commit that will hold it.
+func (e *engine) finish(ctx context.Context, j job, sum string, err error) (commit uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := j.r
@@ -470,10 +538,50 @@ func (e *engine) finish(ctx context.Context, j job, sum string, err error) {
 	defer e.signal()
 	switch {
 	case err == nil:
-		r.written[j.i] = sum
-		if r.p.Status == chunk.Pending {
-			r.p.Status = chunk.Partial
+		return e.written(r, j.i, sum)
+	case errors.Is(err, errRangeIgnored):
+		if !r.whole {
+			r.whole = true
+			e.opts.Progress.Event(Event{Kind: EventWarning, Part: r.p.Name, Message: fmt.Sprintf("the server of %s ignores Range requests: fetching it in one stream", r.p.Name)})
 		}
+	default:
+		e.failed(ctx, r, err)
+	}
+	return 0
+}
+
+// written records a piece written to the part file and asks for the
+// commit that makes it durable; it returns that commit's number. Callers
+// hold e.mu.
+func (e *engine) written(r *partRun, i int, sum string) (commit uint64) {
+	r.written[i] = sum
+	if r.p.Status == chunk.Pending {
+		r.p.Status = chunk.Partial
+	}
+	select {
+	case e.nudge <- struct{}{}:
+	default: // a commit is already asked for; it starts after this write
+	}
+	return e.commitsStarted + 1
+}
+
+// finishWhole records the outcome of a whole-object stream.
+func (e *engine) finishWhole(ctx context.Context, r *partRun, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	defer e.signal()
+	r.streaming = false
+	if err != nil {
+		e.failed(ctx, r, err)
+	}
+}
+
+// failed decides what a piece or stream that failed after its retries
+// means: the object changed (list again), a permanent error (stop), bad
+// data (the part is broken), or else the network is down. Callers hold
+// e.mu.
+func (e *engine) failed(ctx context.Context, r *partRun, err error) {
+	switch {
 	case ctx.Err() != nil:
 	case errors.Is(err, ErrChanged):
 		e.opts.Progress.Event(Event{Kind: EventPartChanged, Part: r.p.Name, Message: fmt.Sprintf("part %s changed at the source during the run; starting it again", r.p.Name)})
@@ -487,7 +595,10 @@ func (e *engine) finish(ctx context.Context, j job, sum string, err error) {
 	case isDataError(err):
 		r.p.Status = chunk.Broken
 		r.p.Error = err.Error()
-		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: r.p.Name, Message: fmt.Sprintf("part %s is broken: %v", r.p.Name, err)})
+		if e.repair {
+			r.p.Error = e.badCopy(err)
+		}
+		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: r.p.Name, Message: fmt.Sprintf("part %s is broken: %s", r.p.Name, r.p.Error)})
 	default:
 		if e.stop == nil {
 			e.stop = fmt.Errorf("%w: %v", ErrNetworkDown, err)
@@ -522,10 +633,13 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, err
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		if errors.Is(err, ErrChanged) || IsPermanent(err) {
+		if errors.Is(err, ErrChanged) || IsPermanent(err) || errors.Is(err, errRangeIgnored) {
 			return "", err
 		}
-		if attempt >= e.opts.Retries {
+		// A repair source's copy that fails the manifest twice is bad
+		// there, not on the way: reading it again only moves bytes.
+		badCopy := e.repair && errors.Is(err, errPieceMismatch) && attempt >= 2
+		if attempt >= e.opts.Retries || badCopy {
 			return "", fmt.Errorf("%s bytes %d-%d: %d attempts: %w", r.p.Name, off, off+n-1, attempt, err)
 		}
 		e.opts.Progress.Event(Event{Kind: EventRetry, Part: r.p.Name, Message: fmt.Sprintf("%s piece %d: %v; retrying (%d/%d)", r.p.Name, j.i, err, attempt, e.opts.Retries)})
@@ -568,17 +682,29 @@ func (e *engine) pull(ctx context.Context, r *partRun, off, n int64, pos *int64,
 		return watch.explain(err)
 	}
 	defer rc.Close()
-	var body io.Reader = rc
+	return e.copyRange(e.limit(rctx, rc), r, off, n, pos, true, h, buf, watch)
+}
+
+func (e *engine) limit(ctx context.Context, rc io.Reader) io.Reader {
 	if e.opts.Limiter != nil {
-		body = e.opts.Limiter.Reader(rctx, rc)
+		return e.opts.Limiter.Reader(ctx, rc)
 	}
+	return rc
+}
+
+// copyRange reads bytes [off+*pos, off+n) of the part from body, hashes
+// them into h and, with write, writes them into the part file; *pos
+// advances with every byte.
+func (e *engine) copyRange(body io.Reader, r *partRun, off, n int64, pos *int64, write bool, h hash.Hash, buf []byte, watch *stallWatch) error {
 	for *pos < n {
 		watch.kick()
 		k, rerr := body.Read(buf[:min(int64(len(buf)), n-*pos)])
 		if k > 0 {
 			h.Write(buf[:k])
-			if _, werr := r.f.WriteAt(buf[:k], off+*pos); werr != nil {
-				return Permanent(fmt.Errorf("write %s: %w (free space in DEST, then run again)", e.partialPath(r.p.Name), werr))
+			if write {
+				if _, werr := r.f.WriteAt(buf[:k], off+*pos); werr != nil {
+					return Permanent(fmt.Errorf("write %s: %w (free space in DEST, then run again)", e.partialPath(r.p.Name), werr))
+				}
 			}
 			*pos += int64(k)
 			e.opts.Progress.Pulled(r.p.Name, int64(k))
@@ -597,6 +723,73 @@ func (e *engine) pull(ctx context.Context, r *partRun, off, n int64, pos *int64,
 		return io.ErrUnexpectedEOF
 	}
 	return nil
+}
+
+// wholeJob is the piece index of a job that streams a whole object.
+const wholeJob = -1
+
+// fetchWhole fetches a part whose server ignores Range in one stream from
+// its first byte, writing the pieces still missing and passing over the
+// others, with retries. Each piece is recorded as it completes.
+func (e *engine) fetchWhole(ctx context.Context, r *partRun, buf []byte) error {
+	if err := e.openPart(r); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := e.stream(ctx, r, buf)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrChanged) || IsPermanent(err) {
+			return err
+		}
+		if attempt >= e.opts.Retries {
+			return fmt.Errorf("%s (one stream; the server ignores Range): %d attempts: %w", r.p.Name, attempt, err)
+		}
+		e.opts.Progress.Event(Event{Kind: EventRetry, Part: r.p.Name, Message: fmt.Sprintf("%s: %v; retrying (%d/%d)", r.p.Name, err, attempt, e.opts.Retries)})
+		if err := sleep(ctx, e.opts.Backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// stream makes one pass over the whole object.
+func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watch := newStallWatch(e.opts.Timeout, cancel)
+	defer watch.stop()
+	rc, err := e.src.ReadRange(rctx, r.obj, 0, r.p.Size)
+	if err != nil {
+		return watch.explain(err)
+	}
+	defer rc.Close()
+	body := e.limit(rctx, rc)
+	var bad error
+	for i := 0; i < r.n; i++ {
+		off, n := chunk.PieceRange(r.p.Size, e.st.PieceSize, i)
+		e.mu.Lock()
+		need := r.missing(i)
+		e.mu.Unlock()
+		h := sha256.New()
+		var pos int64
+		if err := e.copyRange(body, r, off, n, &pos, need, h, buf, watch); err != nil {
+			return err
+		}
+		if !need {
+			continue
+		}
+		sum := hex.EncodeToString(h.Sum(nil))
+		if r.pieceRefs != nil && r.pieceRefs[i] != sum {
+			bad = fmt.Errorf("%s piece %d: %w", r.p.Name, i, errPieceMismatch)
+			continue // still missing: the next pass fetches it again
+		}
+		e.mu.Lock()
+		e.written(r, i, sum)
+		e.signal()
+		e.mu.Unlock()
+	}
+	return bad
 }
 
 // stallWatch cancels a transfer that moves no byte for the timeout.
@@ -631,15 +824,17 @@ func (w *stallWatch) explain(err error) error {
 	return err
 }
 
-// committer makes written pieces durable about once a second: fsync the
-// files first, then record the pieces in state.json. Parts whose pieces
-// are all durable go to the verifier.
+// committer makes written pieces durable as soon as they are written:
+// fsync the files first, then record the pieces in state.json. Pieces
+// written while a commit runs go into the next one (group commit). Parts
+// whose pieces are all durable go to the verifier.
 func (e *engine) committer(stop <-chan struct{}, verifyQ chan<- *partRun) error {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(time.Second) // a safety net; nudges do the work
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
+		case <-e.nudge:
 		case <-stop:
 			return e.commit(verifyQ)
 		}
@@ -651,15 +846,25 @@ func (e *engine) committer(stop <-chan struct{}, verifyQ chan<- *partRun) error 
 
 func (e *engine) commit(verifyQ chan<- *partRun) error {
 	e.mu.Lock()
+	e.commitsStarted++
+	seq := e.commitsStarted
+	// The pieces stay in r.written until Done holds them, so that no
+	// worker takes them for missing in between.
 	batch := map[*partRun]map[int]string{}
 	for _, r := range e.runs {
 		if len(r.written) > 0 {
-			batch[r] = r.written
-			r.written = map[int]string{}
+			batch[r] = maps.Clone(r.written)
 		}
 	}
 	e.mu.Unlock()
+	done := func() {
+		e.mu.Lock()
+		e.commitsDone = seq
+		e.signal()
+		e.mu.Unlock()
+	}
 	if len(batch) == 0 {
+		done()
 		return nil
 	}
 	for r := range batch {
@@ -667,6 +872,7 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 			return Permanent(fmt.Errorf("fsync %s: %w", e.partialPath(r.p.Name), err))
 		}
 	}
+	var ready []*partRun
 	e.mu.Lock()
 	for r, pcs := range batch {
 		if len(r.p.Hashes) != r.n {
@@ -675,15 +881,23 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 		for i, sum := range pcs {
 			r.p.Done.Set(i)
 			r.p.Hashes[i] = sum
+			delete(r.written, i)
 		}
 		if r.allDone() && !r.verifying && !r.settled() {
 			r.verifying = true
-			verifyQ <- r
+			ready = append(ready, r)
 		}
 	}
-	e.signal()
 	e.mu.Unlock()
-	return e.save()
+	if err := e.save(); err != nil {
+		return err
+	}
+	done()
+	// Verified only once the state says every piece is on disk.
+	for _, r := range ready {
+		verifyQ <- r // room for every part: each is queued once at a time
+	}
+	return nil
 }
 
 // verifier proves each complete part in one sequential pass and gives it
@@ -701,6 +915,10 @@ func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
 			continue // verified again on the next run
 		}
 		if err := e.verifyPart(ctx, r); err != nil {
+			e.halt(err)
+		} else if err := e.save(); err != nil {
+			// The new name and status are recorded at once, so a kill
+			// cannot leave a verified part that the state calls partial.
 			e.halt(err)
 		}
 		// All parts settled with nothing left in flight? The workers notice.
@@ -766,7 +984,9 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		p.Status = chunk.Broken
 		msg := fmt.Sprintf("part %s is broken: %v", p.Name, res.Err)
 		if e.repair {
-			msg = fmt.Sprintf("part %s: the copy at %s does not match the references either (%v); nothing installed", p.Name, e.src, res.Err)
+			// The error line says it too: cron mails only that.
+			p.Error = e.badCopy(res.Err)
+			msg = fmt.Sprintf("part %s: %s", p.Name, p.Error)
 		}
 		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: p.Name, Message: msg})
 		return nil
@@ -813,6 +1033,9 @@ func (e *engine) setCheck(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return interrupted(ctx)
 	}
+	if errors.Is(err, ErrNoVerdict) {
+		return nil // nothing proves them: they stay unverified
+	}
 	var fe *integrity.FormatError
 	if err == nil {
 		for _, p := range e.st.Parts {
@@ -826,27 +1049,79 @@ func (e *engine) setCheck(ctx context.Context) error {
 	if !errors.As(err, &fe) {
 		return err
 	}
-	p := e.st.Find(fe.Part)
-	if p == nil {
-		return err
+	// The damage is in the named part, or, when the failed check covers
+	// several parts (a gzip CRC over a stream split at arbitrary bytes),
+	// in one of them. Parts a reference proves are not suspects.
+	var cands []*chunk.Part
+	for _, name := range suspects(err, fe) {
+		if p := e.st.Find(name); p != nil && p.Status == chunk.Unverified {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) == 0 {
+		// Every suspect is proven: the archive was bad when its
+		// references were made; report the decode error as it is.
+		p := e.st.Find(fe.Part)
+		if p == nil {
+			return err
+		}
+		cands = []*chunk.Part{p}
+	}
+	// Fetch the suspects again one at a time, the least tried first, so
+	// a transfer that damaged one of them is cured without fetching them
+	// all; when each was tried --retries times, they are all broken.
+	p := cands[0]
+	for _, c := range cands {
+		if c.Attempts < p.Attempts {
+			p = c
+		}
+	}
+	if p.Status == chunk.Verified || e.repair || p.Attempts+1 >= e.opts.Retries {
+		for _, c := range cands {
+			// A broken part does not keep its final name.
+			c.Status, c.Error, c.VerifiedBy = chunk.Broken, fe.Error(), nil
+			if err := e.unname(c); err != nil {
+				return err
+			}
+			e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
+		}
+		return e.save()
 	}
 	p.Attempts++
 	p.Error = fe.Error()
-	if p.Status == chunk.Verified || e.repair || p.Attempts >= e.opts.Retries {
-		// A part a reference proves is not the culprit we can fix by
-		// fetching; report the decode error as it is.
-		p.Status = chunk.Broken
-		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: p.Name, Message: fmt.Sprintf("part %s is broken: %v", p.Name, fe)})
-		return e.save()
-	}
 	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
-	os.Rename(e.finalPath(p.Name), e.partialPath(p.Name))
+	if err := e.unname(p); err != nil {
+		return err
+	}
 	p.Done, p.Hashes = nil, nil
 	p.Status = chunk.Pending
 	if err := e.save(); err != nil {
 		return err
 	}
 	return errRelist
+}
+
+// suspects are the parts a failed set decode may have its cause in.
+func suspects(err error, fe *integrity.FormatError) []string {
+	var se *SuspectError
+	if errors.As(err, &se) && len(se.Parts) > 0 {
+		return se.Parts
+	}
+	return []string{fe.Part}
+}
+
+// badCopy says that the repair source's copy of a part is bad as well.
+func (e *engine) badCopy(err error) string {
+	return fmt.Sprintf("the copy at %s does not match the references either (%v); nothing installed", e.src, err)
+}
+
+// unname moves a part that turned out broken from NAME back to
+// NAME.partial: only complete and proven parts carry their final name.
+func (e *engine) unname(p *chunk.Part) error {
+	if err := os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Permanent(fmt.Errorf("rename %s: %w", e.finalPath(p.Name), err))
+	}
+	return chunk.SyncDir(e.opts.Dest)
 }
 
 // names are the names of the set's parts, for structural check choice.

@@ -32,8 +32,10 @@ type Options struct {
 	Backoff     Backoff // nil = DefaultBackoff
 	// SetCheck decodes a whole set split at arbitrary bytes (parts in
 	// order, at their final paths) and returns a *integrity.FormatError
-	// naming the first bad part. It runs when a multi-part set has parts no
-	// reference could prove. Label names it in verified_by.
+	// naming the first bad part, or an error wrapping ErrNoVerdict when it
+	// cannot decode the set at all (an unknown format): nil means the set
+	// decoded. It runs when a multi-part set has parts no reference could
+	// prove. Label names it in verified_by.
 	SetCheck      func(ctx context.Context, paths []string, names []string) error
 	SetCheckLabel string
 }
@@ -58,6 +60,22 @@ func (o *Options) defaults() {
 		o.Backoff = DefaultBackoff
 	}
 }
+
+// ErrNoVerdict is what a SetCheck returns when it cannot test-decode the
+// set (a format it does not know, an encrypted stream): the parts stay
+// unverified rather than proven.
+var ErrNoVerdict = errors.New("the set cannot be test-decoded")
+
+// SuspectError is a SetCheck failure whose cause is in one of several
+// parts: a checksum that covers them all (a gzip member's CRC over a stream
+// split at arbitrary bytes) failed. Err is the *integrity.FormatError.
+type SuspectError struct {
+	Parts []string // in set order
+	Err   error
+}
+
+func (e *SuspectError) Error() string { return e.Err.Error() }
+func (e *SuspectError) Unwrap() error { return e.Err }
 
 // Summary is what a Fetch, Verify or Repair leaves behind.
 type Summary struct {
@@ -85,28 +103,40 @@ func Fetch(ctx context.Context, opts Options) (*Summary, error) {
 	if err := opts.Filter.Validate(); err != nil {
 		return nil, Permanent(fmt.Errorf("%w: %v", ErrBadSource, err))
 	}
-	op, err := OpenSources(ctx, opts.Sources, opts.Open)
+	op, err := openSources(ctx, &opts)
 	if err != nil {
 		return nil, err
 	}
-	defer op.Source.Close()
 	if op.Prefix != "" {
 		opts.Filter.Prefix = op.Prefix
 	}
 	e := &engine{opts: &opts, src: op.Source}
-	// A part that changes at the source mid-run sends us back to listing;
-	// bounded so a source that changes all the time still ends.
-	for round := 0; ; round++ {
-		if err := e.prepare(ctx); err != nil {
+	defer func() { e.src.Close() }()
+	// A part that changes at the source mid-run sends us back to listing
+	// with the source opened again (an HTTP source learns versions only
+	// when it is opened); bounded so a source that changes all the time
+	// still ends. A failed set decode sends one part back for another
+	// fetch; that loop is bounded by the part's attempts (--retries).
+	for changes := 0; ; {
+		if err := retryTransient(ctx, &opts, func() error { return e.prepare(ctx) }); err != nil {
 			return nil, err
 		}
 		err := e.run(ctx)
-		if errors.Is(err, errRelist) && round < 5 {
+		if errors.Is(err, errRelist) {
+			if changes++; changes > maxChanges {
+				return e.summary(), fmt.Errorf("%w: parts changed at the source %d times during this run; run again when the backup at the source is complete", ErrInterrupted, changes)
+			}
+			e.src.Close()
+			op, err := openSources(ctx, &opts)
+			if err != nil {
+				return nil, err
+			}
+			e.src = op.Source
 			continue
 		}
 		if err == nil {
 			err = e.setCheck(ctx)
-			if errors.Is(err, errRelist) && round < 5 {
+			if errors.Is(err, errRelist) {
 				continue
 			}
 		}
@@ -117,6 +147,22 @@ func Fetch(ctx context.Context, opts Options) (*Summary, error) {
 		return s, err
 	}
 }
+
+// openSources opens the SOURCE arguments, trying again while the link or
+// the server is down.
+func openSources(ctx context.Context, opts *Options) (*Opened, error) {
+	var op *Opened
+	err := retryTransient(ctx, opts, func() error {
+		var err error
+		op, err = OpenSources(ctx, opts.Sources, opts.Open)
+		return err
+	})
+	return op, err
+}
+
+// maxChanges bounds how often one run starts over because a part changed
+// at the source.
+const maxChanges = 5
 
 // ensureDest creates DEST/.haul and proves it is writable.
 func ensureDest(dest string) error {

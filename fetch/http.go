@@ -77,8 +77,13 @@ func (s *httpSource) expand(ctx context.Context, first Object, probe bool) ([]Ob
 		return nil, nil // presigned: each part's URL must be given
 	}
 	last := -1
-	if rc, err := s.ReadRange(ctx, first, 0, min(first.Size, 32)); err == nil {
-		head, rerr := io.ReadAll(rc)
+	rc, err := s.ReadRange(ctx, first, 0, min(first.Size, 32))
+	if errors.Is(err, errRangeIgnored) {
+		// The whole object comes: its first bytes are all we read.
+		rc, err = s.ReadRange(ctx, first, 0, first.Size)
+	}
+	if err == nil {
+		head, rerr := io.ReadAll(io.LimitReader(rc, 32))
 		rc.Close()
 		if rerr == nil {
 			if h, ok := integrity.ParseBitrixVolumeHeader(head); ok && h.LastVolume > 0 {
@@ -237,13 +242,13 @@ func statusError(resp *http.Response, raw string) error {
 	case c == http.StatusOK || c == http.StatusPartialContent:
 		return nil
 	case c == http.StatusNotFound || c == http.StatusGone:
-		return fmt.Errorf("%s: HTTP %d: %w", Redact(raw), c, ErrNotFound)
+		return fmt.Errorf("%s: HTTP %d, no such file at the server (check the URL; a presigned link may have expired): %w", Redact(raw), c, ErrNotFound)
 	case c == http.StatusUnauthorized || c == http.StatusForbidden:
 		return fmt.Errorf("%s: HTTP %d (the link may have expired or need credentials): %w", Redact(raw), c, ErrAuth)
 	case c == http.StatusPreconditionFailed || c == http.StatusRequestedRangeNotSatisfiable:
 		return fmt.Errorf("%s: HTTP %d: %w", Redact(raw), c, ErrChanged)
 	case c == http.StatusTooManyRequests || c >= 500:
-		return fmt.Errorf("%s: HTTP %d", Redact(raw), c)
+		return fmt.Errorf("%s: HTTP %d: %w", Redact(raw), c, errUnavailable)
 	default:
 		return Permanent(fmt.Errorf("%s: unexpected HTTP %d", Redact(raw), c))
 	}
@@ -291,11 +296,11 @@ func (s *httpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (i
 			resp.Body.Close()
 			return nil, fmt.Errorf("get %s: whole-object answer of %d bytes, expected %d: %w", obj.Name, resp.ContentLength, obj.Size, ErrChanged)
 		}
-		if off > 0 {
-			if _, err := io.CopyN(io.Discard, body, off); err != nil {
-				resp.Body.Close()
-				return nil, fmt.Errorf("get %s: skipping to %d in a whole-object answer: %w", obj.Name, off, err)
-			}
+		if off > 0 || n < obj.Size {
+			// Skipping to off costs off bytes on every piece: the engine
+			// fetches such an object in one stream instead.
+			resp.Body.Close()
+			return nil, fmt.Errorf("get %s: %w", obj.Name, errRangeIgnored)
 		}
 	}
 	return &exactReader{r: body, c: body, left: n}, nil

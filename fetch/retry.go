@@ -2,8 +2,13 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"syscall"
 	"time"
 )
 
@@ -59,3 +64,54 @@ func isDataError(err error) bool {
 }
 
 var errPieceMismatch = errors.New("piece does not match the manifest")
+
+// errRangeIgnored is what a source answers a read of part of an object
+// when its server ignores Range and sends the whole object (HTTP 200).
+var errRangeIgnored = errors.New("the server ignores Range requests")
+
+// errUnavailable marks an answer that says the server cannot serve now:
+// HTTP 5xx or 429, S3 InternalError or SlowDown.
+var errUnavailable = errors.New("the server is unavailable")
+
+// isTransient reports whether err is the link or the server failing for
+// now — refused or reset connections, timeouts, 5xx answers — so that
+// trying again later may work. A host name that does not resolve is not.
+func isTransient(err error) bool {
+	if err == nil || IsPermanent(err) {
+		return false
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsTimeout || dns.IsTemporary
+	}
+	var cert *tls.CertificateVerificationError
+	if errors.As(err, &cert) {
+		return false // a certificate that does not verify needs a person
+	}
+	var op *net.OpError
+	var ne net.Error
+	return errors.As(err, &op) || (errors.As(err, &ne) && ne.Timeout()) ||
+		errors.Is(err, errUnavailable) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// retryTransient runs f, the opening or listing of a source, until it
+// succeeds or fails for good. Transient failures are tried opts.Retries
+// times with backoff; then the error wraps ErrNetworkDown (exit 75: run
+// again later), since a server that is down at the start of a cron run is
+// no more a person's problem than one that goes down in the middle.
+func retryTransient(ctx context.Context, opts *Options, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if !isTransient(err) || ctx.Err() != nil {
+			return err
+		}
+		if attempt >= opts.Retries {
+			return fmt.Errorf("%w: %d attempts: %v", ErrNetworkDown, attempt, err)
+		}
+		opts.Progress.Event(Event{Kind: EventRetry, Message: fmt.Sprintf("%v; retrying (%d/%d)", err, attempt, opts.Retries)})
+		if err := sleep(ctx, opts.Backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}

@@ -160,6 +160,9 @@ func s3Error(op, bucket, key string, err error) error {
 	if resp.StatusCode == http.StatusForbidden {
 		return fmt.Errorf("%s %s: %w", op, where, ErrAuth)
 	}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return fmt.Errorf("%s %s: %w: %w", op, where, errUnavailable, err)
+	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
 }
 

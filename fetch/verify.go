@@ -132,18 +132,37 @@ func (e *engine) setCheckVerify(ctx context.Context, rep *VerifyReport) error {
 	if ctx.Err() != nil {
 		return interrupted(ctx)
 	}
+	if errors.Is(err, ErrNoVerdict) {
+		return nil
+	}
 	var fe *integrity.FormatError
 	if err != nil && !errors.As(err, &fe) {
 		return err
+	}
+	// The parts to blame: the unproven ones among those the failed check
+	// covers, else the one it names.
+	blame := map[string]bool{}
+	if fe != nil {
+		for _, name := range suspects(err, fe) {
+			if p := e.st.Find(name); p != nil && p.Status == chunk.Unverified {
+				blame[name] = true
+			}
+		}
+		if len(blame) == 0 {
+			blame[fe.Part] = true
+		}
 	}
 	for i, p := range e.st.Parts {
 		switch {
 		case err == nil && p.Status == chunk.Unverified:
 			p.Status = chunk.Verified
 			p.VerifiedBy = append(p.VerifiedBy, e.opts.SetCheckLabel)
-		case fe != nil && fe.Part == p.Name:
-			p.Status, p.Error = chunk.Broken, fe.Error()
+		case blame[p.Name]:
+			p.Status, p.Error, p.VerifiedBy = chunk.Broken, fe.Error(), nil
 			rep.OK = false
+			if err := e.unname(p); err != nil {
+				return err
+			}
 		}
 		rep.Parts[i].Status, rep.Parts[i].Error = p.Status, p.Error
 		rep.Parts[i].VerifiedBy = append([]string{}, p.VerifiedBy...)
@@ -176,17 +195,22 @@ func Repair(ctx context.Context, opts Options, from string) (*Summary, error) {
 	if from != "" {
 		srcs = []string{from}
 	}
-	op, err := OpenSources(ctx, srcs, opts.Open)
+	opts.Sources = srcs
+	op, err := openSources(ctx, &opts)
 	if err != nil {
 		return nil, err
 	}
 	defer op.Source.Close()
-	opts.Sources = srcs
 	opts.Filter = Filter{Include: names}
 	e := &engine{opts: &opts, src: op.Source, repair: true}
 
 	// Decide which pieces to move before the engine starts.
-	objs, err := op.Source.List(ctx)
+	var objs []Object
+	err = retryTransient(ctx, &opts, func() error {
+		var err error
+		objs, err = op.Source.List(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", op.Source, err)
 	}
@@ -214,7 +238,7 @@ func Repair(ctx context.Context, opts Options, from string) (*Summary, error) {
 	if err := chunk.Save(opts.Dest, st); err != nil {
 		return nil, err
 	}
-	if err := e.prepare(ctx); err != nil {
+	if err := retryTransient(ctx, &opts, func() error { return e.prepare(ctx) }); err != nil {
 		return nil, err
 	}
 	err = e.run(ctx)

@@ -249,7 +249,11 @@ func setCheck(ctx context.Context, paths, names []string) error {
 	err := restore.Test(ctx, parts, "")
 	var fe *integrity.FormatError
 	if err != nil && !errors.As(err, &fe) {
-		return nil // not a format we can decode (encrypted, unknown): no verdict
+		return fmt.Errorf("%w: %v", fetch.ErrNoVerdict, err) // not a format we can decode: no verdict
+	}
+	var span *restore.SpanError
+	if errors.As(err, &span) && len(span.Parts) > 1 {
+		return &fetch.SuspectError{Parts: span.Parts, Err: err}
 	}
 	return err
 }
