@@ -149,7 +149,9 @@ func TestBandwidthLimit(t *testing.T) {
 }
 
 func TestProgressLogWhenNotATerminal(t *testing.T) {
-	srv, urls, _ := slowSet(t, 2<<20, 1<<20, 512<<10)
+	// Slow enough that the fetch outlasts a few log intervals: pieces are
+	// committed as they land, so nothing else holds the run back.
+	srv, urls, _ := slowSet(t, 2<<20, 1<<20, 128<<10)
 	dest := t.TempDir()
 	logInterval := "HAUL_TEST_LOG_INTERVAL=300ms"
 	r := runHaul(t, []string{logInterval}, append([]string{"fetch", "--chunk-size", "128K"}, append(urls, dest)...)...)
