@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -26,11 +27,20 @@ const (
 	// of the file, so we stay at the size that is never shortened and
 	// still check every count ourselves.
 	sftpMaxPacket = 32 * 1024
-	// sftpChunk is how much one ReadRange asks for at a time: pkg/sftp
+	// sftpChunk is the most one ReadRange asks for at a time: pkg/sftp
 	// splits it into sftpChunk/sftpMaxPacket requests in flight at once,
 	// which keeps a long link busy, and the bytes reach the caller (and
 	// its progress and stall accounting) every sftpChunk.
 	sftpChunk = 256 * 1024
+	// A reader asks for less while its caller is much slower than the
+	// link (a --bwlimit paces it): whatever it asks for crosses the link
+	// at once, so -j readers asking sftpChunk each would burst j×256 KiB
+	// past the cap. It halves its ask when the caller took more than
+	// sftpShrinkRatio times as long to take the bytes as the link took to
+	// bring them, and doubles it when the caller took them faster than
+	// the link brought them. Between the two it holds, so the time the
+	// link sits idle while the caller drains stays a small share.
+	sftpShrinkRatio = 16
 )
 
 // sftpSource reads parts over SFTP. All calls share one SSH connection
@@ -43,6 +53,9 @@ type sftpSource struct {
 	display string
 
 	dialing chan struct{} // one-slot lock held while (re)connecting
+	// fillSize is the read size readers last settled on (see
+	// sftpShrinkRatio); new readers start from it.
+	fillSize atomic.Int64
 
 	mu     sync.Mutex
 	cur    *sftpConn
@@ -81,6 +94,7 @@ func openSFTP(ctx context.Context, u *url.URL, opts SSHOptions) (*Opened, error)
 	}
 	rp := sftpPathOf(u)
 	s := &sftpSource{target: t, opts: opts, hk: hk, dialing: make(chan struct{}, 1)}
+	s.fillSize.Store(sftpMaxPacket)
 	disp := url.URL{Scheme: strings.ToLower(u.Scheme), User: url.User(t.user), Host: net.JoinHostPort(t.alias, strconv.Itoa(t.port)), Path: u.Path}
 	s.display = disp.String()
 
@@ -395,10 +409,10 @@ func (s *sftpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (i
 		return nil, s.wrap(fmt.Sprintf("read %s", obj.Name), err)
 	}
 	return &sftpReader{ctx: ctx, src: s, c: fc, f: f, obj: obj, off: off, end: off + n,
-		buf: make([]byte, min(n, sftpChunk))}, nil
+		buf: make([]byte, min(n, sftpChunk)), size: s.fillSize.Load()}, nil
 }
 
-// sftpReader streams one range, sftpChunk at a time.
+// sftpReader streams one range, up to sftpChunk at a time.
 type sftpReader struct {
 	ctx context.Context
 	src *sftpSource
@@ -410,6 +424,11 @@ type sftpReader struct {
 	buf      []byte // fetch buffer
 	data     []byte // fetched, not yet returned
 	err      error  // returned once data is drained
+	// size is how much the next fetch asks for; took is how long the last
+	// fetch took and filled when it ended (zero before the first).
+	size   int64
+	took   time.Duration
+	filled time.Time
 	// pending is set when a fetch was abandoned (ctx ended) while it still
 	// uses f and buf: Close lets it finish before closing f.
 	pending chan struct{}
@@ -437,7 +456,12 @@ func (r *sftpReader) Read(p []byte) (int, error) {
 
 // fill fetches the next chunk, or sets r.err.
 func (r *sftpReader) fill() {
-	b := r.buf[:min(int64(len(r.buf)), r.end-r.off)]
+	if !r.filled.IsZero() {
+		r.size = nextFillSize(r.size, r.took, time.Since(r.filled))
+		r.src.fillSize.Store(r.size)
+	}
+	b := r.buf[:min(int64(len(r.buf)), r.size, r.end-r.off)]
+	start := time.Now()
 	type result struct {
 		n   int
 		err error
@@ -452,6 +476,8 @@ func (r *sftpReader) fill() {
 	}()
 	select {
 	case res := <-ch:
+		r.filled = time.Now()
+		r.took = r.filled.Sub(start)
 		r.data = b[:res.n]
 		r.off += int64(res.n)
 		if res.err != nil {
@@ -461,6 +487,19 @@ func (r *sftpReader) fill() {
 		r.pending = done
 		r.err = r.ctx.Err()
 	}
+}
+
+// nextFillSize is the read size after one that asked for size bytes, took
+// took to arrive, and took the caller drain to consume (see
+// sftpShrinkRatio). It stays within [sftpMaxPacket, sftpChunk].
+func nextFillSize(size int64, took, drain time.Duration) int64 {
+	switch {
+	case drain > sftpShrinkRatio*took:
+		size /= 2
+	case drain < took:
+		size *= 2
+	}
+	return min(max(size, sftpMaxPacket), sftpChunk)
 }
 
 // readFullAt fills b from offset off. pkg/sftp may answer short: its

@@ -37,6 +37,8 @@ const (
 // count_bytes); other dd's cut at blocks of %[1]d bytes (SKIP, COUNT),
 // which divide every piece boundary. It is one line, for login shells
 // (csh) that allow no newline inside quotes, and has no "!" (csh history).
+// The size comes from ls -L: a part may be a symlink (SFTP's stat follows
+// it), and the link's own size would read as a changed file.
 const hashScript = `set -f; f=$1; ` +
 	`if command -v sha256sum >/dev/null 2>&1; then h() { sha256sum; }; ` +
 	`elif command -v shasum >/dev/null 2>&1; then h() { shasum -a 256; }; ` +
@@ -47,7 +49,7 @@ const hashScript = `set -f; f=$1; ` +
 	`if [ -f "$f" ] && [ -r "$f" ]; then :; else echo "haul-hash: cannot read the file" >&2; exit 66; fi; ` +
 	`if dd if=/dev/null of=/dev/null bs=1 count=0 iflag=skip_bytes,count_bytes 2>/dev/null; then gnu=1; else gnu=; fi; ` +
 	`echo ` + hashHeader + `; ` +
-	`set -- $(ls -lnd -- "$f"); echo "S $5"; ` +
+	`set -- $(ls -lnLd -- "$f"); echo "S $5"; ` +
 	`while read -r i o n s c; do ` +
 	`if [ -n "$gnu" ]; then x=$( { dd if="$f" bs=%[2]d skip="$o" count="$n" iflag=skip_bytes,count_bytes 2>/dev/null || echo "haul-hash: dd failed" >&2; } | h ); ` +
 	`else x=$( { dd if="$f" bs=%[1]d skip="$s" count="$c" 2>/dev/null || echo "haul-hash: dd failed" >&2; } | h ); fi; ` +

@@ -363,6 +363,16 @@ func TestSFTPHashPieces(t *testing.T) {
 	if _, err := rh.HashPieces(ctx, obj, 65536, []int{6}); err == nil {
 		t.Fatal("piece 6 of 6: no error")
 	}
+	// A part that is a symlink (SFTP's stat follows it) is hashed as the
+	// file it points to, not reported as changed.
+	if err := os.Symlink(filepath.Join(f.dir, name), filepath.Join(f.dir, "link.tar.gz")); err != nil {
+		t.Fatal(err)
+	}
+	link := sftpList(t, op.Source)["link.tar.gz"]
+	got, err = rh.HashPieces(ctx, link, 65536, []int{0, 5})
+	if err != nil || len(got) != 2 || !bytes.Equal(got[0], want[0]) || !bytes.Equal(got[5], want[5]) {
+		t.Fatalf("a symlinked part: %v %v", got, err)
+	}
 	// Hashing moved nothing over SFTP.
 	op.Source.Close()
 	if n := f.d.SFTPReads(t)[filepath.Join(f.dir, name)]; n != 0 {
@@ -885,5 +895,41 @@ func TestSFTPSilentLinkIsDropped(t *testing.T) {
 	got, err := sftpRead(ctx, src, obj, 100, 300_000)
 	if err != nil || !bytes.Equal(got, data[100:300_100]) {
 		t.Fatalf("after the silent link: %v", err)
+	}
+}
+
+// TestSFTPSlowReaderReadsLittleAhead: a caller that takes its bytes slowly
+// (a --bwlimit paces it) makes the reader ask for little at a time, so the
+// link carries little more than the caller took: -j such readers asking
+// 256 KiB each would burst far past the cap.
+func TestSFTPSlowReaderReadsLittleAhead(t *testing.T) {
+	f := newSSHFixture(t)
+	data := f.write(t, "p", 2<<20, 11)
+	op := f.open(t, f.url(f.dir+"/"))
+	obj := sftpList(t, op.Source)["p"]
+	rc, err := op.Source.ReadRange(context.Background(), obj, 0, obj.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const took = 100 << 10
+	got := make([]byte, 0, took)
+	buf := make([]byte, 16<<10)
+	for len(got) < took {
+		n, err := rc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // the pace of a slow caller
+	}
+	rc.Close()
+	op.Source.Close()
+	if !bytes.Equal(got, data[:len(got)]) {
+		t.Fatal("bytes differ")
+	}
+	read := f.d.SFTPReads(t)[filepath.Join(f.dir, "p")]
+	t.Logf("the caller took %d bytes; the server read %d", len(got), read)
+	if limit := int64(len(got)) + 32<<10; read > limit {
+		t.Fatalf("the server read %d bytes for a caller that took %d: more than %d read ahead", read, len(got), limit-int64(len(got)))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -262,6 +263,26 @@ func TestSFTPPathOf(t *testing.T) {
 		}
 		if got := sftpPathOf(u); got != want {
 			t.Errorf("sftpPathOf(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestNextFillSize(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		name        string
+		size        int64
+		took, drain time.Duration
+		want        int64
+	}{
+		{"the caller waits on the link: ask more", 64 << 10, 10 * ms, 1 * ms, 128 << 10},
+		{"never above sftpChunk", sftpChunk, 10 * ms, 0, sftpChunk},
+		{"a paced caller: ask less", 256 << 10, 1 * ms, 500 * ms, 128 << 10},
+		{"never below one packet", sftpMaxPacket, 1 * ms, time.Second, sftpMaxPacket},
+		{"a long link, a somewhat slower caller: hold", 128 << 10, 100 * ms, 900 * ms, 128 << 10},
+	} {
+		if got := nextFillSize(c.size, c.took, c.drain); got != c.want {
+			t.Errorf("%s: nextFillSize(%d, %v, %v) = %d, want %d", c.name, c.size, c.took, c.drain, got, c.want)
 		}
 	}
 }
