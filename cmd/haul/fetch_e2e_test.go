@@ -399,7 +399,10 @@ func killRepeatedly(t *testing.T, env, args []string, rng *rand.Rand, minDelay, 
 // a wrong file under a final name.
 func TestFetchFaults(t *testing.T) {
 	parts := e2eSet(4, 300_000, 200_000, 250_001)
-	every := func(n int) testenv.When { return testenv.When{Every: n} }
+	// Now and then: every n-th answer, at most 4 in all, so that no piece
+	// can meet the fault on each of its 6 attempts (--retries 6) however
+	// the four connections interleave.
+	every := func(n int) testenv.When { return testenv.When{Every: n, Max: 4} }
 	cases := []struct {
 		name  string
 		fault testenv.FaultOption
@@ -420,10 +423,10 @@ func TestFetchFaults(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			srv := e2eServe(t, parts, c.fault)
-			args := []string{"fetch", "-j", "4", "--chunk-size", "64K", "--retries", "4", "--progress", "log"}
+			args := []string{"fetch", "-j", "4", "--chunk-size", "64K", "--progress", "log"}
 			args = append(args, c.extra...)
 			dest := t.TempDir()
-			r := runHaul(t, nil, append(append(slices.Clone(args), e2eURLs(srv, parts)...), dest)...)
+			r := runHaul(t, nil, append(append(slices.Clone(args), "--retries", "6"), append(e2eURLs(srv, parts), dest)...)...)
 			wantCode(t, r, 0)
 			e2eIdentical(t, dest, parts)
 			if srv.Faults() == (testenv.FaultCounts{}) {
@@ -436,7 +439,7 @@ func TestFetchFaults(t *testing.T) {
 			srv.ZeroCounters()
 			srv.Set(c.always)
 			dest = t.TempDir()
-			r = runHaul(t, nil, append(append(slices.Clone(args), e2eURLs(srv, parts)...), dest)...)
+			r = runHaul(t, nil, append(append(slices.Clone(args), "--retries", "4"), append(e2eURLs(srv, parts), dest)...)...)
 			if !slices.Contains(c.wantAlways, r.code) {
 				t.Fatalf("with the fault on every answer: exit %d, want one of %v\nstdout:\n%s\nstderr:\n%s", r.code, c.wantAlways, r.stdout, r.stderr)
 			}
