@@ -112,39 +112,49 @@ func Fetch(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	e := &engine{opts: &opts, src: op.Source}
 	defer func() { e.src.Close() }()
-	// A part that changes at the source mid-run sends us back to listing
-	// with the source opened again (an HTTP source learns versions only
-	// when it is opened); bounded so a source that changes all the time
-	// still ends. A failed set decode sends one part back for another
-	// fetch; that loop is bounded by the part's attempts (--retries).
-	for changes := 0; ; {
-		if err := retryTransient(ctx, &opts, func() error { return e.prepare(ctx) }); err != nil {
-			return nil, err
-		}
-		err := e.run(ctx)
-		if errors.Is(err, errRelist) {
-			if changes++; changes > maxChanges {
-				return e.summary(), fmt.Errorf("%w: parts changed at the source %d times during this run; run again when the backup at the source is complete", ErrInterrupted, changes)
-			}
-			e.src.Close()
-			op, err := openSources(ctx, &opts)
-			if err != nil {
-				return nil, err
-			}
-			e.src = op.Source
-			continue
-		}
+	for {
+		err := e.prepareRun(ctx)
 		if err == nil {
+			// A failed set decode sends a part back for another fetch;
+			// that loop is bounded by the parts' attempts (--retries).
 			err = e.setCheck(ctx)
 			if errors.Is(err, errRelist) {
 				continue
 			}
+		}
+		if e.st == nil {
+			return nil, err
 		}
 		s := e.summary()
 		if err == nil {
 			err = s.Err(opts.Dest)
 		}
 		return s, err
+	}
+}
+
+// prepareRun prepares the engine and runs it. A part that changes at the
+// source mid-run sends it back to listing with the source opened again
+// (an HTTP source learns versions only when it is opened), at most
+// maxChanges times, so a source that changes all the time still ends.
+func (e *engine) prepareRun(ctx context.Context) error {
+	for changes := 1; ; changes++ {
+		if err := retryTransient(ctx, e.opts, func() error { return e.prepare(ctx) }); err != nil {
+			return err
+		}
+		err := e.run(ctx)
+		if !errors.Is(err, errRelist) {
+			return err
+		}
+		if changes > maxChanges {
+			return fmt.Errorf("%w: parts changed at the source %d times during this run; run again when the copy at the source is complete", ErrInterrupted, changes)
+		}
+		e.src.Close()
+		op, err := openSources(ctx, e.opts)
+		if err != nil {
+			return err
+		}
+		e.src = op.Source
 	}
 }
 

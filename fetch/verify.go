@@ -200,9 +200,9 @@ func Repair(ctx context.Context, opts Options, from string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer op.Source.Close()
 	opts.Filter = Filter{Include: names}
 	e := &engine{opts: &opts, src: op.Source, repair: true}
+	defer func() { e.src.Close() }()
 
 	// Decide which pieces to move before the engine starts.
 	var objs []Object
@@ -238,10 +238,10 @@ func Repair(ctx context.Context, opts Options, from string) (*Summary, error) {
 	if err := chunk.Save(opts.Dest, st); err != nil {
 		return nil, err
 	}
-	if err := retryTransient(ctx, &opts, func() error { return e.prepare(ctx) }); err != nil {
+	err = e.prepareRun(ctx)
+	if e.st == nil {
 		return nil, err
 	}
-	err = e.run(ctx)
 	if err == nil {
 		err = e.setCheck(ctx)
 		if errors.Is(err, errRelist) {
