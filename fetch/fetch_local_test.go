@@ -150,3 +150,17 @@ func objects(names ...string) []Object {
 	}
 	return o
 }
+
+func TestPrefixSelectsNumberedSplit(t *testing.T) {
+	names := []string{"db.tar.zst.000", "db.tar.zst.001", "db.tar.zst.002", "db.tar.zst.sha256", "db.tar.zst.000.bak", "db.tar.zst.0001", "other.000"}
+	set := SelectSet(objects(names...), Filter{Prefix: "db.tar.zst.000"})
+	var got []string
+	for _, o := range set.Parts {
+		got = append(got, o.Name)
+	}
+	// "0001" and "000.bak" start with the prefix: SPEC's plain name-prefix rule takes them.
+	want := []string{"db.tar.zst.000", "db.tar.zst.000.bak", "db.tar.zst.001", "db.tar.zst.0001", "db.tar.zst.002"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("parts %v, want %v", got, want)
+	}
+}

@@ -27,13 +27,40 @@ type Filter struct {
 
 // Match reports whether a part called name belongs to the set.
 func (f Filter) Match(name string) bool {
-	if !strings.HasPrefix(name, f.Prefix) {
+	if !f.matchPrefix(name) {
 		return false
 	}
 	if len(f.Include) > 0 && !slices.ContainsFunc(f.Include, func(g string) bool { ok, _ := path.Match(g, name); return ok }) {
 		return false
 	}
 	return !slices.ContainsFunc(f.Exclude, func(g string) bool { ok, _ := path.Match(g, name); return ok })
+}
+
+// matchPrefix applies the name prefix. Pointing at the first part of a
+// numbered split (x.tar.zst.000, x.00) selects its siblings too: the same
+// stem and a number of the same width.
+func (f Filter) matchPrefix(name string) bool {
+	if strings.HasPrefix(name, f.Prefix) {
+		return true
+	}
+	i := strings.LastIndexByte(f.Prefix, '.')
+	if i < 0 {
+		return false
+	}
+	num := f.Prefix[i+1:]
+	if num == "" || strings.Trim(num, "0") != "" {
+		return false
+	}
+	rest, ok := strings.CutPrefix(name, f.Prefix[:i+1])
+	if !ok || len(rest) != len(num) {
+		return false
+	}
+	for j := 0; j < len(rest); j++ {
+		if !isDigit(rest[j]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks the globs.

@@ -204,35 +204,18 @@ func Repair(ctx context.Context, opts Options, from string) (*Summary, error) {
 	e := &engine{opts: &opts, src: op.Source, repair: true}
 	defer func() { e.src.Close() }()
 
-	// Decide which pieces to move before the engine starts.
-	var objs []Object
-	err = retryTransient(ctx, &opts, func() error {
-		var err error
-		objs, err = op.Source.List(ctx)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", op.Source, err)
-	}
-	byName := map[string]Object{}
-	for _, o := range objs {
-		byName[o.Name] = o
-	}
-	for _, p := range st.Parts {
-		if p.Complete() {
-			continue
+	// Decide which pieces to move before the engine starts. A copy that
+	// changes while it is hashed is listed again (bounded).
+	for round := 1; ; round++ {
+		err := e.planRepair(ctx, st)
+		if !errors.Is(err, errRelist) {
+			if err != nil {
+				return nil, err
+			}
+			break
 		}
-		o, ok := byName[p.Name]
-		if !ok {
-			continue // stays missing; reported at the end
-		}
-		if o.Size != p.Size {
-			p.Status = chunk.Broken
-			p.Error = fmt.Sprintf("the copy at %s is %d bytes, expected %d", op.Source, o.Size, p.Size)
-			continue
-		}
-		if err := e.markBadPieces(ctx, st, p, o); err != nil {
-			return nil, err
+		if round >= 3 {
+			return nil, fmt.Errorf("%w: the copy at %s keeps changing; run again when it is complete", ErrInterrupted, e.src)
 		}
 	}
 	if err := chunk.Save(opts.Dest, st); err != nil {
@@ -258,6 +241,42 @@ func Repair(ctx context.Context, opts Options, from string) (*Summary, error) {
 		err = s.Err(opts.Dest)
 	}
 	return s, err
+}
+
+// planRepair lists the repair source and marks, for every part not
+// complete, the pieces that must move.
+func (e *engine) planRepair(ctx context.Context, st *chunk.State) error {
+	var objs []Object
+	err := retryTransient(ctx, e.opts, func() error {
+		var err error
+		objs, err = e.src.List(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("list %s: %w", e.src, err)
+	}
+	byName := map[string]Object{}
+	for _, o := range objs {
+		byName[o.Name] = o
+	}
+	for _, p := range st.Parts {
+		if p.Complete() {
+			continue
+		}
+		o, ok := byName[p.Name]
+		if !ok {
+			continue // stays missing; reported at the end
+		}
+		if o.Size != p.Size {
+			p.Status = chunk.Broken
+			p.Error = fmt.Sprintf("the copy at %s is %d bytes, expected %d", e.src, o.Size, p.Size)
+			continue
+		}
+		if err := e.markBadPieces(ctx, st, p, o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // markBadPieces decides which pieces of a broken part must move: those
@@ -292,6 +311,10 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 				for i, h := range remote {
 					want[i] = hex.EncodeToString(h)
 				}
+			} else if ctx.Err() != nil {
+				return interrupted(ctx)
+			} else if errors.Is(err, ErrChanged) {
+				return errRelist
 			} else if err != nil {
 				e.opts.Progress.Event(Event{Kind: EventWarning, Part: p.Name, Message: fmt.Sprintf("remote hashing unavailable (%v); copying part %s whole", err, p.Name)})
 			}

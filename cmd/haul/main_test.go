@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build haul: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
+	// testenv.Main exits the process, so a defer would never run.
+	testenv.AtExit(func() { os.RemoveAll(dir) })
 	testenv.Main(m)
 }
 

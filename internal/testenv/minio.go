@@ -205,7 +205,7 @@ func SharedMinIO(t testing.TB) *MinIO {
 			return
 		}
 		shared.m = m
-		atExit(func() {
+		AtExit(func() {
 			if err := m.stop(); err != nil {
 				fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 			}

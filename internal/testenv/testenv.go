@@ -84,9 +84,9 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// atExit registers f to run when Main ends, in reverse order of
+// AtExit registers f to run when Main ends, in reverse order of
 // registration. It is for servers shared by a whole test binary.
-func atExit(f func()) {
+func AtExit(f func()) {
 	exitMu.Lock()
 	defer exitMu.Unlock()
 	exitFuncs = append(exitFuncs, f)
