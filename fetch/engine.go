@@ -183,8 +183,18 @@ func (e *engine) prepare(ctx context.Context) error {
 		}
 		e.runs = append(e.runs, r)
 	}
-	// Names that a sum file or manifest promises but the source lacks.
+	// Names that a sum file, a manifest or the archive itself (Bitrix LN)
+	// promises but the source lacks.
+	promised := map[string]string{}
 	for name := range refs.byName {
+		promised[name] = "named by a reference file"
+	}
+	if ex, ok := e.src.(Expecter); ok {
+		for _, name := range ex.Expected() {
+			promised[name] = "named by the first volume's LN field"
+		}
+	}
+	for name, why := range promised {
 		if !seen[name] && e.opts.Filter.Match(name) {
 			p := st.Find(name)
 			if p == nil {
@@ -192,8 +202,8 @@ func (e *engine) prepare(ctx context.Context) error {
 			}
 			if !p.Complete() {
 				p.Status = chunk.Missing
-				p.Error = "named by a reference file but not found at the source"
-				e.opts.Progress.Event(Event{Kind: EventPartMissing, Part: name, Message: "part " + name + " is named by a reference file but not found at " + e.src.String()})
+				p.Error = why + " but not found at the source"
+				e.opts.Progress.Event(Event{Kind: EventPartMissing, Part: name, Message: "part " + name + " is " + why + " but not found at " + e.src.String()})
 			}
 			seen[name] = true
 			parts = append(parts, p)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/internal/gen"
+	"github.com/haul-dev/haul/internal/testenv"
 )
 
 // makeSet writes n parts of random bytes named name, name.1, … into dir
@@ -162,5 +164,42 @@ func TestPrefixSelectsNumberedSplit(t *testing.T) {
 	want := []string{"db.tar.zst.000", "db.tar.zst.000.bak", "db.tar.zst.001", "db.tar.zst.0001", "db.tar.zst.002"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("parts %v, want %v", got, want)
+	}
+}
+
+// TestBitrixLNNamesMissingVolume: one URL to a Bitrix first volume expands
+// to the set its LN field names; a volume the server lacks is missing
+// (exit 3), not silently left out.
+func TestBitrixLNNamesMissingVolume(t *testing.T) {
+	site, served, dest := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := gen.Tree(site, 3, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	vols, err := gen.BitrixSet(site, served, "site", 128<<10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vols) < 3 {
+		t.Fatalf("only %d volumes; make the site bigger", len(vols))
+	}
+	gone := filepath.Base(vols[2])
+	os.Remove(vols[2])
+	srv := testenv.NewFaultServer(served)
+	defer srv.Close()
+	opts := testOptions(srv.URL(filepath.Base(vols[0])), dest)
+	_, err = Fetch(context.Background(), opts)
+	var ie *IncompleteError
+	if !errors.As(err, &ie) || fmt.Sprint(ie.Missing) != fmt.Sprint([]string{gone}) {
+		t.Fatalf("err = %v, want %s missing", err, gone)
+	}
+	for _, v := range vols {
+		if v == vols[2] {
+			continue
+		}
+		want, _ := os.ReadFile(v)
+		got, err := os.ReadFile(filepath.Join(dest, filepath.Base(v)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("volume %s not identical: %v", filepath.Base(v), err)
+		}
 	}
 }

@@ -23,9 +23,18 @@ type httpSource struct {
 	client *http.Client
 	objs   []Object
 	label  string
+	// expected are volume names a Bitrix first volume's LN field promises
+	// that the server does not have.
+	expected []string
 }
 
-var _ Source = (*httpSource)(nil)
+var (
+	_ Source   = (*httpSource)(nil)
+	_ Expecter = (*httpSource)(nil)
+)
+
+// Expected implements Expecter.
+func (s *httpSource) Expected() []string { return s.expected }
 
 // referenceCandidates are sum files probed beside plain (unsigned) URLs.
 var referenceCandidates = []string{"SHA256SUMS", "SHA512SUMS", "SHA1SUMS", "MD5SUMS"}
@@ -104,8 +113,8 @@ func (s *httpSource) expand(ctx context.Context, first Object, probe bool) ([]Ob
 			break // probing ends at the first 404
 		}
 		if errors.Is(err, ErrNotFound) {
-			// The set names this volume: record it as missing by leaving it
-			// out; the caller reports missing volumes from the LN count.
+			// The set names this volume: it is missing, not absent.
+			s.expected = append(s.expected, first.Name+"."+strconv.Itoa(i))
 			continue
 		}
 		if err != nil {

@@ -68,3 +68,10 @@ type RemoteHasher interface {
 	// i is bytes [i*pieceSize, min((i+1)*pieceSize, obj.Size)).
 	HashPieces(ctx context.Context, obj Object, pieceSize int64, pieces []int) (map[int][]byte, error)
 }
+
+// Expecter is a Source that knows names the set must have even though it
+// could not find them (a Bitrix first volume's LN field names the last
+// volume). Such names are reported missing.
+type Expecter interface {
+	Expected() []string
+}
