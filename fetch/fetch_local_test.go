@@ -203,3 +203,29 @@ func TestBitrixLNNamesMissingVolume(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeParts: with ProbeParts one URL expands to NAME.1, NAME.2 … until
+// the server says 404; without it, the URL is the whole set.
+func TestProbeParts(t *testing.T) {
+	served := t.TempDir()
+	parts := makeSet(t, served, "db.dump", 4, 50_000)
+	srv := testenv.NewFaultServer(served)
+	defer srv.Close()
+	for _, probe := range []bool{false, true} {
+		dest := t.TempDir()
+		opts := testOptions(srv.URL("db.dump"), dest)
+		opts.Open.ProbeParts = probe
+		sum, err := Fetch(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if probe {
+			want = 4
+			assertSet(t, dest, parts)
+		}
+		if sum.Parts != want {
+			t.Fatalf("probe=%v: %d parts, want %d", probe, sum.Parts, want)
+		}
+	}
+}
