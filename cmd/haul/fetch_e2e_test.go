@@ -7,10 +7,7 @@ package main
 // part's final name, and the bytes pulled over the link.
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,121 +24,6 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/internal/testenv"
 )
-
-// e2ePart is one part of a test set.
-type e2ePart struct {
-	name string
-	data []byte
-}
-
-// e2eBytes returns n deterministic pseudo-random bytes.
-func e2eBytes(seed uint64, n int) []byte {
-	var s [32]byte
-	s[0], s[1] = byte(seed), byte(seed>>8)
-	b := make([]byte, n)
-	rand.NewChaCha8(s).Read(b)
-	return b
-}
-
-// e2eSet returns the set backup.bak, backup.bak.1, … with the given
-// sizes, its content derived from seed: random bytes of no archive format,
-// so that only references can prove them.
-func e2eSet(seed uint64, sizes ...int) []e2ePart {
-	var out []e2ePart
-	for i, n := range sizes {
-		name := "backup.bak"
-		if i > 0 {
-			name = fmt.Sprintf("backup.bak.%d", i)
-		}
-		out = append(out, e2ePart{name, e2eBytes(seed*100+uint64(i), n)})
-	}
-	return out
-}
-
-func e2eTotal(parts []e2ePart) int64 {
-	var n int64
-	for _, p := range parts {
-		n += int64(len(p.data))
-	}
-	return n
-}
-
-// e2eWriteDir writes the parts into dir.
-func e2eWriteDir(t *testing.T, dir string, parts []e2ePart) {
-	t.Helper()
-	for _, p := range parts {
-		if err := os.WriteFile(filepath.Join(dir, p.name), p.data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// e2eServe writes the parts into a fresh directory and serves it; the
-// server is closed when the test ends.
-func e2eServe(t *testing.T, parts []e2ePart, opts ...testenv.FaultOption) *testenv.FaultServer {
-	t.Helper()
-	dir := t.TempDir()
-	e2eWriteDir(t, dir, parts)
-	srv := testenv.NewFaultServer(dir, opts...)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func e2eURLs(srv *testenv.FaultServer, parts []e2ePart) []string {
-	var urls []string
-	for _, p := range parts {
-		urls = append(urls, srv.URL(p.name))
-	}
-	return urls
-}
-
-// e2eSHA256SUMS is a coreutils sha256sum listing of the parts.
-func e2eSHA256SUMS(parts []e2ePart) []byte {
-	var b bytes.Buffer
-	for _, p := range parts {
-		s := sha256.Sum256(p.data)
-		fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(s[:]), p.name)
-	}
-	return b.Bytes()
-}
-
-// e2eIdentical fails unless every part is in dest under its final name,
-// byte-identical, and no NAME.partial is left.
-func e2eIdentical(t *testing.T, dest string, parts []e2ePart) {
-	t.Helper()
-	for _, p := range parts {
-		got, err := os.ReadFile(filepath.Join(dest, p.name))
-		if err != nil {
-			t.Fatalf("part %s: %v", p.name, err)
-		}
-		if !bytes.Equal(got, p.data) {
-			t.Fatalf("part %s (%d bytes) differs from the source (%d bytes)", p.name, len(got), len(p.data))
-		}
-	}
-	if left, _ := filepath.Glob(filepath.Join(dest, "*.partial")); len(left) > 0 {
-		t.Fatalf("partial files left after success: %v", left)
-	}
-}
-
-// e2eNoWrongFinal fails if any file under a part's final name differs from
-// that part: whatever happened, a wrong file never carries the name.
-func e2eNoWrongFinal(t *testing.T, dest string, parts []e2ePart) (complete int) {
-	t.Helper()
-	for _, p := range parts {
-		got, err := os.ReadFile(filepath.Join(dest, p.name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatalf("part %s: %v", p.name, err)
-		}
-		if !bytes.Equal(got, p.data) {
-			t.Fatalf("part %s carries its final name but differs from the source", p.name)
-		}
-		complete++
-	}
-	return complete
-}
 
 // e2eStatus is `haul status --json DEST`.
 type e2eStatus struct {

@@ -60,38 +60,6 @@ func e2eLabels(rep e2eVerifyReport) map[string][]string {
 	return out
 }
 
-// e2eReadDir reads the parts a generator wrote, in the order given.
-func e2eReadDir(t *testing.T, paths []string) []e2ePart {
-	t.Helper()
-	var parts []e2ePart
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, e2ePart{filepath.Base(p), b})
-	}
-	return parts
-}
-
-// e2eFlipOnDisk flips the lowest bit of one byte of a file, as bit rot.
-func e2eFlipOnDisk(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := []byte{0}
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 1
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestIntegrityFlipsOnTheLink is issue 3 acceptance 1: bits flipped in
 // transit are caught and fetched again, with SHA256SUMS beside the parts
 // (the part comes again) and with a haul manifest (only the bad piece

@@ -4,19 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/internal/gen"
@@ -25,44 +21,24 @@ import (
 
 // slowSet generates a site, archives it as a tar.gz split into parts, and
 // serves the parts over a capped loopback link. It returns the server,
-// the part URLs and the site directory.
-func slowSet(t *testing.T, siteBytes, partSize, perConn int64) (*testenv.FaultServer, []string, string) {
+// the parts, their URLs and the site directory.
+func slowSet(t *testing.T, siteBytes, partSize, perConn int64) (*testenv.FaultServer, []e2ePart, []string, string) {
 	t.Helper()
-	site, served := filepath.Join(t.TempDir(), "site"), t.TempDir()
+	site, split := filepath.Join(t.TempDir(), "site"), t.TempDir()
 	if err := gen.Tree(site, 7, siteBytes); err != nil {
 		t.Fatal(err)
 	}
-	paths, err := gen.SplitTarGz(site, served, "site.tar.gz", partSize, gen.FormatGzip)
+	paths, err := gen.SplitTarGz(site, split, "site.tar.gz", partSize, gen.FormatGzip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := testenv.NewFaultServer(served, testenv.ConnRate(perConn))
-	t.Cleanup(srv.Close)
-	var urls []string
-	for _, p := range paths {
-		urls = append(urls, srv.URL(filepath.Base(p)))
-	}
-	return srv, urls, site
-}
-
-// sameFiles fails unless every part in dir equals the served one.
-func sameFiles(t *testing.T, srv *testenv.FaultServer, dest string, urls []string) {
-	t.Helper()
-	for _, u := range urls {
-		name := filepath.Base(u)
-		want, err := os.ReadFile(filepath.Join(srv.Root(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(filepath.Join(dest, name))
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("part %s is not identical to the source (err %v)", name, err)
-		}
-	}
+	parts := e2eReadDir(t, paths)
+	srv := e2eServe(t, parts, testenv.ConnRate(perConn))
+	return srv, parts, e2eURLs(srv, parts), site
 }
 
 func TestTwoRunsAtOnce(t *testing.T) {
-	srv, urls, _ := slowSet(t, 3<<20, 1<<20, 256<<10)
+	_, parts, urls, _ := slowSet(t, 3<<20, 1<<20, 256<<10)
 	dest := t.TempDir()
 	args := append([]string{"fetch", "--progress", "log", "--chunk-size", "128K", "-j", "2"}, append(urls, dest)...)
 	first := haulCmd(context.Background(), nil, args...)
@@ -93,11 +69,11 @@ func TestTwoRunsAtOnce(t *testing.T) {
 	if err := first.Wait(); err != nil {
 		t.Fatalf("the first run failed: %v\n%s", err, out.String())
 	}
-	sameFiles(t, srv, dest, urls)
+	e2eIdentical(t, dest, parts)
 }
 
 func TestMaxTimeStopsAndResumes(t *testing.T) {
-	srv, urls, _ := slowSet(t, 6<<20, 1<<20, 128<<10)
+	_, parts, urls, _ := slowSet(t, 6<<20, 1<<20, 128<<10)
 	dest := t.TempDir()
 	args := append([]string{"fetch", "--progress", "log", "--chunk-size", "128K", "-j", "2"}, append(urls, dest)...)
 	start := time.Now()
@@ -118,7 +94,7 @@ func TestMaxTimeStopsAndResumes(t *testing.T) {
 		t.Fatalf("the deadline came after the end; make the link slower")
 	}
 	wantCode(t, runHaul(t, nil, args...), 0)
-	sameFiles(t, srv, dest, urls)
+	e2eIdentical(t, dest, parts)
 }
 
 // TestBandwidthLimit checks the cap end to end on a loopback link. The
@@ -126,7 +102,7 @@ func TestMaxTimeStopsAndResumes(t *testing.T) {
 // an injected clock) is tested in package fetch; here the rate must not
 // exceed the cap by more than 10% and must come near it.
 func TestBandwidthLimit(t *testing.T) {
-	srv, urls, _ := slowSet(t, 4<<20, 1<<20, 0)
+	srv, parts, urls, _ := slowSet(t, 4<<20, 1<<20, 0)
 	dest := t.TempDir()
 	var size int64
 	for _, u := range urls {
@@ -145,13 +121,13 @@ func TestBandwidthLimit(t *testing.T) {
 	if rate < 0.5*limit {
 		t.Errorf("%.0f bytes/s with --bwlimit 1M: far under the cap", rate)
 	}
-	sameFiles(t, srv, dest, urls)
+	e2eIdentical(t, dest, parts)
 }
 
 func TestProgressLogWhenNotATerminal(t *testing.T) {
 	// Slow enough that the fetch outlasts a few log intervals: pieces are
 	// committed as they land, so nothing else holds the run back.
-	srv, urls, _ := slowSet(t, 2<<20, 1<<20, 128<<10)
+	_, parts, urls, _ := slowSet(t, 2<<20, 1<<20, 128<<10)
 	dest := t.TempDir()
 	logInterval := "HAUL_TEST_LOG_INTERVAL=300ms"
 	r := runHaul(t, []string{logInterval}, append([]string{"fetch", "--chunk-size", "128K"}, append(urls, dest)...)...)
@@ -162,67 +138,24 @@ func TestProgressLogWhenNotATerminal(t *testing.T) {
 	if !regexp.MustCompile(`\d+:\d+:\d+ .* / .*\(\d+\.\d%\), .*, ETA .*, parts \d+/\d+ done, \d+ broken`).MatchString(r.stdout) {
 		t.Errorf("no periodic log line with bytes, %%, rate, ETA and parts:\n%s", r.stdout)
 	}
-	sameFiles(t, srv, dest, urls)
+	e2eIdentical(t, dest, parts)
 }
 
 func TestProgressBarsOnATerminal(t *testing.T) {
-	srv, urls, _ := slowSet(t, 2<<20, 1<<20, 512<<10)
+	_, parts, urls, _ := slowSet(t, 2<<20, 1<<20, 512<<10)
 	dest := t.TempDir()
-	out := runOnPTY(t, append([]string{"fetch", "--chunk-size", "128K"}, append(urls, dest)...)...)
+	out, code := runOnPTY(t, []string{"TERM=xterm"}, "", "", append([]string{"fetch", "--chunk-size", "128K"}, append(urls, dest)...)...)
+	if code != 0 {
+		t.Fatalf("haul on a terminal: exit %d\n%s", code, out)
+	}
 	if !strings.Contains(out, "\x1b[") || !strings.Contains(out, "total") || !strings.Contains(out, "%") {
 		t.Errorf("no progress bars on a terminal:\n%q", out)
 	}
-	sameFiles(t, srv, dest, urls)
-}
-
-// runOnPTY runs haul with stdin, stdout and stderr on a pseudo-terminal
-// and returns what it wrote.
-func runOnPTY(t *testing.T, args ...string) string {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open /dev/ptmx: %v", err)
-	}
-	defer master.Close()
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("pty number: %v", err)
-	}
-	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open pty: %v", err)
-	}
-	unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := haulCmd(ctx, []string{"TERM=xterm"}, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	var buf bytes.Buffer
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		io.Copy(&buf, master) // ends with EIO when the last slave closes
-	}()
-	err = cmd.Wait()
-	master.SetReadDeadline(time.Now().Add(2 * time.Second))
-	wg.Wait()
-	if err != nil {
-		t.Fatalf("haul on a terminal: %v\n%s", err, buf.String())
-	}
-	return buf.String()
+	e2eIdentical(t, dest, parts)
 }
 
 func TestRunTwicePullsNothing(t *testing.T) {
-	srv, urls, site := slowSet(t, 2<<20, 700<<10, 0)
+	srv, _, urls, site := slowSet(t, 2<<20, 700<<10, 0)
 	dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
 	args := append([]string{"run", "--progress", "log", "--chunk-size", "128K"}, append(urls, dest, "--into", into)...)
 	wantCode(t, runHaul(t, nil, args...), 0)
@@ -243,7 +176,7 @@ func TestRunTwicePullsNothing(t *testing.T) {
 // and the rerun completes.
 func TestSIGTERM(t *testing.T) {
 	t.Run("fetch", func(t *testing.T) {
-		srv, urls, _ := slowSet(t, 4<<20, 1<<20, 128<<10)
+		_, parts, urls, _ := slowSet(t, 4<<20, 1<<20, 128<<10)
 		dest := t.TempDir()
 		args := append([]string{"fetch", "--progress", "log", "--chunk-size", "128K", "-j", "2"}, append(urls, dest)...)
 		code := termAfter(t, 1500*time.Millisecond, args...)
@@ -254,10 +187,10 @@ func TestSIGTERM(t *testing.T) {
 			t.Fatalf("state after SIGTERM: %v", err)
 		}
 		wantCode(t, runHaul(t, nil, args...), 0)
-		sameFiles(t, srv, dest, urls)
+		e2eIdentical(t, dest, parts)
 	})
 	t.Run("restore", func(t *testing.T) {
-		srv, urls, site := slowSet(t, 24<<20, 4<<20, 0)
+		srv, _, urls, site := slowSet(t, 24<<20, 4<<20, 0)
 		dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
 		wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none"}, append(urls, dest)...)...), 0)
 		_ = srv
@@ -302,7 +235,7 @@ func termAfter(t *testing.T, d time.Duration, args ...string) int {
 }
 
 func TestStatusAndReportJSON(t *testing.T) {
-	srv, urls, _ := slowSet(t, 2<<20, 1<<20, 0)
+	srv, _, urls, _ := slowSet(t, 2<<20, 1<<20, 0)
 	dest := t.TempDir()
 	wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none"}, append(urls, dest)...)...), 0)
 	_ = srv

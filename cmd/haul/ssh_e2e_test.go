@@ -10,8 +10,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -20,14 +18,10 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/internal/testenv"
@@ -36,42 +30,6 @@ import (
 // sshPiece is the piece size of every test here: small, so that a few MB
 // make many pieces and "at most two pieces" is a sharp bound.
 const sshPiece = 64 << 10
-
-// sshPart is one part of a test set.
-type sshPart struct {
-	name string
-	data []byte
-}
-
-// sshSet returns db.bak.000, db.bak.001, … with the given sizes: random
-// bytes of no archive format, so that only references can prove them.
-func sshSet(seed uint64, sizes ...int) []sshPart {
-	var out []sshPart
-	for i, n := range sizes {
-		var s [32]byte
-		s[0], s[1], s[2] = byte(seed), byte(seed>>8), byte(i)
-		b := make([]byte, n)
-		rand.NewChaCha8(s).Read(b)
-		out = append(out, sshPart{fmt.Sprintf("db.bak.%03d", i), b})
-	}
-	return out
-}
-
-func sshNames(parts []sshPart) []string {
-	var out []string
-	for _, p := range parts {
-		out = append(out, p.name)
-	}
-	return out
-}
-
-func sshTotal(parts []sshPart) int64 {
-	var n int64
-	for _, p := range parts {
-		n += int64(len(p.data))
-	}
-	return n
-}
 
 // sshHost is a real sshd serving a directory, and what a haul run needs
 // to reach it: an empty HOME, a known_hosts file that trusts the server
@@ -126,18 +84,14 @@ func (h *sshHost) keyArgs() []string {
 }
 
 // put writes the parts into the served directory.
-func (h *sshHost) put(t *testing.T, parts []sshPart) {
+func (h *sshHost) put(t *testing.T, parts []e2ePart) {
 	t.Helper()
-	for _, p := range parts {
-		if err := os.WriteFile(filepath.Join(h.remote, p.name), p.data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e2eWriteDir(t, h.remote, parts)
 }
 
 // putManifest writes a haul manifest with sshPiece pieces beside the
 // parts, with `haul manifest` on the served directory.
-func (h *sshHost) putManifest(t *testing.T, parts []sshPart) {
+func (h *sshHost) putManifest(t *testing.T, parts []e2ePart) {
 	t.Helper()
 	r := runHaul(t, h.env(), "manifest", "--piece-size", "64K", "-o", filepath.Join(h.remote, parts[0].name+".haul.json"), h.remote)
 	wantCode(t, r, 0)
@@ -145,14 +99,9 @@ func (h *sshHost) putManifest(t *testing.T, parts []sshPart) {
 
 // putSums writes a SHA256SUMS (whole-part hashes, nothing per piece)
 // beside the parts.
-func (h *sshHost) putSums(t *testing.T, parts []sshPart) {
+func (h *sshHost) putSums(t *testing.T, parts []e2ePart) {
 	t.Helper()
-	var b bytes.Buffer
-	for _, p := range parts {
-		s := sha256.Sum256(p.data)
-		fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(s[:]), p.name)
-	}
-	if err := os.WriteFile(filepath.Join(h.remote, "SHA256SUMS"), b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(h.remote, "SHA256SUMS"), e2eSHA256SUMS(parts), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -223,66 +172,12 @@ func sshFetchArgs(src, dest string, more ...string) []string {
 	return append([]string{"fetch", src, dest, "--chunk-size", "64K", "-j", "4", "--progress", "log"}, more...)
 }
 
-// sshIdentical fails unless every part is in dest under its final name,
-// byte-identical, with no NAME.partial left.
-func sshIdentical(t *testing.T, dest string, parts []sshPart) {
-	t.Helper()
-	for _, p := range parts {
-		got, err := os.ReadFile(filepath.Join(dest, p.name))
-		if err != nil {
-			t.Fatalf("part %s: %v", p.name, err)
-		}
-		if !bytes.Equal(got, p.data) {
-			t.Fatalf("part %s (%d bytes) differs from the source (%d bytes)", p.name, len(got), len(p.data))
-		}
-	}
-	if left, _ := filepath.Glob(filepath.Join(dest, "*.partial")); len(left) > 0 {
-		t.Fatalf("partial files left after success: %v", left)
-	}
-}
-
-// sshNoWrongFinal fails if a file under a part's final name differs from
-// the part.
-func sshNoWrongFinal(t *testing.T, dest string, parts []sshPart) {
-	t.Helper()
-	for _, p := range parts {
-		got, err := os.ReadFile(filepath.Join(dest, p.name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, p.data) {
-			t.Fatalf("part %s carries its final name but differs from the source", p.name)
-		}
-	}
-}
-
-// sshFlipByte flips one bit of the byte at off in file.
-func sshFlipByte(t *testing.T, file string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(file, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x20
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSSHFetch is issue 4 acceptance 1, first half: a set fetched over
 // sftp:// with -i and --known-hosts is byte-identical, verified by the
 // manifest beside it, and the SFTP server read each part exactly once.
 func TestSSHFetch(t *testing.T) {
 	h := newSSHHost(t)
-	parts := sshSet(1, 700_001, 3*sshPiece, 0, 250_000, 1)
+	parts := e2eNumberedSet("db.bak", 1, 700_001, 3*sshPiece, 0, 250_000, 1)
 	h.put(t, parts)
 	h.putManifest(t, parts)
 	before := h.d.SFTPReads(t)
@@ -290,7 +185,7 @@ func TestSSHFetch(t *testing.T) {
 	dest := t.TempDir()
 	r := h.run(t, nil, sshFetchArgs(h.url("sftp"), dest, h.keyArgs()...)...)
 	wantCode(t, r, 0)
-	sshIdentical(t, dest, parts)
+	e2eIdentical(t, dest, parts)
 	wantCode(t, h.run(t, nil, "verify", dest), 0)
 
 	reads := h.d.SFTPReads(t)
@@ -300,7 +195,7 @@ func TestSSHFetch(t *testing.T) {
 			t.Errorf("part %s: SFTP read %d bytes of it, want exactly its %d", p.name, got, len(p.data))
 		}
 	}
-	t.Logf("fetched %d bytes over SFTP in %d parts", sshTotal(parts), len(parts))
+	t.Logf("fetched %d bytes over SFTP in %d parts", e2eTotal(parts), len(parts))
 
 	// Run again: nothing moves.
 	r = h.run(t, nil, sshFetchArgs(h.url("sftp"), dest, h.keyArgs()...)...)
@@ -320,7 +215,7 @@ func TestSSHFetch(t *testing.T) {
 	dest2 := t.TempDir()
 	r = h.run(t, nil, sshFetchArgs(strings.TrimSuffix(h.url("ssh"), "/")+"/db.bak", dest2, h.keyArgs()...)...)
 	wantCode(t, r, 0)
-	sshIdentical(t, dest2, parts)
+	e2eIdentical(t, dest2, parts)
 	if _, err := os.Stat(filepath.Join(dest2, "notes.txt")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a file outside the set was fetched (stat: %v)", err)
 	}
@@ -341,7 +236,7 @@ func TestSSHFetch(t *testing.T) {
 // read at most the set plus one piece per connection per kill.
 func TestSSHFetchKill9(t *testing.T) {
 	h := newSSHHost(t)
-	parts := sshSet(2, 800_000, 700_001, 620_000, 400_000)
+	parts := e2eNumberedSet("db.bak", 2, 800_000, 700_001, 620_000, 400_000)
 	h.put(t, parts)
 	h.putManifest(t, parts)
 	const conns = 4 // sshFetchArgs' -j
@@ -363,7 +258,7 @@ func TestSSHFetchKill9(t *testing.T) {
 		if r := <-done; r.code == -1 {
 			kills++
 		}
-		sshNoWrongFinal(t, dest, parts)
+		e2eNoWrongFinal(t, dest, parts)
 	}
 	if kills < 3 {
 		t.Fatalf("only %d kills landed", kills)
@@ -391,12 +286,12 @@ func TestSSHFetchKill9(t *testing.T) {
 	beforeLast := partReads()
 	r := h.run(t, nil, args...)
 	wantCode(t, r, 0)
-	sshIdentical(t, dest, parts)
+	e2eIdentical(t, dest, parts)
 	wantCode(t, h.run(t, nil, "verify", dest), 0)
 
 	// The last run resumed: it read exactly what was not saved.
 	read := partReads()
-	total := sshTotal(parts)
+	total := e2eTotal(parts)
 	if last := read - beforeLast; last != total-doneBytes {
 		t.Errorf("the run after the kills read %d bytes; %d of the %d were saved, so want %d", last, doneBytes, total, total-doneBytes)
 	}
@@ -432,7 +327,7 @@ func TestSSHRepair(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newSSHHost(t, tc.sshd...)
-			parts := sshSet(3, 500_000, 20*sshPiece+777, 300_000)
+			parts := e2eNumberedSet("db.bak", 3, 500_000, 20*sshPiece+777, 300_000)
 			if tc.symlinks {
 				store := t.TempDir()
 				for _, p := range parts {
@@ -458,7 +353,7 @@ func TestSSHRepair(t *testing.T) {
 			origin := h.url("sftp")
 			if !tc.manifest {
 				origin = t.TempDir()
-				for _, name := range append([]string{"SHA256SUMS"}, sshNames(parts)...) {
+				for _, name := range append([]string{"SHA256SUMS"}, e2eNames(parts)...) {
 					b, err := os.ReadFile(filepath.Join(h.remote, name))
 					if err != nil {
 						t.Fatal(err)
@@ -468,7 +363,7 @@ func TestSSHRepair(t *testing.T) {
 					}
 				}
 				old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-				for _, name := range sshNames(parts) {
+				for _, name := range e2eNames(parts) {
 					if err := os.Chtimes(filepath.Join(h.remote, name), old, old); err != nil {
 						t.Fatal(err)
 					}
@@ -476,11 +371,11 @@ func TestSSHRepair(t *testing.T) {
 			}
 			dest := t.TempDir()
 			wantCode(t, h.run(t, nil, sshFetchArgs(origin, dest, h.keyArgs()...)...), 0)
-			sshIdentical(t, dest, parts)
+			e2eIdentical(t, dest, parts)
 
 			bad := parts[1]
 			off := int64(11*sshPiece + 1234)
-			sshFlipByte(t, filepath.Join(dest, bad.name), off)
+			e2eFlipOnDisk(t, filepath.Join(dest, bad.name), off)
 			r := h.run(t, nil, "verify", dest)
 			wantCode(t, r, 3)
 			if !strings.Contains(r.stdout+r.stderr, bad.name) {
@@ -491,7 +386,7 @@ func TestSSHRepair(t *testing.T) {
 			r = h.run(t, nil, append([]string{"repair", "--from", h.url("ssh"), dest, "--progress", "log"}, h.keyArgs()...)...)
 			wantCode(t, r, 0)
 			wantCode(t, h.run(t, nil, "verify", dest), 0)
-			sshIdentical(t, dest, parts)
+			e2eIdentical(t, dest, parts)
 
 			after := h.d.SFTPReads(t)
 			moved := after[h.remotePath(bad.name)] - before[h.remotePath(bad.name)]
@@ -543,7 +438,7 @@ func TestSSHRepairRemoteBadToo(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newSSHHost(t)
-			parts := sshSet(5, 400_000, 20*sshPiece+777)
+			parts := e2eNumberedSet("db.bak", 5, 400_000, 20*sshPiece+777)
 			h.put(t, parts)
 			if tc.manifest {
 				h.putManifest(t, parts)
@@ -554,7 +449,7 @@ func TestSSHRepairRemoteBadToo(t *testing.T) {
 			wantCode(t, h.run(t, nil, sshFetchArgs(h.url("sftp"), dest, h.keyArgs()...)...), 0)
 
 			bad := parts[1]
-			sshFlipByte(t, filepath.Join(dest, bad.name), 11*sshPiece+1234)
+			e2eFlipOnDisk(t, filepath.Join(dest, bad.name), 11*sshPiece+1234)
 			wantCode(t, h.run(t, nil, "verify", dest), 3)
 			// The remote copy rots too; its size and mtime stay.
 			rp := filepath.Join(h.remote, bad.name)
@@ -562,7 +457,7 @@ func TestSSHRepairRemoteBadToo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sshFlipByte(t, rp, tc.remote)
+			e2eFlipOnDisk(t, rp, tc.remote)
 			if err := os.Chtimes(rp, fi.ModTime(), fi.ModTime()); err != nil {
 				t.Fatal(err)
 			}
@@ -578,7 +473,7 @@ func TestSSHRepairRemoteBadToo(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dest, bad.name)); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("%s carries its final name after a repair from a bad copy (stat: %v)", bad.name, err)
 			}
-			sshNoWrongFinal(t, dest, parts)
+			e2eNoWrongFinal(t, dest, parts)
 			wantCode(t, h.run(t, nil, "verify", dest), 3)
 			after := h.d.SFTPReads(t)
 			moved := after[h.remotePath(bad.name)] - before[h.remotePath(bad.name)]
@@ -622,7 +517,7 @@ func sshDestEntries(t *testing.T, dir string) map[string]string {
 // then refused with a warning, --accept-new-host-key or not.
 func TestSSHHostKey(t *testing.T) {
 	h := newSSHHost(t)
-	parts := sshSet(6, 200_000, 100_000)
+	parts := e2eNumberedSet("db.bak", 6, 200_000, 100_000)
 	h.put(t, parts)
 	h.putSums(t, parts)
 
@@ -675,7 +570,7 @@ func TestSSHHostKey(t *testing.T) {
 	// records it, after the lines that were there.
 	r = h.run(t, nil, args(dest, "--accept-new-host-key")...)
 	wantCode(t, r, 0)
-	sshIdentical(t, dest, parts)
+	e2eIdentical(t, dest, parts)
 	b, err := os.ReadFile(kh)
 	if err != nil {
 		t.Fatal(err)
@@ -690,7 +585,7 @@ func TestSSHHostKey(t *testing.T) {
 	// by OpenSSH's own ssh-keygen.
 	dest2 := t.TempDir()
 	wantCode(t, h.run(t, nil, args(dest2)...), 0)
-	sshIdentical(t, dest2, parts)
+	e2eIdentical(t, dest2, parts)
 	if kg, err := exec.LookPath("ssh-keygen"); err == nil {
 		out, err := exec.Command(kg, "-F", fmt.Sprintf("[127.0.0.1]:%d", h.d.Port), "-f", kh).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), h.d.HostKeyPub[:40]) {
@@ -719,7 +614,7 @@ func TestSSHHostKey(t *testing.T) {
 
 	// repair --from a host whose key changed: the same refusal, and the
 	// workdir's parts and state stay as they were.
-	sshFlipByte(t, filepath.Join(dest, parts[0].name), 1000)
+	e2eFlipOnDisk(t, filepath.Join(dest, parts[0].name), 1000)
 	wantCode(t, h.run(t, nil, "verify", dest), 3)
 	was := sshDestEntries(t, dest)
 	r = h.run(t, nil, "repair", "--from", h.url("ssh"), dest, "--identity", h.d.UserKeyFile, "--known-hosts", kh, "--accept-new-host-key")
@@ -748,7 +643,7 @@ func sshMapsEqual(a, b map[string]string) bool {
 // is honoured.
 func TestSSHHashedKnownHosts(t *testing.T) {
 	h := newSSHHost(t)
-	parts := sshSet(7, 150_000)
+	parts := e2eNumberedSet("db.bak", 7, 150_000)
 	h.put(t, parts)
 	if err := os.Remove(h.kh); err != nil {
 		t.Fatal(err)
@@ -756,7 +651,7 @@ func TestSSHHashedKnownHosts(t *testing.T) {
 	h.d.WriteKnownHosts(t, h.kh, true)
 	dest := t.TempDir()
 	wantCode(t, h.run(t, nil, sshFetchArgs(h.url("sftp"), dest, h.keyArgs()...)...), 0)
-	sshIdentical(t, dest, parts)
+	e2eIdentical(t, dest, parts)
 }
 
 // TestSSHAuth is issue 4 acceptance 4: authentication by ssh-agent, by key
@@ -765,7 +660,7 @@ func TestSSHHashedKnownHosts(t *testing.T) {
 // neither key nor passphrase.
 func TestSSHAuth(t *testing.T) {
 	h := newSSHHost(t)
-	parts := sshSet(8, 300_000, 70_000)
+	parts := e2eNumberedSet("db.bak", 8, 300_000, 70_000)
 	h.put(t, parts)
 	h.putSums(t, parts)
 	kh := []string{"--known-hosts", h.kh}
@@ -781,7 +676,7 @@ func TestSSHAuth(t *testing.T) {
 		dest := t.TempDir()
 		r := h.run(t, []string{"SSH_AUTH_SOCK=" + sock}, sshFetchArgs(h.url("sftp"), dest, kh...)...)
 		wantCode(t, r, 0)
-		sshIdentical(t, dest, parts)
+		e2eIdentical(t, dest, parts)
 		// Without the agent the same command has no key.
 		r = h.run(t, nil, sshFetchArgs(h.url("sftp"), t.TempDir(), kh...)...)
 		wantCode(t, r, 1)
@@ -794,7 +689,7 @@ func TestSSHAuth(t *testing.T) {
 		dest := t.TempDir()
 		r := h.run(t, nil, sshFetchArgs(h.url("sftp"), dest, append(kh, "-i", h.d.UserKeyFile)...)...)
 		wantCode(t, r, 0)
-		sshIdentical(t, dest, parts)
+		e2eIdentical(t, dest, parts)
 		// A key the server does not know: refused, naming what was offered.
 		stranger, _ := h.d.NewUserKey(t, "stranger", "", false)
 		h.addKeySecret(t, stranger)
@@ -820,14 +715,14 @@ func TestSSHAuth(t *testing.T) {
 		r := runHaul(t, []string{"HOME=" + home, "SSH_AUTH_SOCK="}, "fetch", "sftp://backuphost"+h.remote+"/", dest, "--chunk-size", "64K", "--progress", "log")
 		h.noSecret(t, r)
 		wantCode(t, r, 0)
-		sshIdentical(t, dest, parts)
+		e2eIdentical(t, dest, parts)
 		// The repair fallback through the same alias.
-		sshFlipByte(t, filepath.Join(dest, parts[0].name), 5)
+		e2eFlipOnDisk(t, filepath.Join(dest, parts[0].name), 5)
 		wantCode(t, runHaul(t, []string{"HOME=" + home, "SSH_AUTH_SOCK="}, "verify", dest), 3)
 		r = runHaul(t, []string{"HOME=" + home, "SSH_AUTH_SOCK="}, "repair", "--from", "ssh://backuphost"+h.remote+"/", dest, "--progress", "log")
 		h.noSecret(t, r)
 		wantCode(t, r, 0)
-		sshIdentical(t, dest, parts)
+		e2eIdentical(t, dest, parts)
 	})
 
 	t.Run("encrypted-key-no-terminal", func(t *testing.T) {
@@ -852,111 +747,20 @@ func TestSSHAuth(t *testing.T) {
 		sock := testenv.StartSSHAgent(t, enc)
 		r = h.run(t, []string{"SSH_AUTH_SOCK=" + sock}, sshFetchArgs(h.url("sftp"), dest, append(kh, "-i", enc)...)...)
 		wantCode(t, r, 0)
-		sshIdentical(t, dest, parts)
+		e2eIdentical(t, dest, parts)
 	})
 
 	t.Run("passphrase-on-terminal", func(t *testing.T) {
 		const pass = "open sesame 7"
 		enc := h.encryptedKey(t, "tty_key", pass)
 		dest := t.TempDir()
-		out, code := sshOnPTY(t, h.env(), "Enter passphrase for "+enc, pass, sshFetchArgs(h.url("sftp"), dest, append(kh, "-i", enc)...)...)
+		out, code := runOnPTY(t, append([]string{"TERM=dumb"}, h.env()...), "Enter passphrase for "+enc, pass, sshFetchArgs(h.url("sftp"), dest, append(kh, "-i", enc)...)...)
 		h.noSecret(t, result{stdout: out})
 		if code != 0 {
 			t.Fatalf("exit %d after typing the passphrase; the terminal showed:\n%s", code, out)
 		}
-		sshIdentical(t, dest, parts)
+		e2eIdentical(t, dest, parts)
 	})
-}
-
-// sshOnPTY runs haul with stdin, stdout and stderr on a pseudo-terminal,
-// types answer once prompt shows, and returns everything the terminal
-// showed and the exit code.
-func sshOnPTY(t *testing.T, env []string, prompt, answer string, args ...string) (string, int) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open /dev/ptmx: %v", err)
-	}
-	defer master.Close()
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("pty number: %v", err)
-	}
-	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open pty: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := haulCmd(ctx, append([]string{"TERM=dumb"}, env...), args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	var (
-		mu  sync.Mutex
-		buf bytes.Buffer
-	)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		b := make([]byte, 4096)
-		for {
-			k, err := master.Read(b) // ends with EIO when the last slave closes
-			mu.Lock()
-			buf.Write(b[:k])
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	typed := false
-	var werr error
-	for done := false; !done; {
-		select {
-		case werr = <-exited:
-			done = true
-		case <-time.After(20 * time.Millisecond):
-			mu.Lock()
-			seen := strings.Contains(buf.String(), prompt)
-			mu.Unlock()
-			if seen && !typed {
-				typed = true
-				if _, err := master.Write([]byte(answer + "\r")); err != nil {
-					t.Fatalf("type on the pty: %v", err)
-				}
-			}
-		}
-	}
-	master.SetReadDeadline(time.Now().Add(2 * time.Second))
-	<-copied
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
-	if !typed {
-		t.Fatalf("haul never asked %q on the terminal; it showed:\n%s", prompt, out)
-	}
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case werr == nil:
-	case errors.As(werr, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("haul on a terminal: %v", werr)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("haul on a terminal did not finish in time:\n%s", out)
-	}
-	return out, code
 }
 
 // TestSSHRepairCopyChangesMidway: the second host's copy is rewritten
@@ -966,13 +770,13 @@ func sshOnPTY(t *testing.T, env []string, prompt, answer string, args ...string)
 // person" — and the same command again finishes with the part identical.
 func TestSSHRepairCopyChangesMidway(t *testing.T) {
 	h := newSSHHost(t, testenv.SFTPOnly()) // no remote hashing: the whole part moves
-	parts := sshSet(10, 300_000, 20*sshPiece+777)
+	parts := e2eNumberedSet("db.bak", 10, 300_000, 20*sshPiece+777)
 	h.put(t, parts)
 	h.putSums(t, parts)
 	dest := t.TempDir()
 	wantCode(t, h.run(t, nil, sshFetchArgs(h.url("sftp"), dest, h.keyArgs()...)...), 0)
 	bad := parts[1]
-	sshFlipByte(t, filepath.Join(dest, bad.name), 5000)
+	e2eFlipOnDisk(t, filepath.Join(dest, bad.name), 5000)
 	wantCode(t, h.run(t, nil, "verify", dest), 3)
 
 	// 1.3 MB at 256 KiB/s: five seconds of reading to land in.
@@ -996,7 +800,7 @@ func TestSSHRepairCopyChangesMidway(t *testing.T) {
 	}
 	r := <-done
 	h.noSecret(t, r)
-	sshNoWrongFinal(t, dest, parts)
+	e2eNoWrongFinal(t, dest, parts)
 	if !strings.Contains(r.stdout+r.stderr, "changed") {
 		t.Fatalf("repair does not say the copy changed while it read it (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -1008,5 +812,5 @@ func TestSSHRepairCopyChangesMidway(t *testing.T) {
 		wantCode(t, r, 0)
 	}
 	wantCode(t, h.run(t, nil, "verify", dest), 0)
-	sshIdentical(t, dest, parts)
+	e2eIdentical(t, dest, parts)
 }
