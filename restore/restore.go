@@ -87,6 +87,12 @@ func Run(ctx context.Context, dest string, opts Options) error {
 	if opts.Assemble != "" {
 		return Assemble(ctx, parts, opts.Assemble, opts.Progress)
 	}
+	// Running the same command again is safe: a set already restored into
+	// this DIR (which still exists) is done, not a non-empty target.
+	if done, _ := Done(dest, opts.Into); done {
+		prog.warn(fmt.Sprintf("this set is already restored into %s; nothing to do (restore into another directory to unpack it again)", opts.Into))
+		return nil
+	}
 	err = Restore(ctx, parts, opts)
 	var pe *PartsError
 	if errors.As(err, &pe) && pe.Dest == "" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/gen"
 )
 
 // workdir copies a fixture's parts into a DEST with a state.json giving
@@ -145,5 +146,47 @@ func TestTestWithoutPassword(t *testing.T) {
 	var fe *integrity.FormatError
 	if err := Test(context.Background(), parts, ""); !errors.As(err, &fe) || fe.Part != parts[1].Name {
 		t.Fatalf("err = %v, want a format error in %s", err, parts[1].Name)
+	}
+}
+
+// TestRunAgainIsDone: running the same restore again after it succeeded
+// exits cleanly and leaves the tree alone.
+func TestRunAgainIsDone(t *testing.T) {
+	src, served, dest := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := gen.Tree(src, 11, 256<<10); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := gen.SplitTarGz(src, served, "site.tar.gz", 64<<10, gen.FormatGzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &chunk.State{PieceSize: 1 << 20}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(p)
+		if err := os.WriteFile(filepath.Join(dest, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		st.Parts = append(st.Parts, &chunk.Part{Name: name, Size: int64(len(data)), Status: chunk.Verified})
+	}
+	if err := chunk.Save(dest, st); err != nil {
+		t.Fatal(err)
+	}
+	into := filepath.Join(t.TempDir(), "www")
+	if err := Run(context.Background(), dest, Options{Into: into}); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := filepath.Join(into, "added-after-restore")
+	if err := os.WriteFile(sentinel, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), dest, Options{Into: into}); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if _, err := os.Stat(sentinel); err != nil {
+		t.Fatalf("the second run touched the restored tree: %v", err)
 	}
 }
