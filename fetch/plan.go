@@ -1,0 +1,257 @@
+// Planning a run: listing, references, and reconciling the state with
+// the files on disk.
+
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/integrity"
+)
+
+// prepare lists the source, reads the references and reconciles the set
+// with the state on disk. Nothing on disk is trusted that cannot be
+// re-checked: complete parts must exist with their size, partial parts'
+// done pieces are re-hashed.
+func (e *engine) prepare(ctx context.Context) error {
+	objs, err := e.src.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", e.src, err)
+	}
+	set := SelectSet(objs, e.opts.Filter)
+	if len(set.Parts) == 0 {
+		what := e.src.String()
+		if e.opts.Filter.Prefix != "" {
+			what += " (names starting with " + e.opts.Filter.Prefix + ")"
+		}
+		return Permanent(fmt.Errorf("no parts found at %s: check the SOURCE path and --include/--exclude: %w", what, ErrNotFound))
+	}
+	refs, err := e.loadReferences(ctx, set.RefFiles)
+	if err != nil {
+		return err
+	}
+
+	st, err := chunk.Load(e.opts.Dest)
+	if errors.Is(err, chunk.ErrNoState) {
+		st = &chunk.State{Created: time.Now().UTC()}
+	} else if err != nil {
+		return err
+	}
+	if !e.repair {
+		st.Sources = e.opts.Sources
+	}
+	hasProgress := slices.ContainsFunc(st.Parts, func(p *chunk.Part) bool { return len(p.Done) > 0 || p.Complete() })
+	switch {
+	case hasProgress && st.PieceSize > 0:
+		// Pieces on disk keep their size.
+	case refs.pieceSize > 0:
+		st.PieceSize = refs.pieceSize // align pieces with the manifest's
+	default:
+		st.PieceSize = e.opts.PieceSize
+	}
+
+	var parts []*chunk.Part
+	e.runs = nil
+	seen := map[string]bool{}
+	for _, o := range set.Parts {
+		seen[o.Name] = true
+		p := st.Find(o.Name)
+		if p == nil {
+			p = &chunk.Part{Name: o.Name, Status: chunk.Pending}
+			e.adopt(p, o)
+		} else if p.Version != o.Version() || p.Size != o.Size {
+			if e.repair && p.Size == o.Size {
+				// Another copy of the same part: keep the good pieces.
+				p.Version = o.Version()
+			} else {
+				e.opts.Progress.Event(Event{Kind: EventPartChanged, Part: o.Name, Message: fmt.Sprintf("part %s changed at the source (size or version differs); fetching it again from zero", o.Name)})
+				e.resetPart(p)
+				e.adopt(p, o)
+			}
+		}
+		p.URL, p.Encoding = o.URL, o.Encoding
+		fresh := slices.Concat(refs.byName[o.Name], o.Refs)
+		if e.repair {
+			// What the original source said still binds the repair copy.
+			fresh = slices.Concat(p.Refs, fresh)
+		}
+		p.Refs = dedupeRefs(fresh)
+		if cs, ok := e.src.(Checksummer); ok && !p.Complete() {
+			more, err := cs.References(ctx, o)
+			if err != nil {
+				return err
+			}
+			p.Refs = append(p.Refs, more...)
+		}
+		if p.Status == chunk.Missing {
+			p.Status = chunk.Pending
+		}
+		e.recheck(p, st.PieceSize)
+		parts = append(parts, p)
+		r := &partRun{p: p, obj: o, n: chunk.Pieces(p.Size, st.PieceSize), inflight: map[int]bool{}, written: map[int]string{}}
+		r.pieceRefs = pieceRefs(p.Refs, st.PieceSize, r.n)
+		if p.Status == chunk.Broken && !e.repair {
+			// A new run is a new chance: fetch it again from the source.
+			e.resetPart(p)
+			p.Status = chunk.Pending
+		}
+		e.runs = append(e.runs, r)
+	}
+	// Names that a sum file, a manifest or the archive itself (Bitrix LN)
+	// promises but the source lacks.
+	promised := map[string]string{}
+	for name := range refs.byName {
+		promised[name] = "named by a reference file"
+	}
+	if ex, ok := e.src.(Expecter); ok {
+		for _, name := range ex.Expected() {
+			promised[name] = "named by the first volume's LN field"
+		}
+	}
+	for name, why := range promised {
+		if !seen[name] && e.opts.Filter.Match(name) {
+			p := st.Find(name)
+			if p == nil {
+				p = &chunk.Part{Name: name}
+			}
+			if !p.Complete() {
+				p.Status = chunk.Missing
+				p.Error = why + " but not found at the source"
+				e.opts.Progress.Event(Event{Kind: EventPartMissing, Part: name, Message: "part " + name + " is " + why + " but not found at " + e.src.String()})
+			}
+			seen[name] = true
+			parts = append(parts, p)
+		}
+	}
+	// Parts from an earlier run that are complete stay (in repair, all
+	// stay: the repair source may hold only some of them).
+	for _, p := range st.Parts {
+		if !seen[p.Name] && (p.Complete() || e.repair) {
+			parts = append(parts, p)
+		}
+	}
+	slices.SortFunc(parts, func(a, b *chunk.Part) int { return NaturalCompare(a.Name, b.Name) })
+	st.Parts = parts
+	e.st = st
+	e.changed = make(chan struct{})
+	e.stop = nil
+	if err := e.save(); err != nil {
+		return err
+	}
+	plan := make([]PartProgress, 0, len(parts))
+	for _, p := range parts {
+		plan = append(plan, PartProgress{Name: p.Name, Size: p.Size, Done: p.BytesDone(st.PieceSize), Status: p.Status})
+	}
+	e.opts.Progress.Plan(plan)
+	return nil
+}
+
+func dedupeRefs(refs []integrity.Reference) []integrity.Reference {
+	var out []integrity.Reference
+	for _, r := range refs {
+		if !slices.ContainsFunc(out, func(o integrity.Reference) bool {
+			return o.Algo == r.Algo && o.Sum == r.Sum && o.Origin == r.Origin
+		}) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (e *engine) adopt(p *chunk.Part, o Object) {
+	p.Size, p.Version, p.ETag, p.ModTime = o.Size, o.Version(), o.ETag, o.ModTime
+}
+
+// resetPart forgets every byte of p and removes its files.
+func (e *engine) resetPart(p *chunk.Part) {
+	os.Remove(e.partialPath(p.Name))
+	os.Remove(e.finalPath(p.Name))
+	p.Done, p.Hashes, p.VerifiedBy, p.Error, p.Attempts = nil, nil, nil, "", 0
+	p.Status = chunk.Pending
+}
+
+// recheck makes p's state agree with its files.
+func (e *engine) recheck(p *chunk.Part, pieceSize int64) {
+	if p.Complete() {
+		if fi, err := os.Stat(e.finalPath(p.Name)); err != nil || fi.Size() != p.Size {
+			e.resetPart(p)
+		}
+		return
+	}
+	fi, err := os.Stat(e.partialPath(p.Name))
+	if err != nil && len(p.Done) > 0 {
+		// A kill between the rename to NAME and the state save that
+		// records it leaves the part under its final name: take it back
+		// and prove it again rather than pull it again.
+		if ff, ferr := os.Stat(e.finalPath(p.Name)); ferr == nil && ff.Mode().IsRegular() && ff.Size() == p.Size &&
+			os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)) == nil {
+			fi, err = os.Stat(e.partialPath(p.Name))
+		}
+	}
+	if err != nil || fi.Size() != p.Size {
+		p.Done, p.Hashes = nil, nil
+		if p.Status == chunk.Partial {
+			p.Status = chunk.Pending
+		}
+		return
+	}
+	// Re-hash what the state says is done; drop what does not match.
+	n := chunk.Pieces(p.Size, pieceSize)
+	if len(p.Hashes) != n {
+		p.Hashes = make([]string, n)
+		p.Done = nil
+	}
+	f, err := os.Open(e.partialPath(p.Name))
+	if err != nil {
+		p.Done = nil
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := 0; i < n; i++ {
+		if !p.Done.Has(i) {
+			continue
+		}
+		off, ln := chunk.PieceRange(p.Size, pieceSize, i)
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, ln), buf); err != nil || hex.EncodeToString(h.Sum(nil)) != p.Hashes[i] {
+			p.Done.Clear(i)
+			p.Hashes[i] = ""
+		}
+	}
+}
+
+// pieceRefs returns per-piece hashes from a manifest whose pieces line up
+// with ours, else nil.
+func pieceRefs(refs []integrity.Reference, pieceSize int64, n int) []string {
+	for _, r := range refs {
+		if r.PieceSize == pieceSize && len(r.Pieces) == n {
+			return r.Pieces
+		}
+	}
+	return nil
+}
+
+// detectChecks chooses the structural checks a part file can carry on its
+// own from its first bytes and the set's names (integrity.DetectChecks):
+// Bitrix volumes and whole gzip files. Parts of a stream split at
+// arbitrary bytes are checked together by SetCheck instead.
+func detectChecks(path, name string, setNames []string) integrity.CheckOptions {
+	f, err := os.Open(path)
+	if err != nil {
+		return integrity.CheckOptions{}
+	}
+	defer f.Close()
+	head := make([]byte, integrity.BitrixHeaderLen)
+	n, _ := io.ReadFull(f, head)
+	return integrity.DetectChecks(name, head[:n], setNames)
+}

@@ -1,0 +1,270 @@
+// Proving parts: the one-pass verification as each part completes, the
+// set-level decode, and the summary.
+
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/integrity"
+)
+
+// verifier proves each complete part in one sequential pass and gives it
+// its final name, or sends its bad pieces back to the workers.
+func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
+	for {
+		r, ok := <-q
+		if !ok {
+			return
+		}
+		if ctx.Err() != nil {
+			e.mu.Lock()
+			r.verifying = false
+			e.mu.Unlock()
+			continue // verified again on the next run
+		}
+		if err := e.verifyPart(ctx, r); err != nil {
+			e.halt(err)
+		} else if err := e.save(); err != nil {
+			// The new name and status are recorded at once, so a kill
+			// cannot leave a verified part that the state calls partial.
+			e.halt(err)
+		}
+		// All parts settled with nothing left in flight? The workers notice.
+		e.mu.Lock()
+		e.signal()
+		e.mu.Unlock()
+	}
+}
+
+func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
+	path := e.partialPath(r.p.Name)
+	if r.n == 0 {
+		if err := os.WriteFile(path, nil, 0o644); err != nil {
+			return Permanent(err)
+		}
+	}
+	res := integrity.VerifyFile(ctx, path, r.p.Name, r.p.Size, r.p.Refs, detectChecks(path, r.p.Name, e.names()))
+	if ctx.Err() != nil {
+		e.mu.Lock()
+		r.verifying = false
+		e.mu.Unlock()
+		return nil // verified again on the next run
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r.verifying = false
+	p := r.p
+	if res.Err == nil {
+		if r.f != nil {
+			if err := r.f.Close(); err != nil {
+				return Permanent(fmt.Errorf("close %s: %w", path, err))
+			}
+			r.f = nil
+		}
+		if err := os.Rename(path, e.finalPath(p.Name)); err != nil {
+			return Permanent(fmt.Errorf("rename %s: %w", path, err))
+		}
+		if err := chunk.SyncDir(e.opts.Dest); err != nil {
+			return Permanent(err)
+		}
+		p.VerifiedBy, p.Error = res.VerifiedBy, ""
+		kind := EventPartVerified
+		p.Status = chunk.Verified
+		if len(res.VerifiedBy) == 0 {
+			p.Status, kind = chunk.Unverified, EventPartUnverified
+		}
+		msg := fmt.Sprintf("part %s verified by %s", p.Name, strings.Join(res.VerifiedBy, ", "))
+		if kind == EventPartUnverified {
+			msg = fmt.Sprintf("part %s is complete but unverified: no reference or structural check applies", p.Name)
+		}
+		if e.repair {
+			kind = EventPartRepaired
+		}
+		e.opts.Progress.Event(Event{Kind: kind, Part: p.Name, Message: msg, VerifiedBy: res.VerifiedBy})
+		return nil
+	}
+	if !errors.Is(res.Err, integrity.ErrMismatch) && !errors.Is(res.Err, integrity.ErrFormat) {
+		return fmt.Errorf("verify %s: %w", p.Name, res.Err)
+	}
+	p.Attempts++
+	p.Error = res.Err.Error()
+	if e.repair || p.Attempts >= e.opts.Retries {
+		p.Status = chunk.Broken
+		msg := fmt.Sprintf("part %s is broken: %v", p.Name, res.Err)
+		if e.repair {
+			// The error line says it too: cron mails only that.
+			p.Error = e.badCopy(res.Err)
+			msg = fmt.Sprintf("part %s: %s", p.Name, p.Error)
+		}
+		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: p.Name, Message: msg})
+		return nil
+	}
+	bad := res.BadPieces
+	if len(bad) == 0 {
+		bad = make([]int, r.n)
+		for i := range bad {
+			bad[i] = i
+		}
+	}
+	for _, i := range bad {
+		p.Done.Clear(i)
+		if i < len(p.Hashes) {
+			p.Hashes[i] = ""
+		}
+	}
+	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries)})
+	return nil
+}
+
+// setCheck decodes a multi-part set that no reference fully proves, and
+// sends the part a decode error names back for another fetch.
+func (e *engine) setCheck(ctx context.Context) error {
+	if e.opts.SetCheck == nil || len(e.st.Parts) < 2 {
+		return nil
+	}
+	var paths, names []string
+	need := false
+	for _, p := range e.st.Parts {
+		if !p.Complete() {
+			return nil // nothing to decode until every part is here
+		}
+		if p.Status == chunk.Unverified {
+			need = true
+		}
+		paths = append(paths, e.finalPath(p.Name))
+		names = append(names, p.Name)
+	}
+	if !need {
+		return nil
+	}
+	err := e.opts.SetCheck(ctx, paths, names)
+	if ctx.Err() != nil {
+		return interrupted(ctx)
+	}
+	if errors.Is(err, ErrNoVerdict) {
+		return nil // nothing proves them: they stay unverified
+	}
+	var fe *integrity.FormatError
+	if err == nil {
+		for _, p := range e.st.Parts {
+			if p.Status == chunk.Unverified {
+				p.Status = chunk.Verified
+				p.VerifiedBy = append(p.VerifiedBy, e.opts.SetCheckLabel)
+			}
+		}
+		return e.save()
+	}
+	if !errors.As(err, &fe) {
+		return err
+	}
+	// The damage is in the named part, or, when the failed check covers
+	// several parts (a gzip CRC over a stream split at arbitrary bytes),
+	// in one of them. Parts a reference proves are not suspects.
+	var cands []*chunk.Part
+	for _, name := range suspects(err, fe) {
+		if p := e.st.Find(name); p != nil && p.Status == chunk.Unverified {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) == 0 {
+		// Every suspect is proven: the archive was bad when its
+		// references were made; report the decode error as it is.
+		p := e.st.Find(fe.Part)
+		if p == nil {
+			return err
+		}
+		cands = []*chunk.Part{p}
+	}
+	// Fetch the suspects again one at a time, the least tried first, so
+	// a transfer that damaged one of them is cured without fetching them
+	// all; when each was tried --retries times, they are all broken.
+	p := cands[0]
+	for _, c := range cands {
+		if c.Attempts < p.Attempts {
+			p = c
+		}
+	}
+	if p.Status == chunk.Verified || e.repair || p.Attempts+1 >= e.opts.Retries {
+		for _, c := range cands {
+			// A broken part does not keep its final name.
+			c.Status, c.Error, c.VerifiedBy = chunk.Broken, fe.Error(), nil
+			if err := e.unname(c); err != nil {
+				return err
+			}
+			e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
+		}
+		return e.save()
+	}
+	p.Attempts++
+	p.Error = fe.Error()
+	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
+	if err := e.unname(p); err != nil {
+		return err
+	}
+	p.Done, p.Hashes = nil, nil
+	p.Status = chunk.Pending
+	if err := e.save(); err != nil {
+		return err
+	}
+	return errRelist
+}
+
+// suspects are the parts a failed set decode may have its cause in.
+func suspects(err error, fe *integrity.FormatError) []string {
+	var se *SuspectError
+	if errors.As(err, &se) && len(se.Parts) > 0 {
+		return se.Parts
+	}
+	return []string{fe.Part}
+}
+
+// badCopy says that the repair source's copy of a part is bad as well.
+func (e *engine) badCopy(err error) string {
+	return fmt.Sprintf("the copy at %s does not match the references either (%v); nothing installed", e.src, err)
+}
+
+// unname moves a part that turned out broken from NAME back to
+// NAME.partial: only complete and proven parts carry their final name.
+func (e *engine) unname(p *chunk.Part) error {
+	if err := os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Permanent(fmt.Errorf("rename %s: %w", e.finalPath(p.Name), err))
+	}
+	return chunk.SyncDir(e.opts.Dest)
+}
+
+// names are the names of the set's parts, for structural check choice.
+func (e *engine) names() []string {
+	out := make([]string, 0, len(e.st.Parts))
+	for _, p := range e.st.Parts {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func (e *engine) summary() *Summary {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &Summary{Parts: len(e.st.Parts), Pulled: e.pulled, Detail: map[string]string{}}
+	for _, p := range e.st.Parts {
+		s.BytesTotal += p.Size
+		switch p.Status {
+		case chunk.Verified:
+			s.Verified++
+		case chunk.Unverified:
+			s.Unverified++
+		case chunk.Broken:
+			s.Broken = append(s.Broken, p.Name)
+			s.Detail[p.Name] = p.Error
+		case chunk.Missing:
+			s.Missing = append(s.Missing, p.Name)
+			s.Detail[p.Name] = p.Error
+		}
+	}
+	return s
+}
