@@ -1,0 +1,36 @@
+// Package fetch owns the sources (S3, HTTP(S), SFTP, local directories)
+// and the transfer engine that moves the parts of a set into DEST, proves
+// them, and repairs them.
+//
+// A run (Fetch, or Repair with another source):
+//
+//  1. Open the SOURCE and list its directory; SelectSet keeps the parts
+//     (natural order, name prefix, --include/--exclude) and the reference
+//     files beside them (sum files, haul manifests).
+//  2. prepare reads the references, asks the source for its own
+//     (Checksummer: S3 checksums and ETags; HTTP digests), and reconciles
+//     with DEST/.haul/state.json: a part whose version (ETag, or size and
+//     mtime) changed starts from zero; complete parts must exist with their
+//     size; done pieces of unfinished parts are re-hashed and kept only if
+//     they match. With a manifest, pieces are cut to its piece size.
+//  3. -j workers take missing pieces, earliest part first, and stream each
+//     one through the rate limiter and a stall watchdog into NAME.partial
+//     with WriteAt, hashing it on the way; a cut connection resumes inside
+//     the piece. Retries use capped, jittered backoff; every read is pinned
+//     to the version first seen, and a change sends the run back to 1.
+//  4. The committer fsyncs the files touched and only then records their
+//     pieces (and hashes) in state.json, atomically; a worker waits for its
+//     piece to be durable before it takes the next, so a kill loses at most
+//     one piece per connection.
+//  5. A part whose pieces are all durable is proven by the verifier in one
+//     sequential pass (every reference and structural check at once,
+//     integrity.VerifyFile); it then takes its final name. A part that
+//     fails goes back to step 3 — only its bad pieces when a manifest says
+//     which — up to --retries times, then it is broken.
+//  6. When every part is here, a multi-part set that no reference fully
+//     proves is decoded as one stream (SetCheck); a part the decode blames
+//     is fetched again.
+//
+// Errors say what to do next: IncompleteError (exit 3), ErrInterrupted and
+// ErrNetworkDown (exit 75, run again), permanent errors (exit 1).
+package fetch
