@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -378,14 +377,15 @@ func (e *engine) failed(ctx context.Context, r *partRun, err error) {
 }
 
 // fetchPiece pulls piece j into the part file, retrying with backoff and
-// resuming inside the piece after a cut. It returns the piece's SHA-256.
+// resuming inside the piece after a cut. It returns the piece's digest
+// (Part.PieceHash).
 func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, error) {
 	r := j.r
 	if err := e.openPart(r); err != nil {
 		return "", err
 	}
 	off, n := chunk.PieceRange(r.p.Size, e.st.PieceSize, j.i)
-	h := sha256.New()
+	h := chunk.NewPieceHash(r.p.PieceHash)
 	var pos int64
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -542,7 +542,7 @@ func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 		e.mu.Lock()
 		need := r.missing(i)
 		e.mu.Unlock()
-		h := sha256.New()
+		h := chunk.NewPieceHash(r.p.PieceHash)
 		var pos int64
 		if err := e.copyRange(body, r, off, n, &pos, need, h, buf, watch); err != nil {
 			return err

@@ -5,7 +5,6 @@ package fetch
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -95,10 +94,14 @@ func (e *engine) prepare(ctx context.Context) error {
 		if p.Status == chunk.Missing {
 			p.Status = chunk.Pending
 		}
-		e.recheck(p, st.PieceSize)
-		parts = append(parts, p)
 		r := &partRun{p: p, obj: o, n: chunk.Pieces(p.Size, st.PieceSize), inflight: map[int]bool{}, written: map[int]string{}}
 		r.pieceRefs = pieceRefs(p.Refs, st.PieceSize, r.n)
+		algo := chunk.PieceCRC32C
+		if r.pieceRefs != nil {
+			algo = chunk.PieceSHA256 // compared with the manifest as they land
+		}
+		e.recheck(p, st.PieceSize, algo)
+		parts = append(parts, p)
 		if p.Status == chunk.Broken && !e.repair {
 			// A new run is a new chance: fetch it again from the source.
 			e.resetPart(p)
@@ -179,8 +182,11 @@ func (e *engine) resetPart(p *chunk.Part) {
 	p.Status = chunk.Pending
 }
 
-// recheck makes p's state agree with its files.
-func (e *engine) recheck(p *chunk.Part, pieceSize int64) {
+// recheck makes p's state agree with its files, and leaves the hashes of
+// its done pieces in the digest algo.
+func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
+	old := p.PieceHash
+	p.PieceHash = algo
 	if p.Complete() {
 		if fi, err := os.Stat(e.finalPath(p.Name)); err != nil || fi.Size() != p.Size {
 			e.resetPart(p)
@@ -222,11 +228,13 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64) {
 			continue
 		}
 		off, ln := chunk.PieceRange(p.Size, pieceSize, i)
-		h := sha256.New()
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, ln), buf); err != nil || hex.EncodeToString(h.Sum(nil)) != p.Hashes[i] {
+		was, now := chunk.NewPieceHash(old), chunk.NewPieceHash(algo)
+		if _, err := io.CopyBuffer(io.MultiWriter(was, now), io.NewSectionReader(f, off, ln), buf); err != nil || hex.EncodeToString(was.Sum(nil)) != p.Hashes[i] {
 			p.Done.Clear(i)
 			p.Hashes[i] = ""
+			continue
 		}
+		p.Hashes[i] = hex.EncodeToString(now.Sum(nil))
 	}
 }
 

@@ -293,6 +293,7 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 	p.Attempts = 0
 	p.Status = chunk.Partial
 	p.Hashes = make([]string, n)
+	p.PieceHash = chunk.PieceSHA256 // hashPieces below; prepare converts
 	p.Done = nil
 	local, err := hashPieces(partial, p.Size, st.PieceSize, n)
 	if err != nil {
