@@ -53,7 +53,7 @@ func TestSmoke(t *testing.T) {
 	}
 	st := &stats{tool: "haul", verifies: true}
 	st.add(res)
-	rep := &Report{Name: "smoke", Tables: []Table{fetchTable("t", setNote(s, link, 1), s, []*stats{st})}}
+	rep := &Report{Name: "smoke", Tables: []Table{fetchTable("t", setNote(s, link, 1), s, link, []*stats{st})}}
 	var b bytes.Buffer
 	rep.WriteText(&b)
 	rep.WriteMarkdown(&b)

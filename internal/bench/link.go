@@ -206,18 +206,35 @@ func byteTimes(ss []sample, total int64) (first, last time.Duration) {
 // rateBetween is the mean rate the server sent at between a and b (from
 // the samples), in bytes/s.
 func (r Result) rateBetween(a, b time.Duration) float64 {
-	at := func(t time.Duration) int64 {
-		var n int64
-		for _, s := range r.samples {
-			if s.at > t {
-				break
-			}
-			n = s.bytes
-		}
-		return n
-	}
 	if b <= a {
 		return 0
 	}
-	return float64(at(b)-at(a)) / (b - a).Seconds()
+	return float64(r.sentBy(b)-r.sentBy(a)) / (b - a).Seconds()
+}
+
+// capLoss is how much link time the run left unused at its start and at
+// its end, in seconds, on a link whose total cap is bps: the bytes short of
+// bps × 2 s in the first two seconds, and of bps × 3 s in the last three
+// seconds before the last byte, each divided by bps.
+func (r Result) capLoss(bps int64) (start, end float64) {
+	if bps <= 0 || len(r.samples) == 0 {
+		return 0, 0
+	}
+	rate := float64(bps)
+	start = (2*rate - float64(r.sentBy(2*time.Second))) / rate
+	end = (3*rate - float64(r.Pulled-r.sentBy(r.LastByte-3*time.Second))) / rate
+	return start, end
+}
+
+// sentBy is the server's byte count at time t of the run (from the
+// samples).
+func (r Result) sentBy(t time.Duration) int64 {
+	var n int64
+	for _, s := range r.samples {
+		if s.at > t {
+			break
+		}
+		n = s.bytes
+	}
+	return n
 }

@@ -38,7 +38,9 @@ type Config struct {
 	BigSizes []int64 // set sizes of the memory scenario
 	BigPart  int64   // part size of the big sets
 	SiteSize int64   // size of the site restored against tar
-	Soak     SoakConfig
+	// RestoreInto is where (f) extracts ("" = under Work).
+	RestoreInto string
+	Soak        SoakConfig
 
 	Trace string        // directory for per-run byte traces ("" = none)
 	Limit time.Duration // longest any one child process may run
@@ -88,7 +90,7 @@ func (c *Config) haulNet() Fetcher {
 }
 
 // rounds runs every fetcher c.Rounds times, interleaved, each on its link.
-func (c *Config) rounds(ctx context.Context, s *Set, runs []netRun) ([]*stats, error) {
+func (c *Config) rounds(ctx context.Context, scen string, s *Set, runs []netRun) ([]*stats, error) {
 	st := make([]*stats, len(runs))
 	for i, r := range runs {
 		st[i] = &stats{tool: r.label, verifies: r.f.Verifies}
@@ -100,7 +102,7 @@ func (c *Config) rounds(ctx context.Context, s *Set, runs []netRun) ([]*stats, e
 			}
 			trace := ""
 			if c.Trace != "" {
-				trace = filepath.Join(c.Trace, fmt.Sprintf("%s-r%d.csv", strings.NewReplacer(" ", "_", "/", "_").Replace(r.label), round))
+				trace = filepath.Join(c.Trace, fmt.Sprintf("%s-%s-r%d.csv", scen, strings.NewReplacer(" ", "_", "/", "_").Replace(r.label), round))
 			}
 			res := FetchOnce(ctx, r.f, r.set(s), r.link, c.Work, c.Limit, trace)
 			c.logf("round %d/%d %-34s %6.2fs pulled %s identical=%v%s", round, c.Rounds, r.label, res.Wall.Seconds(),
@@ -135,9 +137,14 @@ func (r netRun) set(s *Set) *Set {
 	return s
 }
 
-func fetchTable(title, note string, s *Set, st []*stats) Table {
+// fetchTable shows each tool's medians. With a total cap, it also shows
+// the link time left unused at the start and the end of the runs.
+func fetchTable(title, note string, s *Set, l Link, st []*stats) Table {
 	t := Table{Title: title, Note: note,
 		Head: []string{"tool", "seconds", "first byte s", "last byte→exit s", "MiB pulled", "pulled/set", "resets", "identical", "max RSS MiB", "CPU s"}}
+	if l.TotalRate > 0 {
+		t.Head = append(t.Head, "cap unused: first 2 s", "last 3 s")
+	}
 	for _, x := range st {
 		name := x.tool
 		if x.verifies {
@@ -147,6 +154,11 @@ func fetchTable(title, note string, s *Set, st []*stats) Table {
 			mib(x.pulled()), fmt.Sprintf("%.3f", x.pulled()/float64(s.Size)), fmt.Sprintf("%.0f", x.resets()),
 			fmt.Sprintf("%d/%d", x.identical, len(x.runs)),
 			mib(float64(x.maxRSS())), fmt.Sprintf("%.2f", x.cpu())})
+		if l.TotalRate > 0 {
+			row := &t.Rows[len(t.Rows)-1]
+			*row = append(*row, fmt.Sprintf("%.2f", x.med(func(r Result) float64 { a, _ := r.capLoss(l.TotalRate); return a })),
+				fmt.Sprintf("%.2f", x.med(func(r Result) float64 { _, b := r.capLoss(l.TotalRate); return b })))
+		}
 	}
 	return t
 }
@@ -171,12 +183,12 @@ func (c *Config) CleanLink(ctx context.Context) (*Report, error) {
 	// What a user gets without tuning: -j 8, 8 MiB pieces, SHA256SUMS
 	// beside the parts but no haul manifest.
 	runs = append(runs, netRun{label: "haul defaults (-j8, 8MiB pieces, SHA256SUMS only)", f: Haul(c.Haul, 8, 8<<20), link: c.Link, alt: sumsOnly})
-	st, err := c.rounds(ctx, s, runs)
+	st, err := c.rounds(ctx, "a", s, runs)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{Name: "(a) clean slow link"}
-	rep.Tables = append(rep.Tables, fetchTable("Time to the whole set", setNote(s, c.Link, c.Rounds), s, st))
+	rep.Tables = append(rep.Tables, fetchTable("Time to the whole set", setNote(s, c.Link, c.Rounds), s, c.Link, st))
 	haul := st[0]
 	var best *stats
 	for _, x := range st[1 : 1+npeers] {
@@ -222,12 +234,12 @@ func (c *Config) FaultyLink(ctx context.Context) (*Report, error) {
 	for _, p := range c.peers() {
 		runs = append(runs, netRun{label: p.Name, f: p, link: faulty})
 	}
-	st, err := c.rounds(ctx, s, runs)
+	st, err := c.rounds(ctx, "c", s, runs)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{Name: "(c) faulty link"}
-	rep.Tables = append(rep.Tables, fetchTable("Time to the whole set, resets and bit flips", setNote(s, faulty, c.Rounds)+"; the first row is the clean link", s, st))
+	rep.Tables = append(rep.Tables, fetchTable("Time to the whole set, resets and bit flips", setNote(s, faulty, c.Rounds)+"; the first row is the clean link", s, faulty, st))
 	clean, haul, sums := st[0], st[1], st[2]
 	rep.Checks = append(rep.Checks, Check{
 		Target: "haul's result is identical on the faulty link",

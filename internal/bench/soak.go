@@ -19,7 +19,8 @@ import (
 type SoakConfig struct {
 	FetchKills   int   // kill -9 during fetch, in all
 	RestoreKills int   // kill -9 during restore, in all
-	Size         int64 // bytes of the soak set (about)
+	Size         int64 // bytes of the fetch soak's set (about)
+	RestoreSize  int64 // bytes of the site the restore soak restores
 	PerRun       int   // kills before a run is let finish (default 5)
 }
 
@@ -158,11 +159,11 @@ func (c *Config) SoakTest(ctx context.Context) (*Report, error) {
 	dir := filepath.Join(c.Work, "soak-site")
 	removeAll(tree)
 	removeAll(dir)
-	c.logf("soak: generating a site of %s for restore", units.FormatBytes(c.Soak.Size*4))
-	if err := gen.Tree(tree, int64(c.Seed), c.Soak.Size*4); err != nil {
+	c.logf("soak: generating a site of %s for restore", units.FormatBytes(c.Soak.RestoreSize))
+	if err := gen.Tree(tree, int64(c.Seed), c.Soak.RestoreSize); err != nil {
 		return nil, err
 	}
-	paths, err := gen.SplitTarGz(tree, dir, "site.tar.gz", c.Soak.Size/2, gen.FormatGzip)
+	paths, err := gen.SplitTarGz(tree, dir, "site.tar.gz", max(c.Soak.RestoreSize/8, 1<<20), gen.FormatGzip)
 	if err != nil {
 		return nil, err
 	}
