@@ -23,13 +23,16 @@ type Options struct {
 	Filter  Filter
 	// Manifest is a --manifest PATH or URL naming a reference file.
 	Manifest    string
-	Connections int           // -j, default 8
-	PieceSize   int64         // --chunk-size, default 8 MiB
-	Retries     int           // attempts per piece, default 10
-	Timeout     time.Duration // stall timeout, default 60 s
-	Limiter     *Limiter      // --bwlimit; nil = unlimited
-	Progress    Progress
-	Backoff     Backoff // nil = DefaultBackoff
+	Connections int   // -j, default 8
+	PieceSize   int64 // --chunk-size, default 8 MiB
+	// AutoPieceSize lets a set of small parts use smaller pieces (no
+	// --chunk-size given): see autoPieceSize.
+	AutoPieceSize bool
+	Retries       int           // attempts per piece, default 10
+	Timeout       time.Duration // stall timeout, default 60 s
+	Limiter       *Limiter      // --bwlimit; nil = unlimited
+	Progress      Progress
+	Backoff       Backoff // nil = DefaultBackoff
 	// SetCheck decodes a whole set split at arbitrary bytes (parts in
 	// order, at their final paths) and returns a *integrity.FormatError
 	// naming the first bad part, or an error wrapping ErrNoVerdict when it

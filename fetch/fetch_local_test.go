@@ -266,3 +266,27 @@ func TestResumeRechecksDonePieces(t *testing.T) {
 		t.Fatalf("pulled %d bytes, want one piece (%d)", sum.Pulled, 64<<10)
 	}
 }
+
+func TestAutoPieceSize(t *testing.T) {
+	sizes := func(n int, each int64) []Object {
+		var o []Object
+		for i := 0; i < n; i++ {
+			o = append(o, Object{Size: each})
+		}
+		return o
+	}
+	for _, c := range []struct {
+		name  string
+		parts []Object
+		j     int
+		want  int64
+	}{
+		{"30 GB night keeps 8 MiB", sizes(30, 1<<30), 8, 8 << 20},
+		{"28 MiB in 8 parts, -j16", sizes(8, 3584<<10), 16, 448 << 10},
+		{"tiny set stops at 256 KiB", sizes(2, 100<<10), 8, 256 << 10},
+	} {
+		if got := autoPieceSize(c.parts, 8<<20, c.j); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -54,6 +54,8 @@ func (e *engine) prepare(ctx context.Context) error {
 		// Pieces on disk keep their size.
 	case refs.pieceSize > 0:
 		st.PieceSize = refs.pieceSize // align pieces with the manifest's
+	case e.opts.AutoPieceSize:
+		st.PieceSize = autoPieceSize(set.Parts, e.opts.PieceSize, e.opts.Connections)
 	default:
 		st.PieceSize = e.opts.PieceSize
 	}
@@ -236,6 +238,28 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 		}
 		p.Hashes[i] = hex.EncodeToString(now.Sum(nil))
 	}
+}
+
+// autoPieceSize is the piece size when none was asked for: the default
+// (max), unless the set is too small to give every connection about four
+// pieces — then pieces shrink (to 256 KiB at the least, a multiple of
+// 64 KiB), so that a set of parts smaller than 8 MiB does not fetch each
+// part on one connection at one connection's cap.
+func autoPieceSize(parts []Object, max int64, connections int) int64 {
+	var total int64
+	for _, o := range parts {
+		total += o.Size
+	}
+	const min, align = 256 << 10, 64 << 10
+	ps := total / int64(4*connections) / align * align
+	return clamp(ps, min, max)
+}
+
+func clamp(v, lo, hi int64) int64 {
+	if hi < lo {
+		return hi
+	}
+	return max(lo, min(v, hi))
 }
 
 // pieceRefs returns per-piece hashes from a manifest whose pieces line up

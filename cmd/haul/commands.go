@@ -82,6 +82,7 @@ func parse(name string, args []string, min, max int) (*opts, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.chunkSizeSet = o.chunkSizeSet || f.Name == "chunk-size" })
 	if len(pos) < min || (max >= 0 && len(pos) > max) {
 		return nil, nil, usagef("wrong number of arguments")
 	}

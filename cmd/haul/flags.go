@@ -67,13 +67,15 @@ type common struct {
 	list        string
 	probe       bool
 	json        bool
+	// chunkSizeSet is whether --chunk-size was given.
+	chunkSizeSet bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.connections, "connections", 8, "concurrent transfers in total")
 	fs.IntVar(&c.connections, "j", 8, "short for --connections")
 	c.chunkSize = 8 << 20
-	fs.Var(sizeFlag{&c.chunkSize}, "chunk-size", "piece size for transfers (default 8MiB)")
+	fs.Var(sizeFlag{&c.chunkSize}, "chunk-size", "piece size for transfers (default 8MiB; smaller, down to 256KiB, for a set too small to give every connection four pieces)")
 	fs.StringVar(&c.bwlimit, "bwlimit", "", `cap the total rate: RATE or "HH:MM,RATE HH:MM,RATE …" (off = unlimited)`)
 	fs.StringVar(&c.until, "until", "", "stop cleanly at this local time HH:MM (exit 75)")
 	fs.DurationVar(&c.maxTime, "max-time", 0, "stop cleanly after this long (exit 75)")
@@ -103,9 +105,11 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 		Connections: c.connections,
 		PieceSize:   c.chunkSize,
 		Retries:     c.retries,
-		Timeout:     c.timeout,
-		Manifest:    c.manifest,
-		Filter:      fetch.Filter{Include: c.include, Exclude: c.exclude},
+		// Without --chunk-size, a set of small parts gets smaller pieces.
+		AutoPieceSize: !c.chunkSizeSet,
+		Timeout:       c.timeout,
+		Manifest:      c.manifest,
+		Filter:        fetch.Filter{Include: c.include, Exclude: c.exclude},
 		Open: fetch.OpenOptions{
 			S3:         fetch.S3Options{Endpoint: c.endpoint, Region: c.region, Anonymous: c.anonymous},
 			SSH:        fetch.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt()},
