@@ -119,77 +119,87 @@ func (c *Config) CPU(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	sumsOnly, err := s.WithoutManifest(filepath.Join(c.Work, "cpu-sums-only"))
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		removeAll(s.Dir)
+		removeAll(sumsOnly.Dir)
 		removeAll(s.Tree)
 	}()
 	dest := filepath.Join(c.Work, "cpu-dest")
-	type row struct {
-		name string
-		run  func() (Proc, error)
-	}
 	fresh := func() error { return removeAll(dest) }
+	type row struct {
+		key, name string
+		run       func() (Proc, error)
+	}
 	var rows []row
-	rows = append(rows,
-		row{"haul fetch, local directory", func() (Proc, error) {
+	idx := map[string]int{}
+	add := func(key, name string, run func() (Proc, error)) {
+		idx[key] = len(rows)
+		rows = append(rows, row{key, name, run})
+	}
+	fetchLocal := func(dir string) func() (Proc, error) {
+		return func() (Proc, error) {
 			if err := fresh(); err != nil {
 				return Proc{}, err
 			}
-			return c.haulCmd(ctx, "fetch", "--progress", "none", s.Dir, dest)
-		}},
-		row{"dd bs=1M, each part (baseline: read and write in user space)", func() (Proc, error) {
-			if err := fresh(); err != nil {
+			return c.haulCmd(ctx, "fetch", "--progress", "none", dir, dest)
+		}
+	}
+	ddParts := func(format string) string {
+		var script strings.Builder
+		for _, n := range s.Parts {
+			fmt.Fprintf(&script, format, filepath.Join(s.Dir, n), filepath.Join(dest, n))
+		}
+		return script.String()
+	}
+	add("local", "haul fetch, local directory (SHA256SUMS and manifest)", fetchLocal(s.Dir))
+	add("local-sums", "haul fetch, local directory, SHA256SUMS only", fetchLocal(sumsOnly.Dir))
+	add("dd", "dd bs=1M, each part (baseline: read and write in user space)", func() (Proc, error) {
+		if err := fresh(); err != nil {
+			return Proc{}, err
+		}
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return Proc{}, err
+		}
+		return runProc(ctx, exec.Command("sh", "-c", ddParts("dd if=%q of=%q bs=1M status=none || exit 1\n")), c.Limit)
+	})
+	add("disk", "dd iflag=direct, each part (disk read speed, no page cache)", func() (Proc, error) {
+		return runProc(ctx, exec.Command("sh", "-c", ddParts("dd if=%q of=/dev/null bs=4M iflag=direct status=none || exit 1 # %q\n")), c.Limit)
+	})
+	add("verify", "haul verify (SHA256SUMS and manifest)", func() (Proc, error) {
+		if _, err := os.Stat(filepath.Join(dest, ".haul")); err != nil {
+			if _, err := fetchLocal(s.Dir)(); err != nil {
 				return Proc{}, err
 			}
-			if err := os.MkdirAll(dest, 0o755); err != nil {
-				return Proc{}, err
-			}
-			var script strings.Builder
-			for _, n := range s.Parts {
-				fmt.Fprintf(&script, "dd if=%q of=%q bs=1M status=none || exit 1\n", filepath.Join(s.Dir, n), filepath.Join(dest, n))
-			}
-			return runProc(ctx, exec.Command("sh", "-c", script.String()), c.Limit)
-		}},
-		row{"dd iflag=direct, each part (disk read speed, no page cache)", func() (Proc, error) {
-			var script strings.Builder
-			for _, n := range s.Parts {
-				fmt.Fprintf(&script, "dd if=%q of=/dev/null bs=4M iflag=direct status=none || exit 1\n", filepath.Join(s.Dir, n))
-			}
-			return runProc(ctx, exec.Command("sh", "-c", script.String()), c.Limit)
-		}},
-		row{"haul verify", func() (Proc, error) {
-			if _, err := os.Stat(filepath.Join(dest, ".haul")); err != nil {
-				if err := fresh(); err != nil {
-					return Proc{}, err
-				}
-				if _, err := c.haulCmd(ctx, "fetch", "--progress", "none", s.Dir, dest); err != nil {
-					return Proc{}, err
-				}
-			}
-			return c.haulCmd(ctx, "verify", dest)
-		}},
-	)
-	http := []Fetcher{Haul(c.Haul, 8, 8<<20)}
-	http[0].Name = "haul fetch -j8, uncapped HTTP"
-	if c.Curl != "" {
-		f := Curl(c.Curl)
-		f.Name = "curl --parallel, uncapped HTTP (baseline)"
-		http = append(http, f)
-	}
-	if c.Aria2 != "" {
-		f := Aria2(c.Aria2)
-		f.Name = "aria2c -x16 -s16, uncapped HTTP"
-		http = append(http, f)
-	}
-	for _, f := range http {
-		rows = append(rows, row{f.Name, func() (Proc, error) {
+		}
+		return c.haulCmd(ctx, "verify", dest)
+	})
+	httpRow := func(key string, f Fetcher) {
+		add(key, f.Name, func() (Proc, error) {
 			r := FetchOnce(ctx, f, s, Link{}, c.Work, c.Limit, "")
 			if r.Err == nil && r.Diff != "" {
 				r.Err = fmt.Errorf("%s: %s", f.Name, r.Diff)
 			}
 			return r.Proc, r.Err
-		}})
+		})
 	}
+	h := Haul(c.Haul, 8, 8<<20)
+	h.Name = "haul fetch -j8, uncapped HTTP"
+	httpRow("http", h)
+	if c.Curl != "" {
+		f := Curl(c.Curl)
+		f.Name = "curl --parallel, uncapped HTTP (baseline)"
+		httpRow("curl", f)
+	}
+	if c.Aria2 != "" {
+		f := Aria2(c.Aria2)
+		f.Name = "aria2c -x16 -s16, uncapped HTTP"
+		httpRow("aria2", f)
+	}
+
 	procs := make([][]Proc, len(rows))
 	for round := 1; round <= c.Rounds; round++ {
 		for i, r := range rows {
@@ -202,42 +212,47 @@ func (c *Config) CPU(ctx context.Context) (*Report, error) {
 		}
 	}
 	removeAll(dest)
-	med := func(ps []Proc, f func(Proc) float64) float64 {
+	med := func(key string, f func(Proc) float64) float64 {
+		ps := procs[idx[key]]
 		xs := make([]float64, len(ps))
 		for i, p := range ps {
 			xs[i] = f(p)
 		}
 		return median(xs)
 	}
+	wall := func(p Proc) float64 { return p.Wall.Seconds() }
+	cpu := func(p Proc) float64 { return p.CPU().Seconds() }
 	size := gb(s.Size)
+	perGB := func(key string) float64 { return med(key, cpu) / size }
 	t := Table{Title: "CPU per GB", Note: fmt.Sprintf("%d parts, %s; medians of %d runs", len(s.Parts), units.FormatBytes(s.Size), c.Rounds),
 		Head: []string{"run", "seconds", "GB/s", "user s", "sys s", "CPU s per GB", "max RSS MiB"}}
-	perGB := make([]float64, len(rows))
-	for i, r := range rows {
-		w := med(procs[i], func(p Proc) float64 { return p.Wall.Seconds() })
-		cpu := med(procs[i], func(p Proc) float64 { return p.CPU().Seconds() })
-		perGB[i] = cpu / size
-		t.Rows = append(t.Rows, []string{r.name, fmt.Sprintf("%.2f", w), fmt.Sprintf("%.2f", size/w),
-			fmt.Sprintf("%.2f", med(procs[i], func(p Proc) float64 { return p.User.Seconds() })),
-			fmt.Sprintf("%.2f", med(procs[i], func(p Proc) float64 { return p.Sys.Seconds() })),
-			fmt.Sprintf("%.2f", perGB[i]), mib(med(procs[i], func(p Proc) float64 { return float64(p.MaxRSS) }))})
+	for _, r := range rows {
+		key := r.key
+		t.Rows = append(t.Rows, []string{r.name, fmt.Sprintf("%.2f", med(key, wall)), fmt.Sprintf("%.2f", size/med(key, wall)),
+			fmt.Sprintf("%.2f", med(key, func(p Proc) float64 { return p.User.Seconds() })),
+			fmt.Sprintf("%.2f", med(key, func(p Proc) float64 { return p.Sys.Seconds() })),
+			fmt.Sprintf("%.2f", perGB(key)), mib(med(key, func(p Proc) float64 { return float64(p.MaxRSS) }))})
 	}
 	rep := &Report{Name: "(e) CPU"}
 	rep.Tables = append(rep.Tables, t)
-	shaRate := sha256Rate()
-	rep.Notes = append(rep.Notes, fmt.Sprintf("crypto/sha256 in this process: %.2f GB/s on one core", shaRate))
-	// 10% of a core per 100 MB/s is 1 CPU second per GB.
-	over := perGB[0] - perGB[1]
-	rep.Checks = append(rep.Checks, Check{Target: "hashing and bookkeeping ≤ 10% of one core per 100 MB/s (≤ 1 CPU s per GB over a plain copy)",
-		Got: fmt.Sprintf("haul %.2f − dd %.2f = %.2f CPU s per GB (local source)", perGB[0], perGB[1], over), Met: over <= 1})
-	if len(http) > 1 {
-		h, curl := perGB[len(rows)-len(http)], perGB[len(rows)-len(http)+1]
-		rep.Checks = append(rep.Checks, Check{Target: "the same over HTTP (over curl)",
-			Got: fmt.Sprintf("haul %.2f − curl %.2f = %.2f CPU s per GB", h, curl, h-curl), Met: h-curl <= 1})
+	rep.Notes = append(rep.Notes, fmt.Sprintf("crypto/sha256 in this process: %.2f GB/s on one core", sha256Rate()))
+	// 10% of a core per 100 MB/s is 1 CPU second per GB. Hashing and
+	// bookkeeping are user time: moving the bytes is system time in haul
+	// as in the baselines (whose user time is nil), and the baselines'
+	// system time varies from run to run with this disk's state, so the
+	// target is judged on user time over the baseline's user time; the
+	// total over the baseline's total is shown beside it.
+	user := func(p Proc) float64 { return p.User.Seconds() }
+	overhead := func(k, base string) Check {
+		u := (med(k, user) - med(base, user)) / size
+		return Check{Target: "hashing and bookkeeping ≤ 10% of one core per 100 MB/s (≤ 1 CPU s per GB): " + rows[idx[k]].name,
+			Got: fmt.Sprintf("%.2f user CPU s per GB over %s (user+system over %s: %.2f)", u, base, base, perGB(k)-perGB(base)), Met: u <= 1}
 	}
-	vw := med(procs[3], func(p Proc) float64 { return p.Wall.Seconds() })
-	vc := med(procs[3], func(p Proc) float64 { return p.CPU().Seconds() })
-	disk := size / med(procs[2], func(p Proc) float64 { return p.Wall.Seconds() })
+	rep.Checks = append(rep.Checks, overhead("local", "dd"), overhead("local-sums", "dd"))
+	if _, ok := idx["curl"]; ok {
+		rep.Checks = append(rep.Checks, overhead("http", "curl"))
+	}
+	vw, vc, disk := med("verify", wall), med("verify", cpu), size/med("disk", wall)
 	rep.Checks = append(rep.Checks, Check{Target: "haul verify at disk speed or ≥ 1 GB/s of SHA-256 per core",
 		Got: fmt.Sprintf("%.2f GB/s wall (files in the page cache), %.2f GB per CPU second; the disk reads %.2f GB/s", size/vw, size/vc, disk),
 		Met: size/vc >= 1 || size/vw >= disk})

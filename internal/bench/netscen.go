@@ -180,9 +180,9 @@ func (c *Config) CleanLink(ctx context.Context) (*Report, error) {
 	for _, p := range c.peers() {
 		runs = append(runs, netRun{label: p.Name, f: p, link: c.Link})
 	}
-	// What a user gets without tuning: -j 8, 8 MiB pieces, SHA256SUMS
+	// What a user gets without tuning: no -j, no --chunk-size, SHA256SUMS
 	// beside the parts but no haul manifest.
-	runs = append(runs, netRun{label: "haul defaults (-j8, 8MiB pieces, SHA256SUMS only)", f: Haul(c.Haul, 8, 8<<20), link: c.Link, alt: sumsOnly})
+	runs = append(runs, netRun{label: "haul with its defaults, SHA256SUMS only", f: Haul(c.Haul, 0, 0), link: c.Link, alt: sumsOnly})
 	st, err := c.rounds(ctx, "a", s, runs)
 	if err != nil {
 		return nil, err

@@ -35,12 +35,21 @@ type Fetcher struct {
 }
 
 // Haul fetches with haul: every part URL on the command line, SHA256SUMS
-// and the piece manifest found beside the first one.
+// and the piece manifest found beside the first one. conns and chunk of 0
+// leave -j and --chunk-size to haul's defaults.
 func Haul(bin string, conns int, chunk int64, extra ...string) Fetcher {
-	name := fmt.Sprintf("haul -j%d", conns)
+	name := "haul"
+	args := []string{"fetch", "--progress", "none"}
+	if conns > 0 {
+		name += fmt.Sprintf(" -j%d", conns)
+		args = append(args, "-j", fmt.Sprint(conns))
+	}
+	if chunk > 0 {
+		args = append(args, "--chunk-size", fmt.Sprint(chunk))
+	}
+	args = append(args, extra...)
 	return Fetcher{Name: name, Verifies: true, Command: func(j Job) (*exec.Cmd, error) {
-		args := []string{"fetch", "--progress", "none", "-j", fmt.Sprint(conns), "--chunk-size", fmt.Sprint(chunk)}
-		args = append(args, extra...)
+		args := append([]string(nil), args...)
 		args = append(args, j.URLs()...)
 		args = append(args, j.Dest)
 		return exec.Command(bin, args...), nil

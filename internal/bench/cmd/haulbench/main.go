@@ -140,7 +140,7 @@ func run() error {
 	flag.Var(sizesVal{&c.BigSizes}, "big", "(d): set sizes, comma-separated")
 	flag.Var(sizeVal{&c.BigPart}, "big-part", "(d): part size of the big sets")
 	flag.Var(sizeVal{&c.SiteSize}, "site", "(f): size of the site restored against tar")
-	flag.StringVar(&c.RestoreInto, "restore-into", defaultRestoreInto(), "(f): directory the trees are extracted under (default /dev/shm when it is a tmpfs; \"\" = the work directory)")
+	flag.StringVar(&c.RestoreInto, "restore-into", defaultRestoreInto(), "(f): directory the trees are extracted under, /dev/shm when it is a tmpfs (\"\": the work directory)")
 	flag.IntVar(&c.Soak.FetchKills, "fetch-kills", c.Soak.FetchKills, "(g): kill -9 during fetch")
 	flag.IntVar(&c.Soak.RestoreKills, "restore-kills", c.Soak.RestoreKills, "(g): kill -9 during restore")
 	flag.Var(sizeVal{&c.Soak.Size}, "soak-size", "(g): about how big the fetch soak's set is")
@@ -178,7 +178,8 @@ func run() error {
 		return err
 	}
 	c.Work = work
-	if haul == "" {
+	built := haul == ""
+	if built {
 		haul = filepath.Join(work, "haul")
 		c.Log.Write([]byte("haulbench: go build -o " + haul + " ./cmd/haul\n"))
 		b := exec.CommandContext(ctx, "go", "build", "-o", haul, "github.com/haul-dev/haul/cmd/haul")
@@ -208,7 +209,11 @@ func run() error {
 			return err
 		}
 		defer mdf.Close()
-		fmt.Fprintf(mdf, "Run %s: `haulbench %s`; %d CPUs\n", time.Now().UTC().Format(time.RFC3339), strings.Join(os.Args[1:], " "), runtime.NumCPU())
+		rev := "given with -haul"
+		if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil && built {
+			rev = "built from " + strings.TrimSpace(string(out))
+		}
+		fmt.Fprintf(mdf, "Run %s: `haulbench %s`; haul %s; %d CPUs\n", time.Now().UTC().Format(time.RFC3339), strings.Join(os.Args[1:], " "), rev, runtime.NumCPU())
 	}
 	funcs := map[string]func(context.Context) (*bench.Report, error){
 		"a": c.CleanLink, "b": c.PerConnection, "c": c.FaultyLink,
