@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haul-dev/haul/internal/testenv"
+
 	"github.com/pkg/sftp"
 )
 
@@ -171,14 +173,8 @@ func TestHashBlock(t *testing.T) {
 // sh, once with GNU dd and once with a dd that knows no byte counts (as on
 // BSD and busybox), and compares with crypto/sha256.
 func TestHashScriptLocally(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
-	realDD, err := exec.LookPath("dd")
-	if err != nil {
-		t.Skip("no dd")
-	}
+	sh := testenv.RequireTool(t, "sh")
+	realDD := testenv.RequireTool(t, "dd")
 	dir := t.TempDir()
 	// A name a shell must not misread.
 	file := filepath.Join(dir, "it's a part; $(touch pwned) *.tar.gz")
