@@ -57,6 +57,10 @@ func BenchmarkChecker(b *testing.B) {
 	b.Run("checker-manifest-pieces", func(b *testing.B) {
 		feed(b, checker(data, manifest.References(), CheckOptions{}), data)
 	})
+	b.Run("checker-sha256+manifest", func(b *testing.B) {
+		refs := append([]Reference{{Algo: SHA256, Sum: sums[SHA256], Origin: "SHA256SUMS"}}, manifest.References()...)
+		feed(b, checker(data, refs, CheckOptions{}), data)
+	})
 	b.Run("checker-sha256+md5+crc32c+crc64nvme", func(b *testing.B) {
 		refs := []Reference{
 			{Algo: SHA256, Sum: sums[SHA256], Origin: "SHA256SUMS"},

@@ -40,7 +40,9 @@ type Result struct {
 	VerifiedBy []string
 	// BadPieces are the indexes of the pieces that fail a manifest's piece
 	// hashes, counted in pieces of BadPieceSize bytes. A part with no
-	// piece hashes has none even when it is bad.
+	// piece hashes has none even when it is bad, and neither has a
+	// Checker's verdict on a manifest it proved wrong by the whole-part
+	// SHA-256 (VerifyFile finds them with a second read).
 	BadPieces    []int
 	BadPieceSize int64
 	// Pieces are the SHA-256 (hex) of each piece when CheckOptions.PieceSize
@@ -64,11 +66,21 @@ func (r Result) Verified() bool { return r.Err == nil && len(r.VerifiedBy) > 0 }
 
 // Checker is an io.Writer that checks a part against all its references and
 // structural checks in one pass over its bytes, written in order. Each
-// digest is computed once however many references need it, and a
-// reference with piece hashes (a haul manifest) is proven by its pieces
-// alone, which pin every byte, so its whole-part SHA-256 is not computed
-// a second time. The gzip check decodes in a goroutine of its own while
-// Write hashes; Result or Close ends it.
+// digest is computed once however many references need it, so SHA-256
+// runs at most once over each byte:
+//
+//   - A reference with piece hashes (a haul manifest) is proven by its
+//     pieces, which pin every byte, when no other reference needs the
+//     whole-part SHA-256; its own whole-part sum is then not computed.
+//   - When another reference needs the whole-part SHA-256 anyway (a sum
+//     file, see NeedsWholeSHA256), the manifest is proven by that same
+//     digest against its whole-part sum, which pins every byte as well,
+//     and no piece is hashed. Should it fail, the Checker cannot say
+//     which pieces are bad (Result.BadPieces stays empty); VerifyFile
+//     then reads the part a second time to hash the pieces and tell.
+//
+// The gzip check decodes in a goroutine of its own while Write hashes;
+// Result or Close ends it.
 //
 // Write never fails before Result or Close: the verdict comes from Result.
 // A Checker is not safe for concurrent use.
@@ -76,7 +88,10 @@ type Checker struct {
 	part string
 	size int64
 	refs []Reference // the checkable ones, in order
-	opts CheckOptions
+	// byWhole[i] is set when refs[i] has piece hashes but is proven by
+	// the whole-part SHA-256 against its Sum.
+	byWhole []bool
+	opts    CheckOptions
 
 	hashes    map[string]hash.Hash
 	hashList  []hash.Hash
@@ -92,6 +107,23 @@ type Checker struct {
 
 	done   bool
 	result Result
+	// The verdicts behind result.Err, kept so that locate can replace a
+	// whole-part mismatch with the piece that causes it.
+	sizeErr, formatErr error
+	verdicts           []error // per refs[i]; nil where it passed
+	sums               map[string][]byte
+	pieceSums          map[int64][]string
+}
+
+// NeedsWholeSHA256 reports whether a Checker for refs computes the
+// whole-part SHA-256 for a reference other than a manifest's pieces: some
+// checkable reference states it (a SHA256SUMS line, an S3 checksum). The
+// Checker then proves a manifest by that same digest instead of hashing
+// its pieces, so callers need not hash pieces with SHA-256 either.
+func NeedsWholeSHA256(refs []Reference) bool {
+	return slices.ContainsFunc(refs, func(r Reference) bool {
+		return r.Algo == SHA256 && Checkable(r) && !r.hasPieces()
+	})
 }
 
 // NewChecker returns a Checker for the part called part (the name errors
@@ -101,19 +133,28 @@ type Checker struct {
 // goroutine of a gzip check.
 func NewChecker(part string, size int64, refs []Reference, opts CheckOptions) *Checker {
 	c := &Checker{
-		part:   part,
-		size:   size,
-		opts:   opts,
-		hashes: map[string]hash.Hash{},
-		multi:  map[string]*multipartHasher{},
-		pieces: map[int64]*pieceHasher{},
+		part:      part,
+		size:      size,
+		opts:      opts,
+		hashes:    map[string]hash.Hash{},
+		multi:     map[string]*multipartHasher{},
+		pieces:    map[int64]*pieceHasher{},
+		sums:      map[string][]byte{},
+		pieceSums: map[int64][]string{},
 	}
+	whole := NeedsWholeSHA256(refs)
 	for _, r := range refs {
 		if !Checkable(r) {
 			continue
 		}
+		// Piece sums asked for at the manifest's piece size cost
+		// nothing more and locate bad pieces at once.
+		byWhole := whole && r.hasPieces() && isHexLen(r.Sum, 2*DigestSize(SHA256)) && opts.PieceSize != r.PieceSize
 		c.refs = append(c.refs, r)
+		c.byWhole = append(c.byWhole, byWhole)
 		switch {
+		case byWhole:
+			c.hash(SHA256)
 		case r.hasPieces():
 			c.pieceHasher(r.PieceSize)
 		case r.Algo == MultipartMD5:
@@ -124,11 +165,7 @@ func NewChecker(part string, size int64, refs []Reference, opts CheckOptions) *C
 				c.multiList = append(c.multiList, m)
 			}
 		default:
-			if c.hashes[r.Algo] == nil {
-				h := newHash(r.Algo)
-				c.hashes[r.Algo] = h
-				c.hashList = append(c.hashList, h)
-			}
+			c.hash(r.Algo)
 		}
 	}
 	if opts.PieceSize > 0 {
@@ -141,6 +178,14 @@ func NewChecker(part string, size int64, refs []Reference, opts CheckOptions) *C
 		c.gz = newGzipCheck()
 	}
 	return c
+}
+
+func (c *Checker) hash(algo string) {
+	if c.hashes[algo] == nil {
+		h := newHash(algo)
+		c.hashes[algo] = h
+		c.hashList = append(c.hashList, h)
+	}
 }
 
 func (c *Checker) pieceHasher(size int64) {
@@ -201,68 +246,124 @@ func (c *Checker) Result() Result {
 		c.gz.finish()
 	}
 	var res Result
-	var mismatch error
 	if c.size >= 0 && c.n != c.size {
-		mismatch = &MismatchError{Part: c.part, Ref: "size", Want: strconv.FormatInt(c.size, 10), Got: strconv.FormatInt(c.n, 10), Piece: -1}
+		c.sizeErr = &MismatchError{Part: c.part, Ref: "size", Want: strconv.FormatInt(c.size, 10), Got: strconv.FormatInt(c.n, 10), Piece: -1}
 	}
-	pieceSums := map[int64][]string{}
-	sumsAt := func(size int64) []string {
-		if s, ok := pieceSums[size]; ok {
-			return s
-		}
-		s := c.pieces[size].Sums()
-		pieceSums[size] = s
-		return s
-	}
-	sums := map[string][]byte{}
-	for _, r := range c.refs {
+	c.verdicts = make([]error, len(c.refs))
+	for i, r := range c.refs {
 		var err error
 		switch {
+		case c.byWhole[i]:
+			err = c.compare(r, c.sum(SHA256))
 		case r.hasPieces():
-			bad, _ := PieceMismatches(r, r.PieceSize, sumsAt(r.PieceSize))
-			if len(bad) > 0 {
-				got := ""
-				if s := sumsAt(r.PieceSize); bad[0] < len(s) {
-					got = s[bad[0]]
-				}
-				want := ""
-				if bad[0] < len(r.Pieces) {
-					want = r.Pieces[bad[0]]
-				}
-				err = &MismatchError{Part: c.part, Ref: r.Label(), Want: want, Got: got, Piece: bad[0]}
-				if res.BadPieceSize == 0 || res.BadPieceSize == r.PieceSize {
-					res.BadPieceSize = r.PieceSize
-					res.BadPieces = mergeSorted(res.BadPieces, bad)
-				}
-			}
+			err = c.comparePieces(&res, r, c.piecesAt(r.PieceSize))
 		case r.Algo == MultipartMD5:
 			err = c.compare(r, c.multi[fmt.Sprint(r.PartSizes)].Sum())
 		default:
-			got, ok := sums[r.Algo]
-			if !ok {
-				got = c.hashes[r.Algo].Sum(nil)
-				sums[r.Algo] = got
-			}
-			err = c.compare(r, got)
+			err = c.compare(r, c.sum(r.Algo))
 		}
-		if err != nil {
-			if mismatch == nil {
-				mismatch = err
-			}
-			continue
+		c.verdicts[i] = err
+		if err == nil {
+			res.VerifiedBy = appendLabel(res.VerifiedBy, r.Label())
 		}
-		res.VerifiedBy = appendLabel(res.VerifiedBy, r.Label())
 	}
 	if c.opts.PieceSize > 0 {
-		res.Pieces = sumsAt(c.opts.PieceSize)
+		res.Pieces = c.piecesAt(c.opts.PieceSize)
 	}
-	formatErr := c.structural(&res)
-	switch {
-	case mismatch != nil:
-		res.Err = mismatch
-	case formatErr != nil:
-		res.Err = formatErr
+	c.formatErr = c.structural(&res)
+	res.Err = c.firstErr()
+	c.result = res
+	return res
+}
+
+// firstErr is the verdict's error: a size mismatch, else the first
+// reference's mismatch in order, else a structural failure.
+func (c *Checker) firstErr() error {
+	if c.sizeErr != nil {
+		return c.sizeErr
 	}
+	for _, err := range c.verdicts {
+		if err != nil {
+			return err
+		}
+	}
+	return c.formatErr
+}
+
+// sum returns the whole-part digest of algo, computed once.
+func (c *Checker) sum(algo string) []byte {
+	s, ok := c.sums[algo]
+	if !ok {
+		s = c.hashes[algo].Sum(nil)
+		c.sums[algo] = s
+	}
+	return s
+}
+
+// piecesAt returns the piece sums at size, computed once.
+func (c *Checker) piecesAt(size int64) []string {
+	s, ok := c.pieceSums[size]
+	if !ok {
+		s = c.pieces[size].Sums()
+		c.pieceSums[size] = s
+	}
+	return s
+}
+
+// comparePieces checks the piece sums of the part against r's pieces. On
+// a difference it adds the bad pieces to res (when they are counted in
+// the same piece size as those already there) and returns a
+// *MismatchError at the first bad piece.
+func (c *Checker) comparePieces(res *Result, r Reference, sums []string) error {
+	bad, _ := PieceMismatches(r, r.PieceSize, sums)
+	if len(bad) == 0 {
+		return nil
+	}
+	got, want := "", ""
+	if bad[0] < len(sums) {
+		got = sums[bad[0]]
+	}
+	if bad[0] < len(r.Pieces) {
+		want = r.Pieces[bad[0]]
+	}
+	if res.BadPieceSize == 0 || res.BadPieceSize == r.PieceSize {
+		res.BadPieceSize = r.PieceSize
+		res.BadPieces = mergeSorted(res.BadPieces, bad)
+	}
+	return &MismatchError{Part: c.part, Ref: r.Label(), Want: want, Got: got, Piece: bad[0]}
+}
+
+// locateSizes returns the piece sizes of the manifests that the
+// whole-part SHA-256 proved wrong, which Result cannot tell the bad
+// pieces of; nil when there are none (or before Result).
+func (c *Checker) locateSizes() []int64 {
+	var sizes []int64
+	for i, err := range c.verdicts {
+		if c.byWhole[i] && err != nil && !slices.Contains(sizes, c.refs[i].PieceSize) {
+			sizes = append(sizes, c.refs[i].PieceSize)
+		}
+	}
+	return sizes
+}
+
+// locate finishes a verdict that locateSizes said was incomplete, with
+// the piece sums (by piece size) of a second pass over the same bytes:
+// each manifest the whole-part SHA-256 failed is compared piece by piece,
+// so that the result names its bad pieces as the piece path would have.
+// A manifest whose pieces all match keeps its whole-part mismatch (its
+// own sum contradicts its pieces). It returns the new verdict, which
+// later calls of Result return too.
+func (c *Checker) locate(sums map[int64][]string) Result {
+	res := c.result
+	for i, r := range c.refs {
+		if !c.byWhole[i] || c.verdicts[i] == nil {
+			continue
+		}
+		if err := c.comparePieces(&res, r, sums[r.PieceSize]); err != nil {
+			c.verdicts[i] = err
+		}
+	}
+	res.Err = c.firstErr()
 	c.result = res
 	return res
 }
@@ -337,6 +438,13 @@ func mergeSorted(a, b []int) []int {
 // VerifyFile checks the file at path, the part called part, in one
 // sequential pass with a large buffer. It stops early with ctx's error
 // (wrapped) when ctx ends; an I/O error is returned the same way.
+//
+// When a manifest was proven wrong by the whole-part SHA-256 (see
+// Checker), VerifyFile reads the file a second time, hashing only the
+// manifest's pieces, so that Result.BadPieces and the MismatchError's
+// Piece name the damage as they do when the pieces are hashed in the
+// first pass: a caller can then fetch those pieces alone again. A part
+// that is good is read once.
 func VerifyFile(ctx context.Context, path, part string, size int64, refs []Reference, opts CheckOptions) Result {
 	f, err := os.Open(path)
 	if err != nil {
@@ -346,22 +454,49 @@ func VerifyFile(ctx context.Context, path, part string, size int64, refs []Refer
 	c := NewChecker(part, size, refs, opts)
 	defer c.Close()
 	buf := make([]byte, readBufferSize)
+	if err := readInto(ctx, c, f, buf); err != nil {
+		return Result{Err: fmt.Errorf("verify %s: %w", part, err)}
+	}
+	res := c.Result()
+	sizes := c.locateSizes()
+	if len(sizes) == 0 {
+		return res
+	}
+	hashers := make([]io.Writer, len(sizes))
+	for i, n := range sizes {
+		hashers[i] = newPieceHasher(n)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Result{Err: fmt.Errorf("verify %s: locate bad pieces: %w", part, err)}
+	}
+	if err := readInto(ctx, io.MultiWriter(hashers...), f, buf); err != nil {
+		return Result{Err: fmt.Errorf("verify %s: locate bad pieces: %w", part, err)}
+	}
+	sums := map[int64][]string{}
+	for i, n := range sizes {
+		sums[n] = hashers[i].(*pieceHasher).Sums()
+	}
+	return c.locate(sums)
+}
+
+// readInto writes every byte of f to w through buf, checking ctx between
+// reads.
+func readInto(ctx context.Context, w io.Writer, f *os.File, buf []byte) error {
 	for {
 		if err := ctx.Err(); err != nil {
-			return Result{Err: fmt.Errorf("verify %s: %w", part, err)}
+			return err
 		}
 		n, err := f.Read(buf)
 		if n > 0 {
-			c.Write(buf[:n])
+			w.Write(buf[:n]) // neither writer fails before it is finished
 		}
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return Result{Err: fmt.Errorf("verify %s: %w", part, err)}
+			return err
 		}
 	}
-	return c.Result()
 }
 
 // CompareSum checks a digest computed elsewhere (by a remote sha256sum, a

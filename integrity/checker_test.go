@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -176,11 +177,7 @@ func TestMultipartETag(t *testing.T) {
 func TestManifestPiecesFindBadPiece(t *testing.T) {
 	const pieceSize = 4096
 	data := randBytes(3, 5*pieceSize+100) // 6 pieces, the last short
-	mp, err := BuildManifestPart("p", bytes.NewReader(data), pieceSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	refs := mp.References()
+	refs := manifestOf(t, data, pieceSize).References()
 	c := NewChecker("p", int64(len(data)), refs, CheckOptions{})
 	if len(c.hashList) != 0 {
 		t.Fatal("a manifest with pieces must not cost a second whole-part SHA-256")
@@ -307,4 +304,120 @@ func TestPieceMismatches(t *testing.T) {
 	if _, ok := PieceMismatches(ref, 20, nil); ok {
 		t.Fatal("another piece size cannot be compared")
 	}
+}
+
+// A manifest beside a sum file that states the whole-part SHA-256: the
+// manifest is proven by that same digest (one SHA-256 pass, no piece
+// hashes), and when it fails, VerifyFile still names the bad pieces so
+// that only they need to move again.
+func TestManifestBesideSHA256SUMS(t *testing.T) {
+	const pieceSize = 4096
+	data := randBytes(7, 5*pieceSize+100) // 6 pieces, the last short
+	mp := manifestOf(t, data, pieceSize)
+	manifest := mp.References()[0]
+	sums := Reference{Algo: SHA256, Sum: independentSums(data)[SHA256], Origin: "SHA256SUMS"}
+	dir := t.TempDir()
+	verifyBytes := func(t *testing.T, b []byte, refs ...Reference) Result {
+		t.Helper()
+		path := filepath.Join(dir, t.Name()[len("TestManifestBesideSHA256SUMS/"):])
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return VerifyFile(context.Background(), path, "p", int64(len(data)), refs, CheckOptions{})
+	}
+
+	t.Run("one SHA-256 pass", func(t *testing.T) {
+		if !NeedsWholeSHA256([]Reference{manifest, sums}) || NeedsWholeSHA256([]Reference{manifest}) {
+			t.Fatal("NeedsWholeSHA256: want true with SHA256SUMS, false with the manifest alone")
+		}
+		c := NewChecker("p", int64(len(data)), []Reference{manifest, sums}, CheckOptions{})
+		defer c.Close()
+		if len(c.hashList) != 1 || len(c.pieceList) != 0 {
+			t.Fatalf("%d whole-part digests and %d piece hashers, want one SHA-256 and no pieces", len(c.hashList), len(c.pieceList))
+		}
+	})
+	t.Run("good", func(t *testing.T) {
+		want := []string{"sha256:SHA256SUMS", "manifest"}
+		for _, res := range []Result{check("p", data, []Reference{sums, manifest}, CheckOptions{}), verifyBytes(t, data, sums, manifest)} {
+			if res.Err != nil || !slices.Equal(res.VerifiedBy, want) || len(res.BadPieces) != 0 {
+				t.Fatalf("got %+v, want verified by %v", res, want)
+			}
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		refs []Reference
+		ref  string // the first mismatch, in reference order
+	}{
+		{"SHA256SUMS first", []Reference{sums, manifest}, "sha256:SHA256SUMS"},
+		{"manifest first", []Reference{manifest, sums}, "manifest"},
+	} {
+		for _, bad := range [][]int{{3}, {0, 5}} {
+			t.Run(fmt.Sprintf("%s/pieces %v damaged", tc.name, bad), func(t *testing.T) {
+				b := data
+				for _, k := range bad {
+					b = flip(b, int64(k)*pieceSize+int64(len(data)%pieceSize)-1) // inside piece k, even the short last one
+				}
+				res := verifyBytes(t, b, tc.refs...)
+				if !slices.Equal(res.BadPieces, bad) || res.BadPieceSize != pieceSize {
+					t.Fatalf("bad pieces %v of %d bytes, want %v of %d", res.BadPieces, res.BadPieceSize, bad, pieceSize)
+				}
+				var me *MismatchError
+				if !errors.As(res.Err, &me) || me.Ref != tc.ref || me.Part != "p" {
+					t.Fatalf("got %v, want a %s mismatch on p", res.Err, tc.ref)
+				}
+				if me.Ref == "manifest" && (me.Piece != bad[0] || me.Want != mp.Pieces[bad[0]]) {
+					t.Fatalf("got %v, want the manifest's piece %d named", res.Err, bad[0])
+				}
+				if res.Verified() || len(res.VerifiedBy) != 0 {
+					t.Fatalf("damaged bytes verified by %v", res.VerifiedBy)
+				}
+				// A Checker fed as a stream has no second pass: the
+				// verdict stands, without the bad pieces.
+				if res := check("p", b, tc.refs, CheckOptions{}); !errors.Is(res.Err, ErrMismatch) || len(res.BadPieces) != 0 {
+					t.Fatalf("streamed: got %v with bad pieces %v, want a mismatch without pieces", res.Err, res.BadPieces)
+				}
+			})
+		}
+	}
+	t.Run("piece sums asked for at the manifest's size", func(t *testing.T) {
+		res := check("p", flip(data, 2*pieceSize), []Reference{sums, manifest}, CheckOptions{PieceSize: pieceSize})
+		if !slices.Equal(res.BadPieces, []int{2}) || len(res.Pieces) != 6 {
+			t.Fatalf("bad pieces %v and %d piece sums, want [2] at once and 6 sums", res.BadPieces, len(res.Pieces))
+		}
+	})
+	// The two references disagree: whichever the bytes match, the other
+	// fails and the part is not accepted.
+	t.Run("inconsistent/manifest sum wrong", func(t *testing.T) {
+		wrong := manifest
+		wrong.Sum = independentSums(data[1:])[SHA256] // its pieces still match the bytes
+		res := verifyBytes(t, data, sums, wrong)
+		var me *MismatchError
+		if !errors.As(res.Err, &me) || me.Ref != "manifest" || me.Piece != -1 || res.Verified() {
+			t.Fatalf("got %+v, want a whole-part manifest mismatch and the part not accepted", res)
+		}
+		if len(res.BadPieces) != 0 || slices.Contains(res.VerifiedBy, "manifest") {
+			t.Fatalf("got bad pieces %v, verified by %v; want no piece blamed and no manifest label", res.BadPieces, res.VerifiedBy)
+		}
+	})
+	t.Run("inconsistent/SHA256SUMS wrong", func(t *testing.T) {
+		wrong := sums
+		wrong.Sum = independentSums(data[1:])[SHA256]
+		res := verifyBytes(t, data, wrong, manifest)
+		var me *MismatchError
+		if !errors.As(res.Err, &me) || me.Ref != "sha256:SHA256SUMS" || res.Verified() {
+			t.Fatalf("got %+v, want a SHA256SUMS mismatch and the part not accepted", res)
+		}
+	})
+}
+
+// manifestOf returns the manifest line of part "p" holding data.
+func manifestOf(t *testing.T, data []byte, pieceSize int64) ManifestPart {
+	t.Helper()
+	mp, err := BuildManifestPart("p", bytes.NewReader(data), pieceSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mp
 }

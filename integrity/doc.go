@@ -13,9 +13,11 @@
 //     first bytes and the set's names (gzip members; Bitrix volume headers).
 //  3. Feed the part's bytes in order to a Checker (NewChecker, or
 //     VerifyFile for a file on disk). Every digest the references need is
-//     computed once in that single pass; piece hashes of a manifest are
-//     computed per piece; the gzip decoder runs beside the hashing in its
-//     own goroutine.
+//     computed once in that single pass; a manifest is proven by its piece
+//     hashes, or by the whole-part SHA-256 when another reference needs
+//     that anyway (then VerifyFile reads a part that fails a second time
+//     to find its bad pieces); the gzip decoder runs beside the hashing in
+//     its own goroutine.
 //  4. Result: the labels of what passed ("sha256:SHA256SUMS", "md5:etag",
 //     "crc32c:s3", "manifest", "gzip", "bitrix"), the bad pieces when a
 //     manifest can tell them, and the first failure: a *MismatchError or a
