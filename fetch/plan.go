@@ -97,11 +97,8 @@ func (e *engine) prepare(ctx context.Context) error {
 			p.Status = chunk.Pending
 		}
 		r := &partRun{p: p, obj: o, n: chunk.Pieces(p.Size, st.PieceSize), inflight: map[int]bool{}, written: map[int]string{}}
-		r.pieceRefs = pieceRefs(p.Refs, st.PieceSize, r.n)
-		algo := chunk.PieceCRC32C
-		if r.pieceRefs != nil {
-			algo = chunk.PieceSHA256 // compared with the manifest as they land
-		}
+		var algo string
+		algo, r.pieceRefs = pieceDigest(p.Refs, st.PieceSize, r.n, e.repair)
 		e.recheck(p, st.PieceSize, algo)
 		parts = append(parts, p)
 		if p.Status == chunk.Broken && !e.repair {
@@ -260,6 +257,27 @@ func clamp(v, lo, hi int64) int64 {
 		return hi
 	}
 	return max(lo, min(v, hi))
+}
+
+// pieceDigest chooses the digest of each piece as it lands
+// (Part.PieceHash), and the manifest's piece hashes to compare it with
+// then. SHA-256, compared with the manifest, only when the manifest's
+// pieces line up with ours and no other reference states the whole-part
+// SHA-256: with one (SHA256SUMS), the proof pass computes that digest
+// anyway and proves the manifest with it (provePart), so SHA-256 pieces
+// would be a second pass over every byte; CRC32C is enough to re-check
+// the bytes on disk when a run resumes.
+//
+// A repair keeps SHA-256 pieces with a manifest: it moves few pieces,
+// markBadPieces hashed the others with SHA-256 already, and a piece that
+// fails on arrival is read again before the copy counts as bad
+// (fetchPiece), where a failed proof in a repair is final.
+func pieceDigest(refs []integrity.Reference, pieceSize int64, n int, repair bool) (algo string, compare []string) {
+	compare = pieceRefs(refs, pieceSize, n)
+	if compare == nil || (!repair && integrity.NeedsWholeSHA256(refs)) {
+		return chunk.PieceCRC32C, nil
+	}
+	return chunk.PieceSHA256, compare
 }
 
 // pieceRefs returns per-piece hashes from a manifest whose pieces line up

@@ -106,13 +106,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: p.Name, Message: msg})
 		return nil
 	}
-	bad := res.BadPieces
-	if len(bad) == 0 {
-		bad = make([]int, r.n)
-		for i := range bad {
-			bad[i] = i
-		}
-	}
+	bad := refetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
 	for _, i := range bad {
 		p.Done.Clear(i)
 		if i < len(p.Hashes) {
@@ -123,12 +117,51 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	return nil
 }
 
-// provePart runs the one sequential pass over a complete part. A
-// manifest's piece hashes were already compared with each piece as it
-// landed (its SHA-256 over the bytes written and fsynced), so they count
-// without being computed again; the pass computes what the other
-// references and the structural checks need, and is skipped when nothing
-// is left for it. `haul verify` re-reads everything.
+// refetchPieces returns the pieces (of pieceSize bytes, n in all) of a
+// part of size bytes to fetch again after a failed proof: those holding
+// the bad pieces the proof located, which are counted in pieces of
+// badSize bytes (a manifest's, which need not be ours), else all of them.
+func refetchPieces(size, pieceSize int64, n int, bad []int, badSize int64) []int {
+	var out []int
+	if badSize > 0 && pieceSize > 0 {
+		for _, k := range bad {
+			off := int64(k) * badSize
+			if k < 0 || off >= size {
+				continue // beyond the part: the manifest was cut for another size
+			}
+			end := min(off+badSize, size)
+			for i := int(off / pieceSize); i <= int((end-1)/pieceSize) && i < n; i++ {
+				out = append(out, i)
+			}
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) == 0 {
+		out = make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+	}
+	return out
+}
+
+// provePart runs the one sequential pass over a complete part, with
+// SHA-256 over each byte at most once:
+//
+//   - A manifest alone: its piece hashes were compared with each piece
+//     as it landed (its SHA-256 over the bytes written and fsynced), so
+//     they count without being computed again; the pass computes what the
+//     other references and the structural checks need, and is skipped
+//     when nothing is left for it.
+//   - A manifest beside another whole-part SHA-256 reference (SHA256SUMS,
+//     integrity.NeedsWholeSHA256), in a fetch: pieces landed with cheap
+//     CRC32C digests (pieceDigest), and the pass proves both references
+//     with one whole-part SHA-256. Should it fail, integrity.VerifyFile
+//     reads the part again to find the bad pieces, and only those are
+//     fetched again. (A repair compares its few pieces on arrival.)
+//
+// `haul verify` re-reads everything.
 func (e *engine) provePart(ctx context.Context, r *partRun, path string) integrity.Result {
 	e.mu.Lock()
 	hashes := slices.Clone(r.p.Hashes)
