@@ -48,7 +48,8 @@ type partRun struct {
 	n         int // pieces
 	f         *os.File
 	inflight  map[int]bool
-	written   map[int]string // piece → sha256, written but not yet fsynced
+	flights   map[int]*flight // the pieces in inflight, with their spans
+	written   map[int]string  // piece → sha256, written but not yet fsynced
 	verifying bool
 	pieceRefs []string // per-piece SHA-256 from a manifest, nil when none
 	// whole is set when the server ignores Range for this object: it is
@@ -115,8 +116,10 @@ func (e *engine) save() error {
 }
 
 type job struct {
-	r *partRun
-	i int
+	r  *partRun
+	i  int
+	fl *flight // the piece's flight, and the span this job fetches
+	sp *span
 }
 
 // run fetches every pending piece with opts.Connections workers, commits
@@ -238,16 +241,29 @@ func (e *engine) next(ctx context.Context) (job, bool) {
 				if !r.streaming && len(r.inflight) == 0 && r.anyMissing() {
 					r.streaming = true
 					e.mu.Unlock()
-					return job{r, wholeJob}, true
+					return job{r: r, i: wholeJob}, true
 				}
 				continue
 			}
 			for i := 0; i < r.n; i++ {
 				if r.missing(i) && !r.inflight[i] {
-					r.inflight[i] = true
+					j := e.newFlight(r, i)
 					e.mu.Unlock()
-					return job{r, i}, true
+					return j, true
 				}
+			}
+		}
+		var poll *time.Timer
+		if !settled {
+			j, ok, busy := e.steal()
+			if ok {
+				e.mu.Unlock()
+				return j, true
+			}
+			if busy {
+				// Spans may become worth splitting with no change to
+				// wake this worker: look again soon.
+				poll = time.NewTimer(splitPoll)
 			}
 		}
 		ch := e.changed
@@ -255,9 +271,19 @@ func (e *engine) next(ctx context.Context) (job, bool) {
 		if settled {
 			return job{}, false
 		}
+		var tick <-chan time.Time // nil: no poll
+		if poll != nil {
+			tick = poll.C
+		}
 		select {
 		case <-ch:
+		case <-tick:
 		case <-ctx.Done():
+		}
+		if poll != nil {
+			poll.Stop()
+		}
+		if ctx.Err() != nil {
 			return job{}, false
 		}
 	}
@@ -275,6 +301,9 @@ func (e *engine) worker(ctx context.Context) {
 			continue
 		}
 		sum, err := e.fetchPiece(ctx, j, buf)
+		if errors.Is(err, errSpanEnded) {
+			continue // another span of the piece is still running
+		}
 		if commit := e.finish(ctx, j, sum, err); commit > 0 {
 			// A piece counts as in flight until it is durable: a kill
 			// then loses at most one piece per connection.
@@ -305,6 +334,7 @@ func (e *engine) finish(ctx context.Context, j job, sum string, err error) (comm
 	defer e.mu.Unlock()
 	r := j.r
 	delete(r.inflight, j.i)
+	delete(r.flights, j.i)
 	defer e.signal()
 	switch {
 	case err == nil:
@@ -376,46 +406,63 @@ func (e *engine) failed(ctx context.Context, r *partRun, err error) {
 	}
 }
 
-// fetchPiece pulls piece j into the part file, retrying with backoff and
-// resuming inside the piece after a cut. It returns the piece's digest
-// (Part.PieceHash).
+// fetchPiece pulls span j.sp of piece j into the part file, retrying
+// with backoff and resuming inside the span after a cut. The worker of a
+// piece's last span returns the piece's digest (Part.PieceHash), or the
+// first span failure; the others return errSpanEnded.
 func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, error) {
-	r := j.r
-	if err := e.openPart(r); err != nil {
-		return "", err
-	}
-	off, n := chunk.PieceRange(r.p.Size, e.st.PieceSize, j.i)
+	r, fl, sp := j.r, j.fl, j.sp
+	// h is the piece's digest while one span covers it from its start.
 	h := chunk.NewPieceHash(r.p.PieceHash)
-	var pos int64
 	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		err := e.pull(ctx, r, off, n, &pos, h, buf)
+		err := ctx.Err()
 		if err == nil {
-			sum := hex.EncodeToString(h.Sum(nil))
-			if r.pieceRefs == nil || r.pieceRefs[j.i] == sum {
+			err = e.openPart(r)
+		}
+		if err == nil {
+			err = e.pull(ctx, r, sp, h, buf)
+		}
+		if err == nil {
+			last, ferr := e.leave(fl, sp, nil)
+			if !last {
+				return "", errSpanEnded
+			}
+			if ferr != nil {
+				return "", ferr
+			}
+			var sum string
+			if fl.split {
+				sum, err = e.readBack(r, fl, buf)
+			} else {
+				sum = hex.EncodeToString(h.Sum(nil))
+			}
+			if err == nil && (r.pieceRefs == nil || r.pieceRefs[j.i] == sum) {
 				return sum, nil
 			}
-			err = fmt.Errorf("%s piece %d: %w", r.p.Name, j.i, errPieceMismatch)
-			pos = 0
+			if err == nil {
+				err = fmt.Errorf("%s piece %d: %w", r.p.Name, j.i, errPieceMismatch)
+			}
+			// The whole piece again, on this worker.
+			sp = e.again(fl)
 			h.Reset()
 		}
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		if errors.Is(err, ErrChanged) || IsPermanent(err) || errors.Is(err, errRangeIgnored) {
-			return "", err
-		}
+		stop := ctx.Err() != nil || errors.Is(err, ErrChanged) || IsPermanent(err) || errors.Is(err, errRangeIgnored)
 		// A repair source's copy that fails the manifest twice is bad
 		// there, not on the way: reading it again only moves bytes.
 		badCopy := e.repair && errors.Is(err, errPieceMismatch) && attempt >= 2
-		if attempt >= e.opts.Retries || badCopy {
-			return "", fmt.Errorf("%s bytes %d-%d: %d attempts: %w", r.p.Name, off, off+n-1, attempt, err)
+		if !stop && (attempt >= e.opts.Retries || badCopy) {
+			err = fmt.Errorf("%s bytes %d-%d: %d attempts: %w", r.p.Name, fl.off, fl.off+fl.n-1, attempt, err)
+			stop = true
+		}
+		if stop {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return "", e.quit(fl, sp, err)
 		}
 		e.opts.Progress.Event(Event{Kind: EventRetry, Part: r.p.Name, Message: fmt.Sprintf("%s piece %d: %v; retrying (%d/%d)", r.p.Name, j.i, err, attempt, e.opts.Retries)})
 		if err := sleep(ctx, e.opts.Backoff(attempt)); err != nil {
-			return "", err
+			return "", e.quit(fl, sp, err)
 		}
 	}
 }
@@ -441,19 +488,72 @@ func (e *engine) openPart(r *partRun) error {
 	return nil
 }
 
-// pull moves bytes [off+*pos, off+n) into the part file through the rate
-// limiter and the stall watchdog, hashing them into h.
-func (e *engine) pull(ctx context.Context, r *partRun, off, n int64, pos *int64, h hash.Hash, buf []byte) error {
+// pull moves the bytes of span sp not yet written into the part file
+// through the rate limiter and the stall watchdog, hashing them into h.
+func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, buf []byte) error {
+	sp.mu.Lock()
+	off, n := sp.pos, sp.end-sp.pos
+	sp.mu.Unlock()
+	if n <= 0 {
+		return nil
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watch := newStallWatch(e.opts.Timeout, cancel)
 	defer watch.stop()
-	rc, err := e.src.ReadRange(rctx, r.obj, off+*pos, n-*pos)
+	rc, err := e.src.ReadRange(rctx, r.obj, off, n)
 	if err != nil {
 		return watch.explain(err)
 	}
 	defer rc.Close()
-	return e.copyRange(e.limit(rctx, rc), r, off, n, pos, true, h, buf, watch)
+	return e.copySpan(e.limit(rctx, rc), r, sp, h, buf, watch)
+}
+
+// copySpan reads the bytes of sp from body into the part file and h. It
+// stops at sp.end, which a split may lower while it runs (the response
+// is then closed early).
+func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf []byte, watch *stallWatch) error {
+	for {
+		watch.kick()
+		want := sp.left()
+		if want <= 0 {
+			return nil
+		}
+		k, rerr := body.Read(buf[:min(int64(len(buf)), want)])
+		if k > 0 {
+			e.count(r, k)
+			sp.mu.Lock()
+			w := min(int64(k), sp.end-sp.pos)
+			var werr error
+			if w > 0 {
+				if _, werr = r.f.WriteAt(buf[:w], sp.pos); werr == nil {
+					h.Write(buf[:w])
+					sp.pos += w
+				}
+			}
+			sp.mu.Unlock()
+			if werr != nil {
+				return Permanent(fmt.Errorf("write %s: %w (free space in DEST, then run again)", e.partialPath(r.p.Name), werr))
+			}
+		}
+		if rerr == io.EOF {
+			if sp.left() > 0 {
+				return io.ErrUnexpectedEOF
+			}
+			return nil
+		}
+		if rerr != nil {
+			return watch.explain(rerr)
+		}
+	}
+}
+
+// count records k bytes pulled over the link for part r.
+func (e *engine) count(r *partRun, k int) {
+	e.opts.Progress.Pulled(r.p.Name, int64(k))
+	e.mu.Lock()
+	e.pulled += int64(k)
+	e.mu.Unlock()
 }
 
 func (e *engine) limit(ctx context.Context, rc io.Reader) io.Reader {
@@ -478,10 +578,7 @@ func (e *engine) copyRange(body io.Reader, r *partRun, off, n int64, pos *int64,
 				}
 			}
 			*pos += int64(k)
-			e.opts.Progress.Pulled(r.p.Name, int64(k))
-			e.mu.Lock()
-			e.pulled += int64(k)
-			e.mu.Unlock()
+			e.count(r, k)
 		}
 		if rerr == io.EOF {
 			break

@@ -146,6 +146,10 @@ func sftpPathOf(u *url.URL) string {
 // String is sftp://user@host:port/path, with no secret in it.
 func (s *sftpSource) String() string { return s.display }
 
+// OneConnection reports that every read shares the one SSH connection: the
+// endgame does not split spans there (it would add requests, not speed).
+func (s *sftpSource) OneConnection() bool { return true }
+
 // Close drops the connection. Calls after Close fail.
 func (s *sftpSource) Close() error {
 	s.mu.Lock()

@@ -128,18 +128,18 @@ func TestFetchObjectChangesMidRun(t *testing.T) {
 	}
 }
 
-// corruptSource damages one byte of one object on every read, as a link
-// that always flips the same bit, in front of a real source.
+// corruptSource damages one byte of one object on the first reads that
+// cover it, as a link that flips the same bit, in front of a real source.
 type corruptSource struct {
 	Source
 	name  string
 	at    int64
-	times atomic.Int64 // reads to damage; < 0 means all
+	times atomic.Int64 // reads to damage; later reads are clean
 }
 
 func (c *corruptSource) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
 	rc, err := c.Source.ReadRange(ctx, obj, off, n)
-	if err != nil || obj.Name != c.name || c.at < off || c.at >= off+n || c.times.Add(-1) == -1 {
+	if err != nil || obj.Name != c.name || c.at < off || c.at >= off+n || c.times.Add(-1) < 0 {
 		return rc, err
 	}
 	b, err := io.ReadAll(rc)

@@ -1,0 +1,200 @@
+// The endgame: when no piece is left to hand out, an idle connection
+// takes the second half of the in-flight span that would end last, so
+// that the last pieces of a run do not finish one by one, each at one
+// connection's rate, while the link stands half empty.
+//
+// A split closes the owner's response early, and the bytes already on
+// the way to it are pulled for nothing: about the rate times the round
+// trip on a slow link, but up to the socket buffers on a fast one, where
+// a split gains nothing anyway. So only spans that still need a while
+// (minSplitTime at the rate they have shown) are split.
+
+package fetch
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+)
+
+// span is a byte range of a piece that one worker fetches. A split lowers
+// end; mu orders that with the owner's writes, so no byte is written by
+// two workers and the owner stops at the new end.
+type span struct {
+	mu       sync.Mutex
+	pos, end int64 // absolute offsets in the part: next byte to write, end
+	from     int64 // pos at start, for the rate
+	start    time.Time
+}
+
+func newSpan(off, end int64) *span {
+	return &span{pos: off, end: end, from: off, start: time.Now()}
+}
+
+func (s *span) left() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.end - s.pos
+}
+
+// eta is how long the span still needs at the rate it has shown, 0 while
+// it is too young to tell. Callers hold s.mu.
+func (s *span) eta(now time.Time) time.Duration {
+	age, done := now.Sub(s.start), s.pos-s.from
+	switch {
+	case age < minSplitAge:
+		return 0
+	case done <= 0:
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(float64(s.end-s.pos) / float64(done) * float64(age))
+}
+
+// flight is a piece in flight: one span, or several after splits. It is
+// recorded when its last span ends. Fields are guarded by engine.mu.
+type flight struct {
+	off, n int64
+	spans  []*span
+	// split is set once a span of the piece was split: the piece's digest
+	// is then read back from the file, as no worker saw all its bytes.
+	split bool
+	err   error // the first span's failure; the piece fails with it
+}
+
+const (
+	// minSplit is the fewest bytes a span must have left to be split:
+	// each half costs a request.
+	minSplit = 32 << 10
+	// minSplitTime is the least time a span must still need to be split.
+	minSplitTime = 300 * time.Millisecond
+	// minSplitAge is how long a span runs before its rate is trusted.
+	minSplitAge = 200 * time.Millisecond
+	// splitPoll is how often an idle worker looks again for a span to
+	// split while spans are too young or too quick to tell.
+	splitPoll = 100 * time.Millisecond
+)
+
+// newFlight puts piece i of r in flight with one span over all of it.
+// Callers hold e.mu.
+func (e *engine) newFlight(r *partRun, i int) job {
+	off, n := chunk.PieceRange(r.p.Size, e.st.PieceSize, i)
+	sp := newSpan(off, off+n)
+	fl := &flight{off: off, n: n, spans: []*span{sp}}
+	if r.flights == nil {
+		r.flights = map[int]*flight{}
+	}
+	r.flights[i] = fl
+	r.inflight[i] = true
+	return job{r: r, i: i, fl: fl, sp: sp}
+}
+
+// oneConnection is implemented by sources whose reads all share one
+// connection (SFTP over one SSH connection): on a link capped per
+// connection a split adds a request there but no speed, so the endgame
+// is off for them.
+type oneConnection interface{ OneConnection() bool }
+
+// steal splits the span that would end last among the pieces in flight
+// and returns a job for its second half. Without a span worth splitting
+// it returns false, and busy tells whether spans run that may become
+// worth it. Callers hold e.mu.
+func (e *engine) steal() (j job, ok, busy bool) {
+	if oc, ok := e.src.(oneConnection); ok && oc.OneConnection() {
+		return job{}, false, false
+	}
+	var best job
+	var latest time.Duration
+	now := time.Now()
+	for _, r := range e.runs {
+		if r.settled() || r.verifying || r.whole {
+			continue
+		}
+		for i, fl := range r.flights {
+			if fl.err != nil {
+				continue
+			}
+			for _, sp := range fl.spans {
+				sp.mu.Lock()
+				left, eta := sp.end-sp.pos, sp.eta(now)
+				sp.mu.Unlock()
+				if left < minSplit {
+					continue
+				}
+				busy = true
+				if eta >= minSplitTime && eta > latest {
+					latest, best = eta, job{r: r, i: i, fl: fl, sp: sp}
+				}
+			}
+		}
+	}
+	if best.sp == nil {
+		return job{}, false, busy
+	}
+	sp := best.sp
+	sp.mu.Lock()
+	left := sp.end - sp.pos
+	if left < minSplit { // the owner moved on meanwhile
+		sp.mu.Unlock()
+		return job{}, false, true
+	}
+	half := newSpan(sp.pos+left/2, sp.end)
+	sp.end = half.pos
+	sp.mu.Unlock()
+	best.fl.split = true
+	best.fl.spans = append(best.fl.spans, half)
+	best.sp = half
+	return best, true, true
+}
+
+// leave ends span sp of fl, with err when it failed. It reports whether
+// it was the piece's last span, and the piece's first failure.
+func (e *engine) leave(fl *flight, sp *span, err error) (last bool, ferr error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fl.spans = slices.DeleteFunc(fl.spans, func(s *span) bool { return s == sp })
+	if err != nil && fl.err == nil {
+		fl.err = err
+	}
+	return len(fl.spans) == 0, fl.err
+}
+
+// again puts the whole of fl back on one new span, for the worker that
+// fetches it again after its digest did not match. Callers are the last
+// span's worker, so no other span of fl runs.
+func (e *engine) again(fl *flight) *span {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sp := newSpan(fl.off, fl.off+fl.n)
+	fl.spans, fl.split, fl.err = []*span{sp}, false, nil
+	return sp
+}
+
+// readBack computes the digest of a piece from the part file, once all
+// its spans are written.
+func (e *engine) readBack(r *partRun, fl *flight, buf []byte) (string, error) {
+	h := chunk.NewPieceHash(r.p.PieceHash)
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(r.f, fl.off, fl.n), buf); err != nil {
+		return "", Permanent(fmt.Errorf("read back %s: %w", e.partialPath(r.p.Name), err))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// errSpanEnded tells a worker that its span ended and another span of the
+// piece, still running, will record the piece.
+var errSpanEnded = errors.New("span ended; the piece's last span records it")
+
+// quit ends span sp of fl with err: the piece's first failure when sp was
+// its last span, else errSpanEnded.
+func (e *engine) quit(fl *flight, sp *span, err error) error {
+	if last, ferr := e.leave(fl, sp, err); last {
+		return ferr
+	}
+	return errSpanEnded
+}

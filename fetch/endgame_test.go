@@ -1,0 +1,148 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+)
+
+// slowSource serves a real source through slow reads (small chunks with
+// a pause), records every range asked for, and flips the byte at flipAt
+// the first time a read delivers it (when flipAt >= 0).
+type slowSource struct {
+	Source
+	mu     sync.Mutex
+	ranges [][2]int64
+	flipAt int64
+}
+
+func (s *slowSource) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
+	rc, err := s.Source.ReadRange(ctx, obj, off, n)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.ranges = append(s.ranges, [2]int64{off, n})
+	s.mu.Unlock()
+	return &slowReader{s: s, rc: rc, pos: off}, nil
+}
+
+type slowReader struct {
+	s   *slowSource
+	rc  io.ReadCloser
+	pos int64 // offset in the object of the next byte
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond) // about 400 KB/s per connection
+	n, err := r.rc.Read(p[:min(len(p), 4<<10)])
+	r.s.mu.Lock()
+	if at := r.s.flipAt; at >= r.pos && at < r.pos+int64(n) {
+		p[at-r.pos] ^= 0x01
+		r.s.flipAt = -1
+	}
+	r.s.mu.Unlock()
+	r.pos += int64(n)
+	return n, err
+}
+
+func (r *slowReader) Close() error { return r.rc.Close() }
+
+// runSlow fetches dir's part through a slowSource with 8 connections and
+// 256 KiB pieces and returns the source and the engine after the run.
+func runSlow(t *testing.T, dir, dest string, flipAt int64) (*slowSource, *engine) {
+	t.Helper()
+	opts := testOptions(dir, dest)
+	opts.Connections = 8
+	opts.PieceSize = 256 << 10
+	opts.defaults()
+	op, err := Open(context.Background(), dir, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &slowSource{Source: op.Source, flipAt: flipAt}
+	e := &engine{opts: &opts, src: src}
+	if err := e.prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return src, e
+}
+
+// TestEndgameSplitsLastPieces: a part of 4 pieces fetched with 8
+// connections. Once every piece is handed out, the idle connections take
+// the second halves of the pieces in flight (ranges that do not start at
+// a piece boundary), the part ends byte-identical and proven, and the
+// bytes dropped at the split points stay small.
+func TestEndgameSplitsLastPieces(t *testing.T) {
+	for _, manifest := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sums", true: "manifest"}[manifest], func(t *testing.T) {
+			src, dest := t.TempDir(), t.TempDir()
+			parts := makeSet(t, src, "db.dump", 1, 1<<20)
+			writeSums(t, src, parts)
+			if manifest {
+				writeManifestFile(t, src, 256<<10)
+			}
+			s, e := runSlow(t, src, dest, -1)
+			assertSet(t, dest, parts)
+			if sum := e.summary(); sum.Verified != 1 {
+				t.Fatalf("verified %d parts, want 1", sum.Verified)
+			}
+			split := 0
+			for _, r := range s.ranges {
+				if r[0]%(256<<10) != 0 {
+					split++
+				}
+			}
+			if split < 4 {
+				t.Fatalf("%d ranges start inside a piece (%v); want the 4 idle connections to take halves", split, s.ranges)
+			}
+			if over := e.pulled - 1<<20; over < 0 || over > int64(len(s.ranges))*4<<10 {
+				t.Fatalf("pulled %d bytes for a part of %d: %d over, more than one read per request", e.pulled, 1<<20, over)
+			}
+		})
+	}
+}
+
+// TestEndgameSplitPieceDamaged: a byte flipped in the second half of a
+// split piece. The piece's digest, read back from the file once both
+// halves are written, fails the manifest; that piece alone is fetched
+// again, whole, and the part ends identical.
+func TestEndgameSplitPieceDamaged(t *testing.T) {
+	src, dest := t.TempDir(), t.TempDir()
+	parts := makeSet(t, src, "db.dump", 1, 1<<20)
+	writeManifestFile(t, src, 256<<10)
+	at := int64(3<<18 + 250<<10) // near the end of piece 3: in a stolen half
+	s, e := runSlow(t, src, dest, at)
+	assertSet(t, dest, parts)
+	p := e.st.Find("db.dump")
+	if p.Status != chunk.Verified {
+		t.Fatalf("status %s (%s), want verified", p.Status, p.Error)
+	}
+	if s.flipAt != -1 {
+		t.Fatal("no read covered the byte to damage")
+	}
+	if over := e.pulled - 1<<20; over < 256<<10 || over > 256<<10+int64(len(s.ranges))*4<<10 {
+		t.Fatalf("pulled %d bytes: want the part and the damaged piece once more (plus a read per request)", e.pulled)
+	}
+}
+
+func writeManifestFile(t *testing.T, dir string, pieceSize int64) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteManifest(context.Background(), dir, OpenOptions{}, pieceSize, &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "set.haul.json"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
