@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
@@ -28,11 +30,17 @@ type VerifyReport struct {
 	Parts []PartCheck `json:"parts"`
 }
 
+// maxVerifiers bounds the parts Verify reads at once: beyond a few, a
+// disk gains nothing from more concurrent sequential reads.
+const maxVerifiers = 4
+
 // Verify re-reads every complete part on disk and checks it against every
 // reference in the state (bit rot, tampering); the state is updated so
 // that `haul repair` knows what to replace. Parts that are not complete
 // keep their status. OK is false when any part is broken, missing or not
-// yet fetched.
+// yet fetched. Parts are checked concurrently, up to one per core (at
+// most maxVerifiers), each in one sequential pass with its own buffer;
+// the report lists them in set order.
 func Verify(ctx context.Context, opts Options) (*VerifyReport, error) {
 	opts.defaults()
 	st, err := chunk.Load(opts.Dest)
@@ -40,21 +48,18 @@ func Verify(ctx context.Context, opts Options) (*VerifyReport, error) {
 		return nil, err
 	}
 	e := &engine{opts: &opts, st: st, changed: make(chan struct{})}
+	var todo []*chunk.Part
+	for _, p := range st.Parts {
+		if p.Complete() || p.Status == chunk.Broken {
+			todo = append(todo, p)
+		}
+	}
+	e.checkParts(ctx, todo)
+	if ctx.Err() != nil {
+		return nil, interrupted(ctx)
+	}
 	rep := &VerifyReport{OK: true}
 	for _, p := range st.Parts {
-		if err := ctx.Err(); err != nil {
-			return nil, interrupted(ctx)
-		}
-		if p.Complete() || p.Status == chunk.Broken {
-			path := e.finalPath(p.Name)
-			if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
-				path = e.partialPath(p.Name)
-			}
-			e.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, e.names()))
-		}
-		if ctx.Err() != nil {
-			return nil, interrupted(ctx)
-		}
 		pc := PartCheck{Name: p.Name, Status: p.Status, VerifiedBy: p.VerifiedBy, Error: p.Error}
 		if pc.VerifiedBy == nil {
 			pc.VerifiedBy = []string{}
@@ -77,6 +82,36 @@ func Verify(ctx context.Context, opts Options) (*VerifyReport, error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// checkParts runs checkOnDisk on each part with a bounded pool of
+// workers. Each worker touches only the part it holds; it returns when
+// every part is checked or, soon after, when ctx ends.
+func (e *engine) checkParts(ctx context.Context, parts []*chunk.Part) {
+	names := e.names()
+	q := make(chan *chunk.Part)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), maxVerifiers, len(parts)) {
+		wg.Go(func() {
+			for p := range q {
+				path := e.finalPath(p.Name)
+				if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
+					path = e.partialPath(p.Name)
+				}
+				e.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, names))
+			}
+		})
+	}
+feed:
+	for _, p := range parts {
+		select {
+		case q <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(q)
+	wg.Wait()
 }
 
 // checkOnDisk verifies one part file and sets its status.
