@@ -7,7 +7,8 @@
 // the way to it are pulled for nothing: about the rate times the round
 // trip on a slow link, but up to the socket buffers on a fast one, where
 // a split gains nothing anyway. So only spans that still need a while
-// (minSplitTime at the rate they have shown) are split.
+// at the rate they have shown are split: a few times the time a request
+// takes to answer, which the engine measures.
 
 package fetch
 
@@ -45,11 +46,11 @@ func (s *span) left() int64 {
 }
 
 // eta is how long the span still needs at the rate it has shown, 0 while
-// it is too young to tell. Callers hold s.mu.
-func (s *span) eta(now time.Time) time.Duration {
+// it is younger than minAge. Callers hold s.mu.
+func (s *span) eta(now time.Time, minAge time.Duration) time.Duration {
 	age, done := now.Sub(s.start), s.pos-s.from
 	switch {
-	case age < minSplitAge:
+	case age < minAge:
 		return 0
 	case done <= 0:
 		return time.Duration(math.MaxInt64)
@@ -71,11 +72,15 @@ type flight struct {
 const (
 	// minSplit is the fewest bytes a span must have left to be split:
 	// each half costs a request.
-	minSplit = 32 << 10
-	// minSplitTime is the least time a span must still need to be split.
-	minSplitTime = 300 * time.Millisecond
-	// minSplitAge is how long a span runs before its rate is trusted.
-	minSplitAge = 200 * time.Millisecond
+	minSplit = 8 << 10
+	// minSplitTime is the least time a span must still need to be split,
+	// and at least four answer times (splitTimes).
+	minSplitTime = 100 * time.Millisecond
+	// minSplitAge is how long a span runs before its rate is trusted, and
+	// at least two answer times.
+	minSplitAge = 50 * time.Millisecond
+	// assumedAnswer is the answer time before one is measured.
+	assumedAnswer = 100 * time.Millisecond
 	// splitPoll is how often an idle worker looks again for a span to
 	// split while spans are too young or too quick to tell.
 	splitPoll = 100 * time.Millisecond
@@ -112,6 +117,7 @@ func (e *engine) steal() (j job, ok, busy bool) {
 	var best job
 	var latest time.Duration
 	now := time.Now()
+	minAge, minTime := e.splitTimes()
 	for _, r := range e.runs {
 		if r.settled() || r.verifying || r.whole {
 			continue
@@ -122,13 +128,13 @@ func (e *engine) steal() (j job, ok, busy bool) {
 			}
 			for _, sp := range fl.spans {
 				sp.mu.Lock()
-				left, eta := sp.end-sp.pos, sp.eta(now)
+				left, eta := sp.end-sp.pos, sp.eta(now, minAge)
 				sp.mu.Unlock()
 				if left < minSplit {
 					continue
 				}
 				busy = true
-				if eta >= minSplitTime && eta > latest {
+				if eta >= minTime && eta > latest {
 					latest, best = eta, job{r: r, i: i, fl: fl, sp: sp}
 				}
 			}
@@ -151,6 +157,28 @@ func (e *engine) steal() (j job, ok, busy bool) {
 	best.fl.spans = append(best.fl.spans, half)
 	best.sp = half
 	return best, true, true
+}
+
+// answered records how long a request took to answer (from the request
+// to its headers), smoothed over the run.
+func (e *engine) answered(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.answer == 0 {
+		e.answer = d
+		return
+	}
+	e.answer += (d - e.answer) / 4
+}
+
+// splitTimes are the age before a span's rate is trusted and the least
+// time it must still need to be split. Callers hold e.mu.
+func (e *engine) splitTimes() (minAge, minTime time.Duration) {
+	a := e.answer
+	if a == 0 {
+		a = assumedAnswer
+	}
+	return max(minSplitAge, 2*a), max(minSplitTime, 4*a)
 }
 
 // leave ends span sp of fl, with err when it failed. It reports whether

@@ -34,6 +34,7 @@ type engine struct {
 	nudge          chan struct{}
 	commitsStarted uint64
 	commitsDone    uint64
+	answer         time.Duration // a request's time to its headers, smoothed (endgame.go)
 
 	saveMu sync.Mutex
 	// repair mode: verification failures are final at once (the copy at
@@ -501,11 +502,13 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 	defer cancel()
 	watch := newStallWatch(e.opts.Timeout, cancel)
 	defer watch.stop()
+	asked := time.Now()
 	rc, err := e.src.ReadRange(rctx, r.obj, off, n)
 	if err != nil {
 		return watch.explain(err)
 	}
 	defer rc.Close()
+	e.answered(time.Since(asked))
 	return e.copySpan(e.limit(rctx, rc), r, sp, h, buf, watch)
 }
 
