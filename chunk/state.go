@@ -54,9 +54,11 @@ type Part struct {
 	// Hashes are the digests (PieceHash) of each done piece as written,
 	// hex; "" where not done.
 	Hashes []string `json:"hashes,omitempty"`
-	// PieceHash names the digest in Hashes: PieceSHA256 (also "") when a
-	// manifest states SHA-256 pieces to compare with, else PieceCRC32C,
-	// which re-checks local data on resume at a fraction of the CPU.
+	// PieceHash names the digest in Hashes: PieceSHA256 (also "") when
+	// the pieces are compared with a manifest's as they land (a manifest
+	// and no other whole-part SHA-256 reference, or a repair), else
+	// PieceCRC32C, which re-checks local data on resume at a fraction of
+	// the CPU.
 	PieceHash  string   `json:"piece_hash,omitempty"`
 	Status     string   `json:"status"`
 	VerifiedBy []string `json:"verified_by,omitempty"`
