@@ -84,6 +84,9 @@ func Redact(spec string) string {
 	q := red.RawQuery != ""
 	red.RawQuery, red.Fragment, red.RawFragment = "", "", ""
 	s := red.String()
+	if red.Host == "" && red.Opaque == "" && strings.Contains(spec, "://") && !strings.Contains(s, "://") {
+		s = strings.Replace(s, ":", "://", 1) // "s3://" stays "s3://", not "s3:"
+	}
 	if q {
 		s += "?…"
 	}
