@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +40,7 @@ const (
 
 // sshTarget is where and as whom to connect, after ~/.ssh/config.
 type sshTarget struct {
-	alias    string // the host as written in the URL
+	alias    string // the host as written in the URL or in ProxyJump
 	hostName string // the host to dial (HostName, or alias)
 	port     int
 	user     string
@@ -54,6 +55,15 @@ type sshTarget struct {
 	connectTimeout   time.Duration
 	aliveInterval    time.Duration
 	aliveCount       int
+
+	// proxyJump is the config's ProxyJump as written ("" or "none": none).
+	proxyJump string
+	// jumps are the hosts to go through, first hop first: haul connects
+	// to jumps[0], through it to jumps[1], …, and through the last to
+	// the target. Empty for a jump host itself.
+	jumps []*sshTarget
+	// spec is how a jump host was written in ProxyJump ("u@bastion:22").
+	spec string
 }
 
 // addr is host:port to dial.
@@ -61,10 +71,15 @@ func (t *sshTarget) addr() string {
 	return net.JoinHostPort(t.hostName, strconv.Itoa(t.port))
 }
 
+// sshMaxJumps bounds a ProxyJump chain, so that a loop through several
+// Host blocks ends with an error instead of recursing forever.
+const sshMaxJumps = 8
+
 // resolveSSHTarget applies the ssh config to the URL's host: Host blocks
 // match the host as written (an alias), HostName/User/Port/IdentityFile
 // and friends fill in what the URL does not say. The URL's user and port
-// win over the config, as ssh's command line does.
+// win over the config, as ssh's command line does. ProxyJump hosts are
+// resolved the same way, each with its own Host blocks (see jumpsFor).
 func resolveSSHTarget(u *url.URL, opts SSHOptions) (*sshTarget, error) {
 	alias := u.Hostname()
 	if alias == "" {
@@ -78,6 +93,162 @@ func resolveSSHTarget(u *url.URL, opts SSHOptions) (*sshTarget, error) {
 	if err != nil {
 		return nil, err
 	}
+	t, err := resolveHost(cfg, home, alias, u.User.Username(), u.Port(), Redact(u.String()), true)
+	if err != nil {
+		return nil, err
+	}
+	if t.jumps, err = jumpsFor(cfg, home, t, opts, []string{strings.ToLower(alias)}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// jumpsFor returns the hosts to go through to reach t, first hop first,
+// as OpenSSH builds them: for "ProxyJump a,b" it connects to a, through
+// a to b, and through b to t. The first hop's own ProxyJump is followed
+// (ssh reaches it with an ssh of its own, which reads the config), the
+// later hops' are not (ssh hands them the rest of the list with -J, which
+// wins over their config). seen holds the hosts on the way, lower-cased,
+// to refuse a loop as ssh does. --known-hosts, when given, is the
+// known_hosts file of every hop.
+func jumpsFor(cfg *ssh_config.Config, home string, t *sshTarget, opts SSHOptions, seen []string) ([]*sshTarget, error) {
+	specs, err := parseProxyJump(t.proxyJump)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("ssh config: ProxyJump %q for %s: %v: %w", t.proxyJump, t.alias, err, ErrBadSource))
+	}
+	var hops []*sshTarget
+	for i, sp := range specs {
+		where := fmt.Sprintf("ssh config: ProxyJump %s for %s", sp.spec, t.alias)
+		port := ""
+		if sp.port != 0 {
+			port = strconv.Itoa(sp.port)
+		}
+		h, err := resolveHost(cfg, home, sp.host, sp.user, port, where, i == 0)
+		if err != nil {
+			return nil, err
+		}
+		h.spec = sp.spec
+		if opts.KnownHosts != "" {
+			h.userKnownHosts, h.globalKnownHosts = []string{opts.KnownHosts}, nil
+		}
+		if i == 0 {
+			name := strings.ToLower(sp.host)
+			if slices.Contains(seen, name) {
+				return nil, Permanent(fmt.Errorf("ssh config: ProxyJump loop %s → %s: the Host block of %s must not send it through itself; add \"ProxyJump none\" to a Host %s block placed before the block that sets ProxyJump: %w",
+					strings.Join(seen, " → "), name, sp.host, sp.host, ErrBadSource))
+			}
+			before, err := jumpsFor(cfg, home, h, opts, append(slices.Clone(seen), name))
+			if err != nil {
+				return nil, err
+			}
+			hops = append(hops, before...)
+		}
+		h.proxyJump = ""
+		hops = append(hops, h)
+	}
+	if len(hops) > sshMaxJumps {
+		return nil, Permanent(fmt.Errorf("ssh config: ProxyJump for %s goes through %d hosts, more than haul's limit of %d (a loop?): %w", t.alias, len(hops), sshMaxJumps, ErrBadSource))
+	}
+	return hops, nil
+}
+
+// jumpSpec is one hop of a ProxyJump value.
+type jumpSpec struct {
+	spec string // as written
+	user string // "" = from the config
+	host string
+	port int // 0 = from the config
+}
+
+// parseProxyJump reads a ProxyJump value: "none" or a comma-separated
+// list of [USER@]HOST[:PORT] or ssh://[USER@]HOST[:PORT], an IPv6 address
+// in brackets. "" and "none" mean no jump.
+func parseProxyJump(v string) ([]jumpSpec, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || strings.EqualFold(v, "none") {
+		return nil, nil
+	}
+	var specs []jumpSpec
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		sp, err := parseJumpHost(s)
+		if err != nil {
+			return nil, err
+		}
+		specs = append(specs, sp)
+	}
+	return specs, nil
+}
+
+func parseJumpHost(s string) (jumpSpec, error) {
+	sp := jumpSpec{spec: s}
+	if s == "" {
+		return sp, errors.New("an empty host in the list")
+	}
+	if strings.EqualFold(s, "none") {
+		return sp, errors.New(`"none" stands alone, not in a list`)
+	}
+	hostPort := s
+	if rest, ok := strings.CutPrefix(s, "ssh://"); ok {
+		u, err := url.Parse(s)
+		if err != nil {
+			return sp, fmt.Errorf("%s: %v", s, errors.Unwrap(err))
+		}
+		if _, hasPass := u.User.Password(); hasPass {
+			return sp, errors.New("a password in ProxyJump is not supported")
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return sp, fmt.Errorf("%s: only ssh://[USER@]HOST[:PORT]", s)
+		}
+		sp.user = u.User.Username()
+		hostPort = rest
+		if i := strings.LastIndexByte(hostPort, '@'); i >= 0 {
+			hostPort = hostPort[i+1:]
+		}
+		hostPort = strings.TrimSuffix(hostPort, "/")
+	} else if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		sp.user, hostPort = s[:i], s[i+1:]
+		if sp.user == "" {
+			return sp, fmt.Errorf("%s: empty user name", s)
+		}
+	}
+	host, port := hostPort, ""
+	switch {
+	case strings.HasPrefix(hostPort, "["):
+		end := strings.IndexByte(hostPort, ']')
+		if end < 0 {
+			return sp, fmt.Errorf("%s: missing ]", s)
+		}
+		host, port = hostPort[1:end], hostPort[end+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return sp, fmt.Errorf("%s: expected :PORT after ]", s)
+			}
+			port = port[1:]
+		}
+	case strings.Count(hostPort, ":") == 1:
+		host, port, _ = strings.Cut(hostPort, ":")
+	case strings.Count(hostPort, ":") > 1:
+		return sp, fmt.Errorf("%s: write an IPv6 address in brackets, [ADDR]:PORT", s)
+	}
+	if host == "" || strings.ContainsAny(host, "/@ \t") {
+		return sp, fmt.Errorf("%s: bad host name %q", s, host)
+	}
+	sp.host = host
+	if port != "" {
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p > 65535 {
+			return sp, fmt.Errorf("%s: bad port %q", s, port)
+		}
+		sp.port = p
+	}
+	return sp, nil
+}
+
+// resolveHost applies the config's Host blocks for alias; user and port,
+// when not "", win over them. where names the host in errors. With proxy
+// false, ProxyJump and ProxyCommand are ignored (a later hop of a chain).
+func resolveHost(cfg *ssh_config.Config, home, alias, user, port, where string, proxy bool) (*sshTarget, error) {
 	// OpenSSH matches Host patterns against the lower-cased name.
 	match := strings.ToLower(alias)
 	get := func(key string) string {
@@ -95,31 +266,32 @@ func resolveSSHTarget(u *url.URL, opts SSHOptions) (*sshTarget, error) {
 		return v
 	}
 
-	// Connecting straight to the host when the config says to go through
-	// another would surprise: refuse instead.
-	for _, k := range []string{"ProxyJump", "ProxyCommand"} {
-		if v := get(k); v != "" && !strings.EqualFold(v, "none") {
-			return nil, Permanent(fmt.Errorf("ssh config: %s for %s is not supported by haul; give a host it can reach directly: %w", k, alias, ErrBadSource))
-		}
-	}
 	t := &sshTarget{alias: alias, hostName: alias, port: 22, connectTimeout: sshDefaultConnectTimeout,
 		aliveInterval: sshKeepAliveInterval, aliveCount: sshKeepAliveCount}
+	if proxy {
+		// ProxyCommand runs a shell command from the config: haul runs
+		// none. Connecting straight to the host instead would surprise.
+		if v := get("ProxyCommand"); v != "" && !strings.EqualFold(v, "none") {
+			return nil, Permanent(fmt.Errorf("ssh config: ProxyCommand for %s is not supported: haul does not run shell commands from the ssh config; "+
+				"if it goes through a bastion, write \"ProxyJump bastion\" in its Host block instead (haul follows ProxyJump), or give a host haul can reach directly: %w", alias, ErrBadSource))
+		}
+		t.proxyJump = get("ProxyJump")
+	}
 	if hn := get("HostName"); hn != "" {
 		t.hostName = strings.ReplaceAll(strings.ReplaceAll(hn, "%h", alias), "%%", "%")
 	}
-	portStr := u.Port()
-	if portStr == "" {
-		portStr = get("Port")
+	if port == "" {
+		port = get("Port")
 	}
-	if portStr != "" {
-		p, err := strconv.Atoi(portStr)
+	if port != "" {
+		p, err := strconv.Atoi(port)
 		if err != nil || p <= 0 || p > 65535 {
-			return nil, Permanent(fmt.Errorf("%s: bad port %q: %w", Redact(u.String()), portStr, ErrBadSource))
+			return nil, Permanent(fmt.Errorf("%s: bad port %q: %w", where, port, ErrBadSource))
 		}
 		t.port = p
 	}
 	local := localUserName()
-	t.user = u.User.Username()
+	t.user = user
 	if t.user == "" {
 		t.user = get("User")
 	}
@@ -127,7 +299,7 @@ func resolveSSHTarget(u *url.URL, opts SSHOptions) (*sshTarget, error) {
 		t.user = local
 	}
 	if t.user == "" {
-		return nil, Permanent(fmt.Errorf("%s: no user name: write sftp://USER@HOST/…: %w", Redact(u.String()), ErrBadSource))
+		return nil, Permanent(fmt.Errorf("%s: no user name: write USER@%s: %w", where, alias, ErrBadSource))
 	}
 
 	tok := tokenExpander{home: home, alias: alias, host: t.hostName, port: t.port, user: t.user, local: local}
@@ -417,9 +589,9 @@ func (a *sshAuth) prompting(waiting bool) {
 
 // failure explains a refused authentication: what was offered, and for
 // encrypted keys how to make them usable.
-func (a *sshAuth) failure(t *sshTarget, err error) error {
+func (a *sshAuth) failure(where string, err error) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ssh %s@%s: authentication refused", t.user, t.addr())
+	fmt.Fprintf(&b, "%s: authentication refused", where)
 	if len(a.tried) == 0 && len(a.locked) == 0 {
 		b.WriteString(": no key to offer (give one with -i/--identity, load one into ssh-agent, or set IdentityFile in ~/.ssh/config)")
 	} else if len(a.tried) > 0 {
@@ -581,63 +753,141 @@ func (l *lazySigner) unlock() error {
 	return l.locked(fmt.Errorf("key %s: wrong passphrase, %d tries", l.key.path, sshPassphraseTries))
 }
 
-// dialSSH connects and authenticates. A refused login wraps ErrAuth, a
-// host key problem is a *HostKeyError, both permanent; network failures
-// (refused, unreachable, timed out, cut) are returned as they are, and
-// retrying them makes sense.
+// dialSSH connects and authenticates, through the target's ProxyJump
+// hosts if it has any: it connects to the first, opens a direct-tcpip
+// channel through it to the next and runs that host's SSH handshake over
+// the channel, and so on to the target. Every hop is checked against its
+// own known_hosts entry and logs in with its own config. Closing the
+// returned client closes the jump connections under it.
+//
+// A refused login wraps ErrAuth, a host key problem is a *HostKeyError,
+// both permanent; network failures (refused, unreachable, timed out, cut)
+// are returned as they are, and retrying them makes sense. Messages name
+// the hop that failed.
 func dialSSH(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOptions) (*ssh.Client, error) {
-	where := fmt.Sprintf("ssh %s@%s", t.user, t.addr())
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: t.connectTimeout}
-	raw, err := d.DialContext(ctx, "tcp", t.addr())
-	if err != nil {
-		return nil, dialError(where, err)
+	if len(hk.jumps) != len(t.jumps) {
+		return nil, Permanent(fmt.Errorf("ssh %s: the host key checker has %d jump hosts, the target %d (a bug in haul)", t.alias, len(hk.jumps), len(t.jumps)))
 	}
-	conn := newActivityConn(raw)
-	hk.resetErr()
+	var jumps []*ssh.Client
+	for i, j := range t.jumps {
+		c, err := dialHop(ctx, j, hk.jumps[i], opts, t.jumps[:i], jumps, true)
+		if err != nil {
+			closeClients(jumps)
+			return nil, err
+		}
+		jumps = append(jumps, c)
+	}
+	c, err := dialHop(ctx, t, hk, opts, t.jumps, jumps, false)
+	if err != nil {
+		closeClients(jumps)
+		return nil, err
+	}
+	return c, nil
+}
 
-	var promptMu sync.Mutex
-	handshakeDeadline := func(waiting bool) {
-		promptMu.Lock()
-		defer promptMu.Unlock()
-		if waiting {
-			_ = conn.SetDeadline(time.Time{})
-		} else {
-			_ = conn.SetDeadline(time.Now().Add(sshHandshakeTimeout))
+// closeClients closes clients, last first.
+func closeClients(cs []*ssh.Client) {
+	for i := len(cs) - 1; i >= 0; i-- {
+		_ = cs[i].Close()
+	}
+}
+
+// hopName names a connection in messages: "ssh USER@HOST:PORT", for a
+// jump host "ssh jump host ALIAS (USER@HOST:PORT)", and for a target
+// reached through jump hosts "ssh USER@HOST:PORT via A,B".
+func hopName(t *sshTarget, isJump bool) string {
+	switch {
+	case isJump:
+		return fmt.Sprintf("ssh jump host %s (%s@%s)", t.alias, t.user, t.addr())
+	case len(t.jumps) > 0:
+		var names []string
+		for _, j := range t.jumps {
+			names = append(names, j.alias)
+		}
+		return fmt.Sprintf("ssh %s@%s via %s", t.user, t.addr(), strings.Join(names, ","))
+	}
+	return fmt.Sprintf("ssh %s@%s", t.user, t.addr())
+}
+
+// dialHop connects to t: straight over TCP when via is empty, else
+// through a direct-tcpip channel of via's last client (viaHosts are the
+// hosts via connected to). When t is the target (isJump false) the
+// returned client owns via: closing it, or its connection ending, closes
+// them.
+func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOptions, viaHosts []*sshTarget, via []*ssh.Client, isJump bool) (*ssh.Client, error) {
+	where := hopName(t, isJump)
+	var raw net.Conn
+	var err error
+	if len(via) == 0 {
+		d := net.Dialer{Timeout: t.connectTimeout}
+		raw, err = d.DialContext(ctx, "tcp", t.addr())
+		if err != nil {
+			return nil, dialError(where, err)
+		}
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, t.connectTimeout)
+		raw, err = via[len(via)-1].DialContext(dctx, "tcp", t.addr())
+		cancel()
+		if err != nil {
+			return nil, jumpDialError(ctx, where, viaHosts[len(viaHosts)-1].alias, err)
 		}
 	}
-	auth, err := newSSHAuth(t, opts, handshakeDeadline)
+	conn := newActivityConn(raw)
+	deadline := &handshakeDeadline{conn: conn}
+
+	auth, err := newSSHAuth(t, opts, deadline.pause)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
 	defer auth.close()
 
+	// The rejection is kept per connection: connections of one source
+	// share hk and may be dialled at the same time.
+	var hkMu sync.Mutex
+	var hkErr error
 	cfg := &ssh.ClientConfig{
 		User: t.user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
 			return auth.signers, nil
 		})},
-		HostKeyCallback:   hk.check,
+		HostKeyCallback: func(host string, remote net.Addr, key ssh.PublicKey) error {
+			err := hk.check(host, remote, key)
+			hkMu.Lock()
+			hkErr = err
+			hkMu.Unlock()
+			return err
+		},
 		HostKeyAlgorithms: hk.algorithms(),
 		Timeout:           t.connectTimeout,
 	}
-	_ = conn.SetDeadline(time.Now().Add(sshHandshakeTimeout))
+	deadline.pause(false)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, t.addr(), cfg)
 	stopped := stop()
+	deadline.stop()
 	if err != nil {
 		conn.Close()
-		if hkErr := hk.err(); hkErr != nil {
-			return nil, Permanent(hkErr)
+		hkMu.Lock()
+		rejected := hkErr
+		hkMu.Unlock()
+		if rejected != nil {
+			if len(via) > 0 || isJump {
+				rejected = fmt.Errorf("%s: %w", where, rejected)
+			}
+			return nil, Permanent(rejected)
 		}
 		if !stopped || ctx.Err() != nil {
 			return nil, fmt.Errorf("%s: %w", where, context.Cause(ctx))
 		}
+		if deadline.expired.Load() {
+			return nil, fmt.Errorf("%s: handshake: no answer within %s: %w", where, sshHandshakeTimeout, err)
+		}
 		if isAuthFailure(err) || auth.getSignErr() != nil && !isConnError(err) {
-			return nil, auth.failure(t, err)
+			return nil, auth.failure(where, err)
 		}
 		return nil, fmt.Errorf("%s: handshake: %w", where, err)
 	}
@@ -645,10 +895,105 @@ func dialSSH(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOpti
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", where, context.Cause(ctx))
 	}
-	_ = conn.SetDeadline(time.Time{})
+	if !isJump && len(via) > 0 {
+		c = &jumpedConn{Conn: c, jumps: via}
+	}
 	client := ssh.NewClient(c, chans, reqs)
 	go keepAlive(client, conn, t.aliveInterval, t.aliveCount)
+	if !isJump && len(via) > 0 {
+		go func() {
+			// The target's connection can end alone (its server left,
+			// keepalives found it dead): the jumps go with it.
+			_ = client.Wait()
+			closeClients(via)
+		}()
+	}
 	return client, nil
+}
+
+// jumpedConn is the SSH connection to a target reached through jump
+// hosts: closing it closes them too, so that no jump connection outlives
+// the connection it carries.
+type jumpedConn struct {
+	ssh.Conn
+	jumps []*ssh.Client
+}
+
+func (j *jumpedConn) Close() error {
+	err := j.Conn.Close()
+	closeClients(j.jumps)
+	return err
+}
+
+// jumpDialError words a direct-tcpip channel the jump host refused or
+// could not connect: a forwarding ban is permanent, a failed connect
+// from the jump host may pass.
+func jumpDialError(ctx context.Context, where, jump string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", where, context.Cause(ctx))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: jump host %s did not connect it in time: %w", where, jump, err)
+	}
+	var oc *ssh.OpenChannelError
+	if errors.As(err, &oc) {
+		switch oc.Reason {
+		case ssh.Prohibited:
+			return Permanent(fmt.Errorf("%s: jump host %s refuses to forward the connection (%s): its sshd needs AllowTcpForwarding yes (and no PermitOpen or permitopen= key restriction that excludes this host): %w",
+				where, jump, oc.Message, ErrBadSource))
+		case ssh.ConnectionFailed:
+			return fmt.Errorf("%s: jump host %s could not connect to it (%s; is sshd running there and is the host name right as the jump host resolves it?): %w", where, jump, oc.Message, err)
+		}
+	}
+	return fmt.Errorf("%s: connect through jump host %s: %w", where, jump, err)
+}
+
+// handshakeDeadline bounds key exchange and authentication on conn,
+// except while a passphrase prompt waits for a person. A TCP connection
+// takes a deadline; a connection through a jump host is an SSH channel,
+// which has none, so a timer closes it instead.
+type handshakeDeadline struct {
+	conn    net.Conn
+	expired atomic.Bool
+
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+// pause stops the clock while waiting is true, and starts it afresh
+// when it turns false.
+func (d *handshakeDeadline) pause(waiting bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if waiting {
+		d.stopLocked()
+		return
+	}
+	if d.conn.SetDeadline(time.Now().Add(sshHandshakeTimeout)) == nil {
+		return
+	}
+	if d.timer == nil {
+		d.timer = time.AfterFunc(sshHandshakeTimeout, func() {
+			d.expired.Store(true)
+			_ = d.conn.Close()
+		})
+		return
+	}
+	d.timer.Reset(sshHandshakeTimeout)
+}
+
+// stop ends the bound: the handshake is over.
+func (d *handshakeDeadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopLocked()
+}
+
+func (d *handshakeDeadline) stopLocked() {
+	_ = d.conn.SetDeadline(time.Time{})
+	if d.timer != nil {
+		d.timer.Stop()
+	}
 }
 
 // isAuthFailure tells a refused login from a broken link after the host

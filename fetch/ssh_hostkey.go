@@ -52,6 +52,7 @@ type HostKeyError struct {
 
 	scanHost string
 	port     int
+	scanVia  string // "ssh -J a b": where ssh-keyscan can reach the host; "" = here
 }
 
 // Error says what is wrong and how to fix it, on one line.
@@ -74,10 +75,16 @@ func (e *HostKeyError) Error() string {
 		if e.port != 0 && e.port != 22 {
 			port = "-p " + strconv.Itoa(e.port) + " "
 		}
+		via := ""
+		if e.scanVia != "" {
+			// Only the jump host before it can reach the host: scan from
+			// there, record here.
+			via = e.scanVia + " "
+		}
 		return fmt.Sprintf("the authenticity of host %s can't be established: %s key fingerprint is %s, and it is not in %s. "+
 			"If the fingerprint is right (ask the host's administrator, or run ssh-keygen -lf on its host key), run again with --accept-new-host-key to record it, "+
-			"or add it yourself: ssh-keyscan %s-t %s %s >> %s",
-			e.Host, kt, e.Fingerprint, e.File, port, scanType, e.scanHost, shellQuote(e.File))
+			"or add it yourself: %sssh-keyscan %s-t %s %s >> %s",
+			e.Host, kt, e.Fingerprint, e.File, via, port, scanType, e.scanHost, shellQuote(e.File))
 	}
 }
 
@@ -115,12 +122,13 @@ func keyTypeName(t string) string {
 // hostKeyChecker checks server keys against known_hosts the way OpenSSH
 // does with StrictHostKeyChecking yes (or accept-new when asked). It is
 // shared by every connection of one source, so a reconnect must present
-// the same key.
+// the same key. Each ProxyJump host has its own, in jumps.
 type hostKeyChecker struct {
 	name      string // known_hosts form: "host" or "[host]:port"
 	matchAddr string // host:port as knownhosts matches it
 	scanHost  string // host name for the ssh-keyscan hint
 	port      int
+	scanVia   string // see HostKeyError.scanVia
 	writeFile string // user known_hosts file accept-new records into
 	acceptNew bool
 	hash      bool // record hashed names (HashKnownHosts yes)
@@ -128,15 +136,72 @@ type hostKeyChecker struct {
 	db    ssh.HostKeyCallback // nil when no known_hosts file exists
 	known []knownhosts.KnownKey
 
+	// jumps check the target's ProxyJump hosts, in its order. A hop
+	// with the same known_hosts name and files as another shares its
+	// checker, so that accept-new records a key once.
+	jumps []*hostKeyChecker
+
 	mu       sync.Mutex
 	accepted ssh.PublicKey // recorded during this run
-	lastErr  error         // the rejection of the last check
 }
 
 // newHostKeyChecker reads the known_hosts files that exist among files;
 // writeFile is where accept-new records keys. A malformed file is an error
-// naming it.
+// naming it. The target's jump hosts get checkers of their own, each
+// reading its own known_hosts files (--known-hosts, when given, already
+// replaced them; see jumpsFor).
 func newHostKeyChecker(t *sshTarget, files []string, writeFile string, acceptNew bool) (*hostKeyChecker, error) {
+	h, err := newHopKeyChecker(t, files, writeFile, acceptNew)
+	if err != nil {
+		return nil, err
+	}
+	h.scanVia = keyscanVia(t.jumps)
+	shared := map[string]*hostKeyChecker{h.sharingKey(files): h}
+	for i, j := range t.jumps {
+		if len(j.userKnownHosts) == 0 {
+			return nil, Permanent(fmt.Errorf("ssh jump host %s: no known_hosts file (HOME is not set): give one with --known-hosts: %w", j.alias, ErrBadSource))
+		}
+		jfiles := append(slices.Clone(j.userKnownHosts), j.globalKnownHosts...)
+		jh, err := newHopKeyChecker(j, jfiles, j.userKnownHosts[0], acceptNew)
+		if err != nil {
+			return nil, fmt.Errorf("ssh jump host %s: %w", j.alias, err)
+		}
+		jh.scanVia = keyscanVia(t.jumps[:i])
+		if prev, ok := shared[jh.sharingKey(jfiles)]; ok {
+			jh = prev
+		} else {
+			shared[jh.sharingKey(jfiles)] = jh
+		}
+		h.jumps = append(h.jumps, jh)
+	}
+	return h, nil
+}
+
+// sharingKey is what makes two hops' checkers interchangeable: the
+// same known_hosts name, read from and recorded in the same files.
+func (h *hostKeyChecker) sharingKey(files []string) string {
+	return strings.Join(append([]string{h.name, h.writeFile}, files...), "\x00")
+}
+
+// keyscanVia is the ssh command that reaches the last of jumps, through
+// the others: ssh-keyscan for the host after them has to run there.
+func keyscanVia(jumps []*sshTarget) string {
+	if len(jumps) == 0 {
+		return ""
+	}
+	last := jumps[len(jumps)-1]
+	cmd := "ssh "
+	if len(jumps) > 1 {
+		var specs []string
+		for _, j := range jumps[:len(jumps)-1] {
+			specs = append(specs, j.spec)
+		}
+		cmd += "-J " + shellQuote(strings.Join(specs, ",")) + " "
+	}
+	return cmd + shellQuote(last.spec)
+}
+
+func newHopKeyChecker(t *sshTarget, files []string, writeFile string, acceptNew bool) (*hostKeyChecker, error) {
 	h := &hostKeyChecker{
 		scanHost:  t.hostName,
 		port:      t.port,
@@ -227,9 +292,7 @@ func algorithmsFor(keyType string) []string {
 func (h *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	err := h.checkLocked(remote, key)
-	h.lastErr = err
-	return err
+	return h.checkLocked(remote, key)
 }
 
 func (h *hostKeyChecker) checkLocked(remote net.Addr, key ssh.PublicKey) error {
@@ -243,6 +306,7 @@ func (h *hostKeyChecker) checkLocked(remote net.Addr, key ssh.PublicKey) error {
 		File:        h.writeFile,
 		scanHost:    h.scanHost,
 		port:        h.port,
+		scanVia:     h.scanVia,
 	}
 	if h.db != nil {
 		if remote == nil {
@@ -281,20 +345,6 @@ func (h *hostKeyChecker) checkLocked(remote net.Addr, key ssh.PublicKey) error {
 	}
 	h.accepted = key
 	return nil
-}
-
-// resetErr forgets the last check before a new connection.
-func (h *hostKeyChecker) resetErr() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.lastErr = nil
-}
-
-// err returns the rejection of the last check, nil if it passed.
-func (h *hostKeyChecker) err() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.lastErr
 }
 
 func keysEqual(a, b ssh.PublicKey) bool {

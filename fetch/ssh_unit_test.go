@@ -42,7 +42,7 @@ Host *.example
     HostKeyAlias shared-alias
 
 Host jumpy
-    ProxyJump bastion
+    ProxyCommand nc %h %p
 
 Host *
     User fallback
