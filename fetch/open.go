@@ -23,6 +23,12 @@ type SSHOptions struct {
 	// Passphrase asks for a key's passphrase; nil when there is no
 	// terminal, so an encrypted key without an agent is a clear error.
 	Passphrase func(keyFile string) ([]byte, error)
+	// Connections is the most SSH connections an SFTP source opens: one
+	// more whenever every open one is busy with a read, so -j transfers
+	// are -j TCP connections on a link that caps each. 0 means 1. A key
+	// whose passphrase had to be typed keeps it at 1, since each new
+	// connection would ask again.
+	Connections int
 }
 
 // S3Options configures S3 sources.

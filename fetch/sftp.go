@@ -43,23 +43,38 @@ const (
 	sftpShrinkRatio = 16
 )
 
-// sftpSource reads parts over SFTP. All calls share one SSH connection
-// (SFTP multiplexes requests); when it dies, the next call dials again.
+// sftpSource reads parts over SFTP through a pool of SSH connections: a
+// read takes the least busy live one, and when every one is busy and the
+// pool is below its size, one more is dialled. On a link that caps each
+// TCP connection (or where one TCP window bounds the rate), -j transfers
+// then move over -j connections, as rclone's --sftp-connections does. A
+// connection that dies is dropped; the next call dials again.
 type sftpSource struct {
 	target  *sshTarget
 	opts    SSHOptions
 	hk      *hostKeyChecker
 	dir     string // remote directory: absolute, or relative to the login directory
 	display string
+	size    int // the most connections the pool holds
 
-	dialing chan struct{} // one-slot lock held while (re)connecting
+	// dialing is a one-slot lock held while dialling: connections are
+	// made one at a time, so a burst of them never meets sshd's
+	// MaxStartups.
+	dialing chan struct{}
 	// fillSize is the read size readers last settled on (see
 	// sftpShrinkRatio); new readers start from it.
 	fillSize atomic.Int64
+	// prompted is set once a key's passphrase was asked for: every dial
+	// builds its keys afresh and would ask again, so the pool stays at one
+	// connection.
+	prompted atomic.Bool
 
-	mu     sync.Mutex
-	cur    *sftpConn
-	closed bool
+	mu    sync.Mutex
+	conns []*sftpConn
+	// growAfter holds off extra connections after one failed to come up
+	// while others work (a server or firewall limiting connections).
+	growAfter time.Time
+	closed    bool
 }
 
 var (
@@ -93,7 +108,13 @@ func openSFTP(ctx context.Context, u *url.URL, opts SSHOptions) (*Opened, error)
 		return nil, err
 	}
 	rp := sftpPathOf(u)
-	s := &sftpSource{target: t, opts: opts, hk: hk, dialing: make(chan struct{}, 1)}
+	s := &sftpSource{target: t, opts: opts, hk: hk, size: max(1, opts.Connections), dialing: make(chan struct{}, 1)}
+	if ask := opts.Passphrase; ask != nil {
+		s.opts.Passphrase = func(keyFile string) ([]byte, error) {
+			s.prompted.Store(true)
+			return ask(keyFile)
+		}
+	}
 	s.fillSize.Store(sftpMaxPacket)
 	disp := url.URL{Scheme: strings.ToLower(u.Scheme), User: url.User(t.user), Host: net.JoinHostPort(t.alias, strconv.Itoa(t.port)), Path: u.Path}
 	s.display = disp.String()
@@ -146,17 +167,21 @@ func sftpPathOf(u *url.URL) string {
 // String is sftp://user@host:port/path, with no secret in it.
 func (s *sftpSource) String() string { return s.display }
 
-// OneConnection reports that every read shares the one SSH connection: the
-// endgame does not split spans there (it would add requests, not speed).
+// OneConnection reports true, so that the endgame never splits a span
+// over SFTP, although reads spread over a pool of connections: a split
+// span's reader has its next fill (up to sftpChunk, in pkg/sftp requests
+// already in flight) asked for past the split, so the server would read
+// those bytes twice, and a resumed run would no longer read exactly what
+// was not saved (cmd/haul's TestSSHFetchKill9 holds it to that).
 func (s *sftpSource) OneConnection() bool { return true }
 
-// Close drops the connection. Calls after Close fail.
+// Close closes every connection. Calls after Close fail.
 func (s *sftpSource) Close() error {
 	s.mu.Lock()
-	c := s.cur
-	s.cur, s.closed = nil, true
+	conns := s.conns
+	s.conns, s.closed = nil, true
 	s.mu.Unlock()
-	if c != nil {
+	for _, c := range conns {
 		c.close()
 	}
 	return nil
@@ -169,6 +194,7 @@ type sftpConn struct {
 	done chan struct{} // closed when the SSH connection has ended
 	once sync.Once
 	shut atomic.Bool // close was called
+	busy int         // operations and open readers using it; under sftpSource.mu
 }
 
 func (c *sftpConn) dead() bool {
@@ -192,21 +218,17 @@ func (c *sftpConn) close() {
 	})
 }
 
-// conn returns the live connection, dialling a new one if there is none or
-// it died. fresh reports a connection made by this call.
-func (s *sftpSource) conn(ctx context.Context) (c *sftpConn, fresh bool, err error) {
-	live := func() (*sftpConn, error) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
-			return nil, errSourceClosed
-		}
-		if s.cur != nil && !s.cur.dead() {
-			return s.cur, nil
-		}
-		return nil, nil
-	}
-	if c, err := live(); c != nil || err != nil {
+// sftpRegrow is how long the pool stays at the connections it has after
+// an extra one failed to come up.
+const sftpRegrow = time.Minute
+
+// acquire returns a connection for one operation, counted busy until
+// release. It takes the least busy live connection, or dials one more
+// when there is none, or when every one is busy and the pool is below
+// its size; one dial at a time. fresh reports a connection dialled by
+// this call.
+func (s *sftpSource) acquire(ctx context.Context) (c *sftpConn, fresh bool, err error) {
+	if c, err := s.take(true); c != nil || err != nil {
 		return c, false, err
 	}
 	select {
@@ -215,20 +237,27 @@ func (s *sftpSource) conn(ctx context.Context) (c *sftpConn, fresh bool, err err
 		return nil, false, ctx.Err()
 	}
 	defer func() { <-s.dialing }()
-	// Another worker may have reconnected while we waited.
-	if c, err := live(); c != nil || err != nil {
+	// Another worker may have dialled, or a connection come free, while
+	// we waited.
+	if c, err := s.take(true); c != nil || err != nil {
 		return c, false, err
-	}
-	s.mu.Lock()
-	old := s.cur
-	s.cur = nil
-	s.mu.Unlock()
-	if old != nil {
-		old.close()
 	}
 	c, err = s.dial(ctx)
 	if err != nil {
-		return nil, false, err
+		var hk *HostKeyError
+		if ctx.Err() != nil || errors.As(err, &hk) {
+			return nil, false, err
+		}
+		// An extra connection failed while others work (a server or
+		// firewall that limits them): share those, try later.
+		shared, serr := s.take(false)
+		if shared == nil && serr == nil {
+			return nil, false, err
+		}
+		s.mu.Lock()
+		s.growAfter = time.Now().Add(sftpRegrow)
+		s.mu.Unlock()
+		return shared, false, serr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,8 +265,67 @@ func (s *sftpSource) conn(ctx context.Context) (c *sftpConn, fresh bool, err err
 		c.close()
 		return nil, false, errSourceClosed
 	}
-	s.cur = c
+	c.busy = 1
+	s.conns = append(s.conns, c)
 	return c, true, nil
+}
+
+// take drops dead connections and returns the least busy live one,
+// counted busy; or nil when one should be dialled: there is none, or
+// (mayGrow) every one is busy and the pool may grow.
+func (s *sftpSource) take(mayGrow bool) (*sftpConn, error) {
+	var dead []*sftpConn
+	defer func() {
+		for _, c := range dead {
+			c.close()
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errSourceClosed
+	}
+	var best *sftpConn
+	live := s.conns[:0]
+	for _, c := range s.conns {
+		if c.dead() {
+			dead = append(dead, c)
+			continue
+		}
+		live = append(live, c)
+		if best == nil || c.busy < best.busy {
+			best = c
+		}
+	}
+	clear(s.conns[len(live):])
+	s.conns = live
+	if best == nil || mayGrow && best.busy > 0 && len(live) < s.limit() && !time.Now().Before(s.growAfter) {
+		return nil, nil
+	}
+	best.busy++
+	return best, nil
+}
+
+// limit is how many connections the pool may hold.
+func (s *sftpSource) limit() int {
+	if s.prompted.Load() {
+		return 1
+	}
+	return s.size
+}
+
+// hold counts one more user of c, which already has one.
+func (s *sftpSource) hold(c *sftpConn) {
+	s.mu.Lock()
+	c.busy++
+	s.mu.Unlock()
+}
+
+// release ends one use of c.
+func (s *sftpSource) release(c *sftpConn) {
+	s.mu.Lock()
+	c.busy--
+	s.mu.Unlock()
 }
 
 func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
@@ -275,15 +363,17 @@ func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
 	return c, nil
 }
 
-// do runs op on the connection. If op fails because a connection that had
-// been idle turned out dead, it runs once more on a fresh one.
+// do runs op on a connection of the pool. If op fails because a
+// connection that had been idle turned out dead, it runs once more on
+// another.
 func (s *sftpSource) do(ctx context.Context, op func(c *sftpConn) error) error {
 	for attempt := 0; ; attempt++ {
-		c, fresh, err := s.conn(ctx)
+		c, fresh, err := s.acquire(ctx)
 		if err != nil {
 			return err
 		}
 		err = op(c)
+		s.release(c)
 		if err == nil || ctx.Err() != nil || !(isConnError(err) || c.dead()) {
 			return err
 		}
@@ -407,6 +497,7 @@ func (s *sftpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (i
 			return fmt.Errorf("size %d, mtime %s now: %w", fi.Size(), fi.ModTime().UTC().Format("2006-01-02T15:04:05Z"), ErrChanged)
 		}
 		f, fc = file, c
+		s.hold(c) // until the reader's Close
 		return nil
 	})
 	if err != nil {
@@ -420,7 +511,7 @@ func (s *sftpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (i
 type sftpReader struct {
 	ctx context.Context
 	src *sftpSource
-	c   *sftpConn
+	c   *sftpConn // held busy in the pool until Close
 	f   *sftp.File
 	obj Object
 
@@ -562,6 +653,7 @@ func (r *sftpReader) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.src.release(r.c)
 	pending, f := r.pending, r.f
 	go func() {
 		if pending != nil {

@@ -112,7 +112,7 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 		Filter:        fetch.Filter{Include: c.include, Exclude: c.exclude},
 		Open: fetch.OpenOptions{
 			S3:         fetch.S3Options{Endpoint: c.endpoint, Region: c.region, Anonymous: c.anonymous},
-			SSH:        fetch.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt()},
+			SSH:        fetch.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt(), Connections: c.connections},
 			ProbeParts: c.probe,
 		},
 	}
