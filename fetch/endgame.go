@@ -100,10 +100,9 @@ func (e *engine) newFlight(r *partRun, i int) job {
 	return job{r: r, i: i, fl: fl, sp: sp}
 }
 
-// oneConnection is implemented by sources whose reads all share one
-// connection (SFTP over one SSH connection): on a link capped per
-// connection a split adds a request there but no speed, so the endgame
-// is off for them.
+// oneConnection is implemented by sources whose spans the endgame must
+// not split: over SFTP a split drops pkg/sftp's read-ahead, so the server
+// reads the bytes past the split point twice.
 type oneConnection interface{ OneConnection() bool }
 
 // steal splits the span that would end last among the pieces in flight

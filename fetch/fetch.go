@@ -48,6 +48,9 @@ func (o *Options) defaults() {
 	if o.Connections <= 0 {
 		o.Connections = 8
 	}
+	if o.Open.SSH.Connections <= 0 {
+		o.Open.SSH.Connections = o.Connections // the SFTP pool's size
+	}
 	if o.PieceSize <= 0 {
 		o.PieceSize = 8 << 20
 	}
