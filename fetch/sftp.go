@@ -48,11 +48,14 @@ const (
 // pool is below its size, one more is dialled. On a link that caps each
 // TCP connection (or where one TCP window bounds the rate), -j transfers
 // then move over -j connections, as rclone's --sftp-connections does. A
-// connection that dies is dropped; the next call dials again.
+// connection that dies is dropped; the next call dials again. Every dial
+// shares keys, so an encrypted key's passphrase is asked for once per
+// source, not once per connection.
 type sftpSource struct {
 	target  *sshTarget
 	opts    SSHOptions
 	hk      *hostKeyChecker
+	keys    *keyCache
 	dir     string // remote directory: absolute, or relative to the login directory
 	display string
 	size    int // the most connections the pool holds
@@ -64,10 +67,6 @@ type sftpSource struct {
 	// fillSize is the read size readers last settled on (see
 	// sftpShrinkRatio); new readers start from it.
 	fillSize atomic.Int64
-	// prompted is set once a key's passphrase was asked for: every dial
-	// builds its keys afresh and would ask again, so the pool stays at one
-	// connection.
-	prompted atomic.Bool
 
 	mu    sync.Mutex
 	conns []*sftpConn
@@ -108,13 +107,7 @@ func openSFTP(ctx context.Context, u *url.URL, opts SSHOptions) (*Opened, error)
 		return nil, err
 	}
 	rp := sftpPathOf(u)
-	s := &sftpSource{target: t, opts: opts, hk: hk, size: max(1, opts.Connections), dialing: make(chan struct{}, 1)}
-	if ask := opts.Passphrase; ask != nil {
-		s.opts.Passphrase = func(keyFile string) ([]byte, error) {
-			s.prompted.Store(true)
-			return ask(keyFile)
-		}
-	}
+	s := &sftpSource{target: t, opts: opts, hk: hk, keys: &keyCache{}, size: max(1, opts.Connections), dialing: make(chan struct{}, 1)}
 	s.fillSize.Store(sftpMaxPacket)
 	disp := url.URL{Scheme: strings.ToLower(u.Scheme), User: url.User(t.user), Host: net.JoinHostPort(t.alias, strconv.Itoa(t.port)), Path: u.Path}
 	s.display = disp.String()
@@ -175,12 +168,14 @@ func (s *sftpSource) String() string { return s.display }
 // was not saved (cmd/haul's TestSSHFetchKill9 holds it to that).
 func (s *sftpSource) OneConnection() bool { return true }
 
-// Close closes every connection. Calls after Close fail.
+// Close closes every connection and drops the unlocked keys. Calls after
+// Close fail.
 func (s *sftpSource) Close() error {
 	s.mu.Lock()
 	conns := s.conns
 	s.conns, s.closed = nil, true
 	s.mu.Unlock()
+	s.keys.forget()
 	for _, c := range conns {
 		c.close()
 	}
@@ -299,19 +294,11 @@ func (s *sftpSource) take(mayGrow bool) (*sftpConn, error) {
 	}
 	clear(s.conns[len(live):])
 	s.conns = live
-	if best == nil || mayGrow && best.busy > 0 && len(live) < s.limit() && !time.Now().Before(s.growAfter) {
+	if best == nil || mayGrow && best.busy > 0 && len(live) < s.size && !time.Now().Before(s.growAfter) {
 		return nil, nil
 	}
 	best.busy++
 	return best, nil
-}
-
-// limit is how many connections the pool may hold.
-func (s *sftpSource) limit() int {
-	if s.prompted.Load() {
-		return 1
-	}
-	return s.size
 }
 
 // hold counts one more user of c, which already has one.
@@ -329,7 +316,7 @@ func (s *sftpSource) release(c *sftpConn) {
 }
 
 func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
-	client, err := dialSSH(ctx, s.target, s.hk, s.opts)
+	client, err := dialSSH(ctx, s.target, s.hk, s.opts, s.keys)
 	if err != nil {
 		return nil, err
 	}

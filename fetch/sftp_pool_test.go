@@ -170,8 +170,8 @@ func TestSFTPPoolSessionsKilled(t *testing.T) {
 }
 
 // TestSFTPPoolPassphraseAskedOnce: a key whose passphrase had to be typed
-// would be asked for again by every new connection, so the pool keeps to
-// the one connection; the passphrase is asked for once.
+// stays unlocked for the source, so the pool still grows to its four
+// connections and the passphrase is asked for once.
 func TestSFTPPoolPassphraseAskedOnce(t *testing.T) {
 	f := newSSHFixture(t)
 	data := f.write(t, "p", 2<<20, 23)
@@ -188,8 +188,8 @@ func TestSFTPPoolPassphraseAskedOnce(t *testing.T) {
 	obj := sftpList(t, op.Source)["p"]
 	rcs := openReaders(t, op.Source, obj, 4)
 	drainReaders(t, rcs, data)
-	if got := f.d.Logins(t); got != 1 {
-		t.Errorf("%d SSH connections with a typed passphrase, want 1", got)
+	if got := f.d.Logins(t); got != 4 {
+		t.Errorf("%d SSH connections for 4 busy readers with a typed passphrase, want 4", got)
 	}
 	if n := asked.Load(); n != 1 {
 		t.Errorf("passphrase asked for %d times, want once", n)

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -480,7 +481,10 @@ func (a *sshAuth) add(s ssh.Signer, what string) {
 	a.tried = append(a.tried, what)
 }
 
-func newSSHAuth(t *sshTarget, opts SSHOptions, onPrompt func(bool)) (*sshAuth, error) {
+// newSSHAuth gathers the keys for one login to t. Encrypted key files
+// are shared through keys (nil: not shared), so that a key unlocked for an
+// earlier login of the same source is not asked for again.
+func newSSHAuth(t *sshTarget, opts SSHOptions, keys *keyCache, onPrompt func(bool)) (*sshAuth, error) {
 	a := &sshAuth{seen: map[string]bool{}, onPrompt: onPrompt}
 	home, _ := os.UserHomeDir()
 
@@ -489,6 +493,9 @@ func newSSHAuth(t *sshTarget, opts SSHOptions, onPrompt func(bool)) (*sshAuth, e
 	var files []keyFile
 	load := func(path string, explicit bool) error {
 		s, lk, err := loadPrivateKey(path)
+		if lk != nil {
+			lk = keys.share(lk)
+		}
 		switch {
 		case err == nil && (s != nil || lk != nil):
 			files = append(files, keyFile{path: path, signer: s, locked: lk})
@@ -625,11 +632,112 @@ func (f keyFile) pub() ssh.PublicKey {
 	return f.locked.pub
 }
 
-// lockedKey is an encrypted private key file.
+// lockedKey is an encrypted private key file. Once a passphrase has
+// unlocked it, it keeps the signer: the logins that share it (see
+// keyCache) sign without asking again.
 type lockedKey struct {
 	path string
 	data []byte
 	pub  ssh.PublicKey // from the file or path.pub; nil if neither says
+
+	// asking is held while a passphrase is asked for, so that a login
+	// that needs the key meanwhile waits for that answer instead of
+	// asking too.
+	asking sync.Mutex
+	mu     sync.Mutex
+	s      ssh.AlgorithmSigner // nil until unlocked
+}
+
+// unlocked returns the key's signer, nil while it is locked.
+func (k *lockedKey) unlocked() ssh.AlgorithmSigner {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.s
+}
+
+// unlock asks for the passphrase, sshPassphraseTries times at most, and
+// decrypts the key; unless it has been unlocked already, by this login or
+// another that shares it. A failure is not kept: the next login asks
+// again, as before a key was shared.
+func (k *lockedKey) unlock(ask func(string) ([]byte, error)) (ssh.AlgorithmSigner, error) {
+	k.asking.Lock()
+	defer k.asking.Unlock()
+	if s := k.unlocked(); s != nil {
+		return s, nil
+	}
+	for try := 0; try < sshPassphraseTries; try++ {
+		pass, err := ask(k.path)
+		if err != nil {
+			return nil, fmt.Errorf("passphrase for %s: %w", k.path, err)
+		}
+		s, err := ssh.ParsePrivateKeyWithPassphrase(k.data, pass)
+		clear(pass)
+		if errors.Is(err, x509.IncorrectPasswordError) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", k.path, err)
+		}
+		as, ok := s.(ssh.AlgorithmSigner)
+		if !ok {
+			return nil, fmt.Errorf("key %s: unsupported key type %s", k.path, s.PublicKey().Type())
+		}
+		if k.pub != nil && !keysEqual(k.pub, s.PublicKey()) {
+			return nil, fmt.Errorf("key %s does not match its public key", k.path)
+		}
+		k.mu.Lock()
+		k.s = as
+		k.mu.Unlock()
+		return as, nil
+	}
+	return nil, fmt.Errorf("key %s: wrong passphrase, %d tries", k.path, sshPassphraseTries)
+}
+
+// keyCache holds the encrypted keys of one source, so that each is
+// unlocked at most once per source: every login of it (pooled
+// connections, reconnects after a dropped link, the jump hosts of each)
+// offers the same *lockedKey for a key file, and a passphrase typed for
+// one serves them all, as ssh-agent would for the run. A key is known by
+// its file's path and a SHA-256 of its bytes, so a file rewritten during
+// the run is a new key. The unlocked signers stay in memory until the
+// source is closed; nothing of them is ever printed.
+type keyCache struct {
+	mu   sync.Mutex
+	keys map[keyID]*lockedKey
+}
+
+type keyID struct {
+	path string
+	sum  [sha256.Size]byte // of the encrypted file
+}
+
+// share returns the cache's key for lk's file and bytes, storing lk when
+// it has none. A nil cache shares nothing.
+func (c *keyCache) share(lk *lockedKey) *lockedKey {
+	if c == nil {
+		return lk
+	}
+	id := keyID{path: lk.path, sum: sha256.Sum256(lk.data)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if have := c.keys[id]; have != nil {
+		return have
+	}
+	if c.keys == nil {
+		c.keys = map[keyID]*lockedKey{}
+	}
+	c.keys[id] = lk
+	return lk
+}
+
+// forget drops every key: logins that start later load and ask anew.
+func (c *keyCache) forget() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = nil
 }
 
 // loadPrivateKey reads a private key file. It returns a signer, or for an
@@ -684,7 +792,9 @@ func (l *lazySigner) locked(err error) error {
 	return err
 }
 
-// lazySigner decrypts an encrypted key on first use.
+// lazySigner decrypts an encrypted key on first use, for one login: its
+// callbacks belong to that login, the unlocked key to every login that
+// shares it.
 type lazySigner struct {
 	key       *lockedKey
 	ask       func(string) ([]byte, error)
@@ -725,32 +835,19 @@ func (l *lazySigner) unlock() error {
 	if l.s != nil || l.err != nil {
 		return l.err
 	}
-	l.prompting(true)
-	defer l.prompting(false)
-	for try := 0; try < sshPassphraseTries; try++ {
-		pass, err := l.ask(l.key.path)
-		if err != nil {
-			return l.locked(fmt.Errorf("passphrase for %s: %w", l.key.path, err))
-		}
-		s, err := ssh.ParsePrivateKeyWithPassphrase(l.key.data, pass)
-		clear(pass)
-		if errors.Is(err, x509.IncorrectPasswordError) {
-			continue
-		}
-		if err != nil {
-			return l.locked(fmt.Errorf("key %s: %w", l.key.path, err))
-		}
-		as, ok := s.(ssh.AlgorithmSigner)
-		if !ok {
-			return l.locked(fmt.Errorf("key %s: unsupported key type %s", l.key.path, s.PublicKey().Type()))
-		}
-		if l.key.pub != nil && !keysEqual(l.key.pub, s.PublicKey()) {
-			return l.locked(fmt.Errorf("key %s does not match its public key", l.key.path))
-		}
-		l.s = as
+	if s := l.key.unlocked(); s != nil {
+		l.s = s
 		return nil
 	}
-	return l.locked(fmt.Errorf("key %s: wrong passphrase, %d tries", l.key.path, sshPassphraseTries))
+	// Waiting for another login's prompt is waiting for a person too.
+	l.prompting(true)
+	defer l.prompting(false)
+	s, err := l.key.unlock(l.ask)
+	if err != nil {
+		return l.locked(err)
+	}
+	l.s = s
+	return nil
 }
 
 // dialSSH connects and authenticates, through the target's ProxyJump
@@ -764,7 +861,11 @@ func (l *lazySigner) unlock() error {
 // both permanent; network failures (refused, unreachable, timed out, cut)
 // are returned as they are, and retrying them makes sense. Messages name
 // the hop that failed.
-func dialSSH(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOptions) (*ssh.Client, error) {
+//
+// Every hop takes its encrypted keys from keys, so that a key file asked
+// for once (by this dial or an earlier one sharing keys) is not asked for
+// again.
+func dialSSH(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOptions, keys *keyCache) (*ssh.Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -773,14 +874,14 @@ func dialSSH(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOpti
 	}
 	var jumps []*ssh.Client
 	for i, j := range t.jumps {
-		c, err := dialHop(ctx, j, hk.jumps[i], opts, t.jumps[:i], jumps, true)
+		c, err := dialHop(ctx, j, hk.jumps[i], opts, keys, t.jumps[:i], jumps, true)
 		if err != nil {
 			closeClients(jumps)
 			return nil, err
 		}
 		jumps = append(jumps, c)
 	}
-	c, err := dialHop(ctx, t, hk, opts, t.jumps, jumps, false)
+	c, err := dialHop(ctx, t, hk, opts, keys, t.jumps, jumps, false)
 	if err != nil {
 		closeClients(jumps)
 		return nil, err
@@ -817,7 +918,7 @@ func hopName(t *sshTarget, isJump bool) string {
 // hosts via connected to). When t is the target (isJump false) the
 // returned client owns via: closing it, or its connection ending, closes
 // them.
-func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOptions, viaHosts []*sshTarget, via []*ssh.Client, isJump bool) (*ssh.Client, error) {
+func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOptions, keys *keyCache, viaHosts []*sshTarget, via []*ssh.Client, isJump bool) (*ssh.Client, error) {
 	where := hopName(t, isJump)
 	var raw net.Conn
 	var err error
@@ -838,7 +939,7 @@ func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts SSHOpti
 	conn := newActivityConn(raw)
 	deadline := &handshakeDeadline{conn: conn}
 
-	auth, err := newSSHAuth(t, opts, deadline.pause)
+	auth, err := newSSHAuth(t, opts, keys, deadline.pause)
 	if err != nil {
 		conn.Close()
 		return nil, err
