@@ -25,9 +25,10 @@ type SSHOptions struct {
 	Passphrase func(keyFile string) ([]byte, error)
 	// Connections is the most SSH connections an SFTP source opens: one
 	// more whenever every open one is busy with a read, so -j transfers
-	// are -j TCP connections on a link that caps each. 0 means 1. A key
-	// whose passphrase had to be typed keeps it at 1, since each new
-	// connection would ask again.
+	// are -j TCP connections on a link that caps each. 0 means 1 (Fetch
+	// and Repair default it to Options.Connections). An encrypted key's
+	// passphrase is asked for once per source, however many connections
+	// it opens.
 	Connections int
 }
 
