@@ -37,6 +37,9 @@ type engine struct {
 	answer         time.Duration // a request's time to its headers, smoothed (endgame.go)
 
 	saveMu sync.Mutex
+	// hashed names the parts whose piece hashes this process computed
+	// from their files before the run (markBadPieces): recheck trusts them.
+	hashed map[string]bool
 	// repair mode: verification failures are final at once (the copy at
 	// the repair source will not get better by fetching it again).
 	repair bool

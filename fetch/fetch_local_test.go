@@ -231,39 +231,49 @@ func TestProbeParts(t *testing.T) {
 }
 
 // TestResumeRechecksDonePieces: on start, done pieces of an unfinished part
-// are re-hashed (CRC32C without a manifest); a piece damaged on disk since
+// are re-hashed (CRC32C without a manifest, SHA-256 with a manifest alone,
+// whose pieces are compared as they land); a piece damaged on disk since
 // is fetched again, and only it.
 func TestResumeRechecksDonePieces(t *testing.T) {
-	src, dest := t.TempDir(), t.TempDir()
-	parts := makeSet(t, src, "vm.img", 1, 640<<10) // 10 pieces of 64 KiB
-	opts := testOptions(src, dest)
-	if _, err := Fetch(context.Background(), opts); err != nil {
-		t.Fatal(err)
-	}
-	st, err := chunk.Load(dest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := st.Parts[0]
-	if p.PieceHash != chunk.PieceCRC32C || len(p.Hashes) != 10 || len(p.Hashes[0]) != 8 {
-		t.Fatalf("piece digests %q %v: want CRC32C without a manifest", p.PieceHash, p.Hashes)
-	}
-	// Back to "all pieces written, not yet proven", then damage piece 3.
-	os.Rename(filepath.Join(dest, "vm.img"), filepath.Join(dest, "vm.img.partial"))
-	p.Status, p.VerifiedBy = chunk.Partial, nil
-	if err := chunk.Save(dest, st); err != nil {
-		t.Fatal(err)
-	}
-	f, _ := os.OpenFile(filepath.Join(dest, "vm.img.partial"), os.O_RDWR, 0)
-	f.WriteAt([]byte{0xff, 0xee}, 3*64<<10+100)
-	f.Close()
-	sum, err := Fetch(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	assertSet(t, dest, parts)
-	if sum.Pulled != 64<<10 {
-		t.Fatalf("pulled %d bytes, want one piece (%d)", sum.Pulled, 64<<10)
+	for _, manifest := range []bool{false, true} {
+		t.Run(map[bool]string{false: "crc32c", true: "sha256"}[manifest], func(t *testing.T) {
+			src, dest := t.TempDir(), t.TempDir()
+			parts := makeSet(t, src, "vm.img", 1, 640<<10) // 10 pieces of 64 KiB
+			algo, digest := chunk.PieceCRC32C, 8
+			if manifest {
+				writeManifestFile(t, src, 64<<10)
+				algo, digest = chunk.PieceSHA256, 64
+			}
+			opts := testOptions(src, dest)
+			if _, err := Fetch(context.Background(), opts); err != nil {
+				t.Fatal(err)
+			}
+			st, err := chunk.Load(dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := st.Find("vm.img")
+			if p.PieceHash != algo || len(p.Hashes) != 10 || len(p.Hashes[0]) != digest {
+				t.Fatalf("piece digests %q %v: want %s", p.PieceHash, p.Hashes, algo)
+			}
+			// Back to "all pieces written, not yet proven", then damage piece 3.
+			os.Rename(filepath.Join(dest, "vm.img"), filepath.Join(dest, "vm.img.partial"))
+			p.Status, p.VerifiedBy = chunk.Partial, nil
+			if err := chunk.Save(dest, st); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := os.OpenFile(filepath.Join(dest, "vm.img.partial"), os.O_RDWR, 0)
+			f.WriteAt([]byte{0xff, 0xee}, 3*64<<10+100)
+			f.Close()
+			sum, err := Fetch(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSet(t, dest, parts)
+			if sum.Pulled != 64<<10 {
+				t.Fatalf("pulled %d bytes of parts, want one piece (%d)", sum.Pulled, 64<<10)
+			}
+		})
 	}
 }
 

@@ -335,6 +335,10 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 		p.Status = chunk.Pending
 		return nil // nothing usable on disk: every piece moves
 	}
+	if e.hashed == nil {
+		e.hashed = map[string]bool{}
+	}
+	e.hashed[p.Name] = true // prepare's recheck need not read them again
 	want := pieceRefs(p.Refs, st.PieceSize, n)
 	if want == nil {
 		if rh, ok := e.src.(RemoteHasher); ok {
