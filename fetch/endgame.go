@@ -100,17 +100,17 @@ func (e *engine) newFlight(r *partRun, i int) job {
 	return job{r: r, i: i, fl: fl, sp: sp}
 }
 
-// oneConnection is implemented by sources whose spans the endgame must
-// not split: over SFTP a split drops pkg/sftp's read-ahead, so the server
+// noSplitter is implemented by sources whose spans the endgame must not
+// split: over SFTP a split drops pkg/sftp's read-ahead, so the server
 // reads the bytes past the split point twice.
-type oneConnection interface{ OneConnection() bool }
+type noSplitter interface{ NoSplit() bool }
 
 // steal splits the span that would end last among the pieces in flight
 // and returns a job for its second half. Without a span worth splitting
 // it returns false, and busy tells whether spans run that may become
 // worth it. Callers hold e.mu.
 func (e *engine) steal() (j job, ok, busy bool) {
-	if oc, ok := e.src.(oneConnection); ok && oc.OneConnection() {
+	if ns, ok := e.src.(noSplitter); ok && ns.NoSplit() {
 		return job{}, false, false
 	}
 	var best job

@@ -160,13 +160,12 @@ func sftpPathOf(u *url.URL) string {
 // String is sftp://user@host:port/path, with no secret in it.
 func (s *sftpSource) String() string { return s.display }
 
-// OneConnection reports true, so that the endgame never splits a span
-// over SFTP, although reads spread over a pool of connections: a split
+// NoSplit keeps the endgame from splitting spans over SFTP: a split
 // span's reader has its next fill (up to sftpChunk, in pkg/sftp requests
 // already in flight) asked for past the split, so the server would read
 // those bytes twice, and a resumed run would no longer read exactly what
 // was not saved (cmd/haul's TestSSHFetchKill9 holds it to that).
-func (s *sftpSource) OneConnection() bool { return true }
+func (s *sftpSource) NoSplit() bool { return true }
 
 // Close closes every connection and drops the unlocked keys. Calls after
 // Close fail.
