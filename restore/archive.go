@@ -11,7 +11,6 @@ import (
 
 	"github.com/haul-dev/haul/integrity"
 	"github.com/klauspost/compress/zip"
-	"golang.org/x/crypto/blowfish"
 )
 
 // archive is an opened set: its format, its parts in order, and a decoder
@@ -23,7 +22,7 @@ type archive struct {
 
 	dec       decoder
 	prefix    []byte // decoded bytes already read: the first tar header
-	cipher    *blowfish.Cipher
+	cipher    *ecbCipher
 	encrypted bool
 	tarOff    int64 // bytes of the decoded stream before the tar (the encryption header)
 	tarTotal  int64 // size of the tar stream when known, else -1
@@ -121,9 +120,7 @@ func (a *archive) sniff(password string, lenient bool) error {
 			return err
 		}
 		block = block[:n]
-		for i := 0; i+8 <= n; i += 8 {
-			a.cipher.Decrypt(block[i:i+8], block[i:i+8])
-		}
+		a.cipher.decrypt(block)
 	} else if password != "" {
 		a.prog.warn("the archive is not a Bitrix encrypted one; the password is not used")
 	}

@@ -1,10 +1,7 @@
 package restore
 
 import (
-	"bytes"
-	"crypto/md5"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
-	"golang.org/x/crypto/blowfish"
 )
 
 // bitrixHeader is what the first member of a Bitrix volume says.
@@ -217,67 +213,3 @@ func (d *bitrixDecoder) Read(p []byte) (int, error) {
 
 func (d *bitrixDecoder) inPos() int64 { return d.gz.inPos() }
 func (d *bitrixDecoder) close()       { d.gz.close() }
-
-// Encrypted Bitrix archives: the tar stream starts with a plaintext block
-// (random hex, the signature, the version, zeros, then its first 256
-// bytes encrypted); the rest is Blowfish-ECB with the hex MD5 of the
-// password as the key.
-var errEncryptedTail = errors.New("encrypted stream does not end on an 8-byte block")
-
-const (
-	bitrixSignature  = "Bitrix Encrypted File"
-	bitrixMaxVersion = "1.2"
-)
-
-// isEncryptedHeader reports whether a 512-byte block is the header of an
-// encrypted Bitrix archive.
-func isEncryptedHeader(b []byte) bool {
-	return len(b) >= 512 && string(bytes.TrimRight(b[100:190], "\x00 ")) == bitrixSignature
-}
-
-// bitrixCipher checks the password against the header block and returns
-// the cipher for the rest of the stream. Nothing has been written when it
-// fails, and the message never holds the password.
-func bitrixCipher(block []byte, password string) (*blowfish.Cipher, error) {
-	ver := string(bytes.TrimRight(block[190:200], "\x00 "))
-	if !versionAtMost(ver, bitrixMaxVersion) {
-		return nil, fmt.Errorf("restore: %w: Bitrix encryption version %q (haul reads up to %s)", ErrUnsupported, ver, bitrixMaxVersion)
-	}
-	if password == "" {
-		return nil, fmt.Errorf("restore: the archive is encrypted: give its password with --password-file: %w", ErrPassword)
-	}
-	sum := md5.Sum([]byte(password))
-	c, err := blowfish.NewCipher([]byte(hex.EncodeToString(sum[:])))
-	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
-	}
-	var plain [256]byte
-	for i := 0; i < 256; i += 8 {
-		c.Decrypt(plain[i:i+8], block[256+i:256+i+8])
-	}
-	if !bytes.Equal(plain[:], block[:256]) {
-		return nil, fmt.Errorf("restore: the password does not open this archive: %w", ErrPassword)
-	}
-	return c, nil
-}
-
-// versionAtMost compares dotted versions numerically.
-func versionAtMost(v, limit string) bool {
-	a, b := strings.Split(v, "."), strings.Split(limit, ".")
-	for i := 0; i < max(len(a), len(b)); i++ {
-		x, y := 0, 0
-		var err error
-		if i < len(a) {
-			if x, err = strconv.Atoi(a[i]); err != nil {
-				return false
-			}
-		}
-		if i < len(b) {
-			y, _ = strconv.Atoi(b[i])
-		}
-		if x != y {
-			return x < y
-		}
-	}
-	return true
-}

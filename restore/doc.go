@@ -21,8 +21,10 @@
 //     written. Each volume is decoded as its own gzip file and must yield
 //     the tar bytes its BX field says.
 //  4. The first decoded block is read before anything is written: an
-//     encrypted Bitrix archive's header must open with the password
-//     (ErrPassword otherwise); otherwise it must be a tar header.
+//     encrypted Bitrix archive's header (.enc.gz, .enc) must open with the
+//     password, with AES-256 or Blowfish (ECB, tried in that order as
+//     Bitrix does; ErrPassword when neither opens it); otherwise it must
+//     be a tar header.
 //  5. Free space: the file system of DIR must have at least what the
 //     archive announces (Bitrix BX sizes, the last gzip ISIZE, the zip
 //     central directory, at least the parts' size): ErrNoSpace otherwise.

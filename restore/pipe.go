@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/haul-dev/haul/integrity"
-	"golang.org/x/crypto/blowfish"
 )
 
 const (
@@ -43,7 +42,7 @@ type readAhead struct {
 // caller already read (and decrypted); c, when not nil, decrypts every
 // byte after them. onIn is told how many bytes of the parts each chunk
 // consumed (on the caller's goroutine).
-func startReadAhead(ctx context.Context, j *Join, dec decoder, prefix []byte, c *blowfish.Cipher, onIn func(int64)) *readAhead {
+func startReadAhead(ctx context.Context, j *Join, dec decoder, prefix []byte, c *ecbCipher, onIn func(int64)) *readAhead {
 	inner, cancel := context.WithCancel(ctx)
 	ra := &readAhead{
 		ctx:    ctx,
@@ -60,7 +59,7 @@ func startReadAhead(ctx context.Context, j *Join, dec decoder, prefix []byte, c 
 	return ra
 }
 
-func (ra *readAhead) produce(ctx context.Context, j *Join, dec decoder, prefix []byte, c *blowfish.Cipher) {
+func (ra *readAhead) produce(ctx context.Context, j *Join, dec decoder, prefix []byte, c *ecbCipher) {
 	defer ra.wg.Done()
 	defer close(ra.full)
 	for {
@@ -85,11 +84,7 @@ func (ra *readAhead) produce(ctx context.Context, j *Join, dec decoder, prefix [
 		}
 		if c != nil {
 			enc := cb.buf[plain:n]
-			whole := len(enc) &^ 7
-			for i := 0; i < whole; i += 8 {
-				c.Decrypt(enc[i:i+8], enc[i:i+8])
-			}
-			if whole != len(enc) && err == io.EOF {
+			if c.decrypt(enc) != len(enc) && err == io.EOF {
 				part, off := j.Locate(dec.inPos())
 				err = &integrity.FormatError{Format: "bitrix", Part: part, Offset: off, Err: errEncryptedTail}
 			}

@@ -309,6 +309,9 @@ func Test(ctx context.Context, parts []Part, password string) error {
 		return err
 	}
 	defer a.close()
+	if err := a.testable(); err != nil {
+		return err
+	}
 	buf := make([]byte, bufSize)
 	if a.zr != nil {
 		for _, f := range a.zr.File {

@@ -1,6 +1,8 @@
 package gen
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/md5"
 	"encoding/binary"
 	"encoding/hex"
@@ -40,12 +42,51 @@ const (
 	bitrixMaxLimit = 1<<32 - 512
 )
 
+// BitrixCipher is the cipher of an encrypted Bitrix set.
+type BitrixCipher int
+
+const (
+	// BitrixAES is AES-256-ECB, what current Bitrix versions write.
+	BitrixAES BitrixCipher = iota
+	// BitrixBlowfish is Blowfish-ECB, what older Bitrix versions wrote.
+	BitrixBlowfish
+)
+
+func (c BitrixCipher) String() string {
+	if c == BitrixBlowfish {
+		return "blowfish"
+	}
+	return "aes"
+}
+
+// BitrixOptions says how BitrixSetOf writes a set.
+type BitrixOptions struct {
+	// VolumeSize is the tar bytes of each volume, rounded up to 512;
+	// <= 0 means Bitrix's default of 1 GiB.
+	VolumeSize int64
+	// Password encrypts the set when not empty, with Cipher.
+	Password string
+	Cipher   BitrixCipher
+	// NoGzip writes the volumes without compression, as Bitrix does with
+	// compression off: no empty first member, no LN or BX fields.
+	NoGzip bool
+}
+
 // BitrixSet writes a Bitrix-style multi-volume backup of srcDir into outDir
 // as NAME.tar.gz, NAME.tar.gz.1, ..., each volume holding volumeSize tar
 // bytes (rounded up to 512; <= 0 means Bitrix's default of 1 GiB). With a
-// password the archive is encrypted. It returns the volume paths in order.
-// The layout is described in the package doc.
+// password the archive is encrypted as current Bitrix versions do it
+// (AES-256) and named NAME.enc.gz, NAME.enc.gz.1, .... It returns the
+// volume paths in order. The layout is described in the package doc.
 func BitrixSet(srcDir, outDir, name string, volumeSize int64, password string) ([]string, error) {
+	return BitrixSetOf(srcDir, outDir, name, BitrixOptions{VolumeSize: volumeSize, Password: password})
+}
+
+// BitrixSetOf is BitrixSet with every option: the cipher of an encrypted
+// set and compression. Volumes are named NAME.tar or NAME.enc (encrypted),
+// with ".gz" when compressed, then ".1", ".2", ... as Bitrix names them.
+func BitrixSetOf(srcDir, outDir, name string, o BitrixOptions) ([]string, error) {
+	volumeSize := o.VolumeSize
 	if volumeSize <= 0 {
 		volumeSize = 1 << 30
 	}
@@ -56,12 +97,18 @@ func BitrixSet(srcDir, outDir, name string, volumeSize int64, password string) (
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("gen bitrix: %w", err)
 	}
-	w := &bitrixWriter{dir: outDir, base: name + ".tar.gz", limit: volumeSize}
-	if password != "" {
-		sum := md5.Sum([]byte(password))
-		c, err := blowfish.NewCipher([]byte(hex.EncodeToString(sum[:])))
+	base := name + ".tar"
+	if o.Password != "" {
+		base = name + ".enc"
+	}
+	if !o.NoGzip {
+		base += ".gz"
+	}
+	w := &bitrixWriter{dir: outDir, base: base, limit: volumeSize, gzip: !o.NoGzip}
+	if o.Password != "" {
+		c, err := bitrixBlock(o.Cipher, BitrixKey(o.Password))
 		if err != nil {
-			return nil, fmt.Errorf("gen bitrix: %w", err)
+			return nil, err
 		}
 		w.cipher = c
 	}
@@ -90,10 +137,46 @@ func BitrixSet(srcDir, outDir, name string, volumeSize int64, password string) (
 	return w.paths, nil
 }
 
+// BitrixKey is the key CTar derives from a password: the 32 ASCII
+// characters of its lowercase hex MD5, used as raw key bytes by both
+// ciphers.
+func BitrixKey(password string) []byte {
+	sum := md5.Sum([]byte(password))
+	return []byte(hex.EncodeToString(sum[:]))
+}
+
+func bitrixBlock(c BitrixCipher, key []byte) (cipher.Block, error) {
+	var b cipher.Block
+	var err error
+	switch c {
+	case BitrixAES:
+		b, err = aes.NewCipher(key)
+	case BitrixBlowfish:
+		b, err = blowfish.NewCipher(key)
+	default:
+		err = fmt.Errorf("unknown cipher %d", int(c))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gen bitrix: %w", err)
+	}
+	return b, nil
+}
+
+// encryptECB encrypts p in place block by block. p is a whole number of
+// blocks: CTar pads with zeros to the block, but its writes are made of
+// 512-byte tar blocks, so it never has to.
+func encryptECB(c cipher.Block, p []byte) {
+	bs := c.BlockSize()
+	for i := 0; i+bs <= len(p); i += bs {
+		c.Encrypt(p[i:i+bs], p[i:i+bs])
+	}
+}
+
 type bitrixWriter struct {
 	dir, base string
 	limit     int64
-	cipher    *blowfish.Cipher
+	gzip      bool
+	cipher    cipher.Block
 
 	vol      int   // current volume number, 0 for NAME.tar.gz
 	cur      int64 // tar bytes in the current volume (CTar's ArchiveSizeCurrent)
@@ -101,6 +184,7 @@ type bitrixWriter struct {
 	step     int64 // tar bytes in the current gzip member
 	f        *os.File
 	zw       *gzip.Writer
+	out      io.Writer // zw, or f without compression
 	paths    []string
 	hdrBlock [512]byte
 }
@@ -120,11 +204,15 @@ func (w *bitrixWriter) openVolume() error {
 	}
 	w.f = f
 	w.paths = append(w.paths, p)
+	w.cur = 0
+	if !w.gzip {
+		w.out = f
+		return nil
+	}
 	if _, err := f.Write(BitrixEmptyMember); err != nil {
 		return fmt.Errorf("gen bitrix: %w", err)
 	}
 	w.startMember()
-	w.cur = 0
 	return nil
 }
 
@@ -135,6 +223,7 @@ func (w *bitrixWriter) startMember() {
 		w.zw.Reset(w.f)
 	}
 	w.zw.OS = 3 // unix, as zlib writes it
+	w.out = w.zw
 	w.step = 0
 }
 
@@ -143,6 +232,14 @@ func (w *bitrixWriter) startMember() {
 func (w *bitrixWriter) closeVolume() error {
 	if err := w.flush(); err != nil {
 		return err
+	}
+	if !w.gzip {
+		err := w.f.Close()
+		w.f = nil
+		if err != nil {
+			return fmt.Errorf("gen bitrix: %w", err)
+		}
+		return nil
 	}
 	if err := w.zw.Close(); err != nil {
 		return fmt.Errorf("gen bitrix: %w", err)
@@ -185,16 +282,14 @@ func (w *bitrixWriter) flush() error {
 		return nil
 	}
 	if w.cipher != nil {
-		for i := 0; i+8 <= len(w.buf); i += 8 {
-			w.cipher.Encrypt(w.buf[i:i+8], w.buf[i:i+8])
-		}
+		encryptECB(w.cipher, w.buf)
 	}
-	if _, err := w.zw.Write(w.buf); err != nil {
+	if _, err := w.out.Write(w.buf); err != nil {
 		return fmt.Errorf("gen bitrix: %w", err)
 	}
 	w.step += int64(len(w.buf))
 	w.buf = w.buf[:0]
-	if w.step >= bitrixStep {
+	if w.gzip && w.step >= bitrixStep {
 		// A new backup step reopens the volume in append mode: new member.
 		if err := w.zw.Close(); err != nil {
 			return fmt.Errorf("gen bitrix: %w", err)
@@ -234,10 +329,8 @@ func (w *bitrixWriter) writeEncryptionHeader(name string) error {
 	copy(blk[100:190], BitrixSignature)
 	copy(blk[190:200], "1.2")
 	copy(blk[256:], blk[:256])
-	for i := 256; i < 512; i += 8 {
-		w.cipher.Encrypt(blk[i:i+8], blk[i:i+8])
-	}
-	if _, err := w.zw.Write(blk[:]); err != nil {
+	encryptECB(w.cipher, blk[256:])
+	if _, err := w.out.Write(blk[:]); err != nil {
 		return fmt.Errorf("gen bitrix: %w", err)
 	}
 	w.cur = 512

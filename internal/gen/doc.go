@@ -38,15 +38,22 @@
 // preceded by a GNU 'L' header named "././@LongLink" whose one data block
 // holds the path (CTar refuses paths over 512 bytes, and so do we).
 //
-// Encrypted sets (a password) start their tar stream with a plaintext
-// 512-byte block: the first 100 bytes are md5(uniqid()) as 32 hex digits,
-// NUL-padded (pack "a100"), then "Bitrix Encrypted File" padded to 90,
-// the version "1.2" padded to 10, 56 zero bytes, then those first 256 bytes
-// encrypted. Everything after it is Blowfish-ECB with the key being the 32
-// ASCII characters of the lowercase hex MD5 of the password. CTar encrypts
-// each 51200-byte write buffer before gzip, so the whole stream is
-// encrypted; there is never padding because the stream is made of 512-byte
-// blocks. BX counts the header block too.
+// Encrypted sets (a password) are named NAME.enc.gz, NAME.enc.gz.1, ...
+// (NAME.enc, NAME.enc.1, ... without compression) and start their tar
+// stream with a plaintext 512-byte block: the first 100 bytes are
+// md5(uniqid()) as 32 hex digits, NUL-padded (pack "a100"), then "Bitrix
+// Encrypted File" padded to 90, the version "1.2" padded to 10, 56 zero
+// bytes, then those first 256 bytes encrypted. Everything after it is
+// encrypted in ECB mode with the key being the 32 ASCII characters of the
+// lowercase hex MD5 of the password: AES-256 (16-byte blocks) in current
+// Bitrix versions (CTar::getDefaultCryptoAlgorithm), Blowfish (8-byte
+// blocks) in older ones; both write "1.2". CTar encrypts each 51200-byte
+// write buffer before gzip, so the whole stream is encrypted; it pads a
+// buffer with zeros to the cipher block, which never happens because the
+// stream is made of 512-byte blocks. BX counts the header block too.
+//
+// Without compression (BitrixOptions.NoGzip) a volume is the raw stream:
+// no empty member and no LN/BX fields, volumes cut at the same limit.
 //
 // Where the format is not written down anywhere, these are our reading of
 // CTar, documented as guesses:

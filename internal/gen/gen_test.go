@@ -3,6 +3,8 @@ package gen
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
@@ -139,10 +141,22 @@ func TestBitrixSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	const vol = 64 << 10
-	for _, password := range []string{"", "s3cret"} {
-		t.Run(fmt.Sprintf("password=%q", password), func(t *testing.T) {
-			out := filepath.Join(dir, "out"+password)
-			paths, err := BitrixSet(src, out, "site", vol, password)
+	tests := []struct {
+		name, base string
+		o          BitrixOptions
+	}{
+		{"plain", "site.tar.gz", BitrixOptions{}},
+		{"aes", "site.enc.gz", BitrixOptions{Password: "s3cret"}},
+		{"blowfish", "site.enc.gz", BitrixOptions{Password: "s3cret", Cipher: BitrixBlowfish}},
+		{"aes no gzip", "site.enc", BitrixOptions{Password: "s3cret", NoGzip: true}},
+		{"blowfish no gzip", "site.enc", BitrixOptions{Password: "s3cret", Cipher: BitrixBlowfish, NoGzip: true}},
+		{"no gzip", "site.tar", BitrixOptions{NoGzip: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			tc.o.VolumeSize = vol
+			paths, err := BitrixSetOf(src, out, "site", tc.o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,67 +165,122 @@ func TestBitrixSet(t *testing.T) {
 			}
 			var stream []byte
 			for i, p := range paths {
-				want := "site.tar.gz"
+				want := tc.base
 				if i > 0 {
 					want += fmt.Sprintf(".%d", i)
 				}
 				if filepath.Base(p) != want {
 					t.Fatalf("volume %d is %s, want %s", i, filepath.Base(p), want)
 				}
-				head := make([]byte, len(BitrixEmptyMember))
-				f, _ := os.Open(p)
-				_, err := io.ReadFull(f, head)
-				f.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				ln := []byte{0, 0, 0, 0}
-				if i == 0 {
-					ln = []byte{'L', 'N', byte(len(paths) - 1), 0}
-				}
-				if !bytes.Equal(head[12:16], ln) {
-					t.Fatalf("%s: bytes 12-15 are %q, want %q", want, head[12:16], ln)
-				}
-				if string(head[16:18]) != "BX" {
-					t.Fatalf("%s: no BX at 16", want)
-				}
-				tarBytes := volumeTar(t, p)
-				if bx := binary.LittleEndian.Uint32(head[18:22]); int(bx) != len(tarBytes) {
-					t.Fatalf("%s: BX %d, volume holds %d tar bytes", want, bx, len(tarBytes))
+				var tarBytes []byte
+				if tc.o.NoGzip {
+					tarBytes, err = os.ReadFile(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					tarBytes = gzipVolume(t, p, i, len(paths))
 				}
 				if i < len(paths)-1 && len(tarBytes) != vol {
 					t.Fatalf("%s holds %d tar bytes, want %d", want, len(tarBytes), vol)
 				}
-				clean := bytes.Clone(head)
-				copy(clean[12:16], []byte{0, 0, 0, 0})
-				copy(clean[18:22], []byte{0, 0, 0, 0})
-				if !bytes.Equal(clean, BitrixEmptyMember) {
-					t.Fatalf("%s does not start with Bitrix's empty member: % x", want, head)
-				}
 				stream = append(stream, tarBytes...)
 			}
-			if password != "" {
-				stream = decryptBitrix(t, stream, password)
+			if tc.o.Password != "" {
+				stream = decryptBitrix(t, stream, tc.o.Password, tc.o.Cipher)
 			}
 			checkBitrixTar(t, stream)
 		})
 	}
+	t.Run("same bytes twice", func(t *testing.T) {
+		o := BitrixOptions{VolumeSize: vol, Password: "s3cret"}
+		a, err := BitrixSetOf(src, filepath.Join(dir, "twice-a"), "site", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := BitrixSetOf(src, filepath.Join(dir, "twice-b"), "site", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			x, _ := os.ReadFile(a[i])
+			y, _ := os.ReadFile(b[i])
+			if !bytes.Equal(x, y) {
+				t.Fatalf("volume %d differs between two runs", i)
+			}
+		}
+	})
 }
 
-// decryptBitrix checks the encryption header and returns the plain tar.
-func decryptBitrix(t *testing.T, s []byte, password string) []byte {
+// gzipVolume checks the fields of volume i of n and returns its tar bytes.
+func gzipVolume(t *testing.T, p string, i, n int) []byte {
+	t.Helper()
+	head := make([]byte, len(BitrixEmptyMember))
+	f, _ := os.Open(p)
+	_, err := io.ReadFull(f, head)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(p)
+	ln := []byte{0, 0, 0, 0}
+	if i == 0 {
+		ln = []byte{'L', 'N', byte(n - 1), 0}
+	}
+	if !bytes.Equal(head[12:16], ln) {
+		t.Fatalf("%s: bytes 12-15 are %q, want %q", name, head[12:16], ln)
+	}
+	if string(head[16:18]) != "BX" {
+		t.Fatalf("%s: no BX at 16", name)
+	}
+	tarBytes := volumeTar(t, p)
+	if bx := binary.LittleEndian.Uint32(head[18:22]); int(bx) != len(tarBytes) {
+		t.Fatalf("%s: BX %d, volume holds %d tar bytes", name, bx, len(tarBytes))
+	}
+	clean := bytes.Clone(head)
+	copy(clean[12:16], []byte{0, 0, 0, 0})
+	copy(clean[18:22], []byte{0, 0, 0, 0})
+	if !bytes.Equal(clean, BitrixEmptyMember) {
+		t.Fatalf("%s does not start with Bitrix's empty member: % x", name, head)
+	}
+	return tarBytes
+}
+
+// decryptBitrix checks the encryption header as Bitrix writes it and
+// returns the plain tar.
+func decryptBitrix(t *testing.T, s []byte, password string, c BitrixCipher) []byte {
 	t.Helper()
 	if string(bytes.TrimRight(s[100:190], "\x00")) != BitrixSignature || string(bytes.TrimRight(s[190:200], "\x00")) != "1.2" {
 		t.Fatalf("no encryption header: %q", s[:200])
 	}
+	for i, ch := range s[:100] {
+		hexDigit := ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f'
+		if i < 32 && !hexDigit || i >= 32 && ch != 0 {
+			t.Fatalf("bytes 0-99 are %q, want 32 lowercase hex digits then zeros", s[:100])
+		}
+	}
+	if !bytes.Equal(s[200:256], make([]byte, 56)) {
+		t.Fatal("bytes 200-255 are not zero")
+	}
 	sum := md5.Sum([]byte(password))
-	c, err := blowfish.NewCipher([]byte(hex.EncodeToString(sum[:])))
+	key := []byte(hex.EncodeToString(sum[:]))
+	var b cipher.Block
+	var err error
+	if c == BitrixBlowfish {
+		b, err = blowfish.NewCipher(key)
+	} else {
+		b, err = aes.NewCipher(key) // 32 key bytes: AES-256
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	bs := b.BlockSize()
+	if (len(s)-512)%bs != 0 {
+		t.Fatalf("the encrypted stream is %d bytes, not whole %d-byte blocks", len(s)-512, bs)
+	}
 	plain := bytes.Clone(s)
-	for i := 256; i+8 <= len(plain); i += 8 {
-		c.Decrypt(plain[i:i+8], plain[i:i+8])
+	for i := 256; i+bs <= len(plain); i += bs {
+		b.Decrypt(plain[i:i+bs], plain[i:i+bs])
 	}
 	if !bytes.Equal(plain[256:512], s[:256]) {
 		t.Fatal("the header's encrypted half does not decrypt to its plain half")
