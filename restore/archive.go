@@ -201,7 +201,8 @@ func (d entryData) Read(p []byte) (int, error) {
 // entry's data from r. An absurd size (more than what is left of a stream
 // of known length) is refused before visit sees the entry.
 func (a *archive) walkTar(ctx context.Context, ra *readAhead, visit func(hdr *tar.Header, r io.Reader) error) error {
-	tr := tar.NewReader(ra)
+	lt := newLenientTar(ra)
+	tr := tar.NewReader(lt)
 	data := entryData{tr}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -213,6 +214,9 @@ func (a *archive) walkTar(ctx context.Context, ra *readAhead, visit func(hdr *ta
 		}
 		if err != nil {
 			return a.tarErr(ra, err, "")
+		}
+		if notes := lt.take(); len(notes) > 0 {
+			a.prog.warn(fmt.Sprintf("%s: %s", hdr.Name, strings.Join(notes, "; ")))
 		}
 		if a.tarTotal >= 0 && hasData(hdr) {
 			if left := a.tarTotal - ra.outPos; hdr.Size > left {
@@ -232,7 +236,7 @@ func (a *archive) walkTar(ctx context.Context, ra *readAhead, visit func(hdr *ta
 // hasData reports whether an entry's size is data that follows its header
 // (not for links and directories, and not the logical size of a sparse file).
 func hasData(h *tar.Header) bool {
-	if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA && h.Typeflag != tar.TypeCont {
+	if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA && h.Typeflag != tar.TypeCont && h.Typeflag != 'D' {
 		return false
 	}
 	for k := range h.PAXRecords {

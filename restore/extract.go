@@ -2,13 +2,13 @@ package restore
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +23,9 @@ type entry struct {
 	uid   int
 	gid   int
 	link  string // symlink target as stored, or cleaned hard link target
+
+	dumpdir bool     // a GNU incremental directory ('D'), whose data lists its names
+	list    *dumpdir // that list, read when dumpdirs are applied (Options.Incremental)
 }
 
 const (
@@ -50,23 +53,32 @@ type dirMeta struct {
 // GNU tar's safe modes refuse: absolute names, "..", writes through a
 // symlink, links that leave the tree, devices and FIFOs.
 type extractor struct {
-	root      *os.Root
-	sameOwner bool
-	prog      progress
-	buf       []byte
+	ctx         context.Context
+	root        *os.Root
+	sameOwner   bool
+	incremental bool // apply dumpdir lists (Options.Incremental)
+	prog        progress
+	buf         []byte
 
-	curDir string   // directory of the last entry ("" when none)
+	curDir string   // directory of the last entry, real with all its parents ("" when none)
 	cur    *os.Root // opened on curDir
-	okDir  string   // a directory known to be real (not a link), with all its parents
 
 	dirs    []dirMeta
 	top     *dirMeta
 	cleared int // entries whose setuid/setgid bits were dropped
 }
 
-func newExtractor(root *os.Root, sameOwner bool, prog progress) *extractor {
-	return &extractor{root: root, sameOwner: sameOwner, prog: prog, buf: make([]byte, bufSize)}
+func newExtractor(ctx context.Context, root *os.Root, opts Options, prog progress) *extractor {
+	return &extractor{ctx: ctx, root: root, sameOwner: opts.SameOwner, incremental: opts.Incremental, prog: prog, buf: make([]byte, bufSize)}
 }
+
+// Linux's limits on a path (PATH_MAX, counting its closing NUL) and on
+// one name in it (NAME_MAX). A longer entry cannot be created with a path;
+// it is refused, naming it, rather than failing somewhere deep inside.
+const (
+	pathMax = 4096
+	nameMax = 255
+)
 
 // cleanName checks a stored name and returns it relative and clean.
 func cleanName(raw string) (string, error) {
@@ -80,7 +92,26 @@ func cleanName(raw string) (string, error) {
 	case raw == ".." || strings.HasPrefix(raw, "../") || strings.HasSuffix(raw, "/..") || strings.Contains(raw, "/../"):
 		return "", &UnsafeError{Name: raw, Reason: `".." in path`}
 	}
-	return path.Clean(raw), nil
+	name := path.Clean(raw)
+	if len(name) >= pathMax {
+		return "", &UnsafeError{Name: shorten(raw), Reason: fmt.Sprintf("its path is %d bytes, longer than the system allows (PATH_MAX %d)", len(name), pathMax)}
+	}
+	for rest := name; rest != ""; {
+		elem, more, _ := strings.Cut(rest, "/")
+		if len(elem) > nameMax {
+			return "", &UnsafeError{Name: shorten(raw), Reason: fmt.Sprintf("a name in its path is %d bytes, longer than the system allows (NAME_MAX %d)", len(elem), nameMax)}
+		}
+		rest = more
+	}
+	return name, nil
+}
+
+// shorten keeps a message about an absurdly long name readable.
+func shorten(name string) string {
+	if len(name) <= 200 {
+		return name
+	}
+	return fmt.Sprintf("%s…%s (%d bytes)", name[:100], name[len(name)-60:], len(name))
 }
 
 // checkSymlink allows relative targets that only climb ("../") before
@@ -126,6 +157,8 @@ func fromTar(h *tar.Header) (e entry, skip bool, err error) {
 		e.kind = kindFile
 	case tar.TypeDir:
 		e.kind = kindDir
+	case 'D': // GNU incremental: a directory and the names it held
+		e.kind, e.dumpdir = kindDir, true
 	case tar.TypeSymlink:
 		e.kind, e.link = kindSymlink, h.Linkname
 	case tar.TypeLink:
@@ -170,79 +203,6 @@ func (x *extractor) perm(mode int64) fs.FileMode {
 		x.cleared++
 	}
 	return m
-}
-
-// dir returns a Root for directory d of the tree, creating missing
-// directories and refusing to go through a symlink or a file.
-func (x *extractor) dir(d string, e *entry) (*os.Root, error) {
-	if d == "." {
-		return x.root, nil
-	}
-	if d == x.curDir {
-		return x.cur, nil
-	}
-	if !(x.okDir == d || strings.HasPrefix(x.okDir, d+"/")) {
-		if err := x.mkdirs(d, e); err != nil {
-			return nil, err
-		}
-	}
-	r, err := x.root.OpenRoot(d)
-	if err != nil {
-		return nil, fmt.Errorf("restore: %s: %w", e.raw, err)
-	}
-	if x.cur != nil {
-		_ = x.cur.Close()
-	}
-	x.cur, x.curDir, x.okDir = r, d, d
-	return r, nil
-}
-
-// mkdirs checks each component of d that is not known to be a real
-// directory, and creates the missing ones.
-func (x *extractor) mkdirs(d string, e *entry) error {
-	i := commonDirs(d, x.okDir)
-	if i > 0 {
-		i++ // past the slash
-	}
-	for i < len(d) {
-		end := len(d)
-		if j := strings.IndexByte(d[i:], '/'); j >= 0 {
-			end = i + j
-		}
-		p := d[:end]
-		fi, err := x.root.Lstat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := x.root.Mkdir(p, 0o700); err != nil {
-				return fmt.Errorf("restore: %s: %w", e.raw, err)
-			}
-			x.dirs = append(x.dirs, dirMeta{name: p, mode: 0o755, implicit: true})
-		case err != nil:
-			return fmt.Errorf("restore: %s: %w", e.raw, err)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("writes through the symlink %s", p)}
-		case !fi.IsDir():
-			return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("%s is not a directory", p)}
-		}
-		i = end + 1
-	}
-	return nil
-}
-
-// commonDirs returns the length of the longest run of whole leading
-// components that a and b share.
-func commonDirs(a, b string) int {
-	n := 0
-	for i := 0; i <= len(a) && i <= len(b); i++ {
-		atEnd := i == len(a) || a[i] == '/'
-		if atEnd && (i == len(b) || b[i] == '/') {
-			n = i
-		}
-		if i == len(a) || i == len(b) || a[i] != b[i] {
-			break
-		}
-	}
-	return n
 }
 
 func split(name string) (dir, base string) {
@@ -293,6 +253,9 @@ func (x *extractor) writeDir(e *entry) error {
 	m := dirMeta{name: e.name, mode: x.perm(e.mode), mtime: e.mtime, uid: e.uid, gid: e.gid, owner: x.sameOwner}
 	if e.name == "." {
 		x.top = &m
+		if e.list != nil {
+			return x.purge(e)
+		}
 		return nil
 	}
 	dn, base := split(e.name)
@@ -319,6 +282,9 @@ func (x *extractor) writeDir(e *entry) error {
 		return fmt.Errorf("restore: %s: %w", e.raw, err)
 	}
 	x.dirs = append(x.dirs, m)
+	if e.list != nil {
+		return x.purge(e)
+	}
 	return nil
 }
 
@@ -412,10 +378,8 @@ func (x *extractor) writeHardlink(e *entry) error {
 	// The target must be a regular file already in the tree, reached
 	// through real directories only.
 	tdir, _ := split(e.link)
-	if tdir != "." {
-		if err := x.realDirs(tdir, e); err != nil {
-			return err
-		}
+	if tdir != "." && !x.realDirs(tdir) {
+		return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("hard link to %q, which is not a file in the tree", e.link)}
 	}
 	fi, err := x.root.Lstat(e.link)
 	if err != nil || !fi.Mode().IsRegular() {
@@ -438,81 +402,6 @@ func (x *extractor) writeHardlink(e *entry) error {
 	}
 	if err != nil {
 		return fmt.Errorf("restore: %s: %w", e.raw, err)
-	}
-	return nil
-}
-
-// realDirs checks, without creating anything, that every component of d
-// is a real directory.
-func (x *extractor) realDirs(d string, e *entry) error {
-	for i := 0; i <= len(d); i++ {
-		if i < len(d) && d[i] != '/' {
-			continue
-		}
-		fi, err := x.root.Lstat(d[:i])
-		if err != nil || fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
-			return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("hard link to %q, which is not a file in the tree", e.link)}
-		}
-	}
-	return nil
-}
-
-// finish sets the modes, owners and mtimes of directories, now that
-// nothing more is written inside them, and of the top of the tree.
-func (x *extractor) finish() error {
-	if x.cur != nil {
-		_ = x.cur.Close()
-		x.cur, x.curDir = nil, ""
-	}
-	// The archive's own entry for a directory wins over one made for its
-	// contents, and the last of duplicates wins; deepest first, so that a
-	// parent without write or search permission is set after its children.
-	last := make(map[string]int, len(x.dirs))
-	var order []int
-	for i, m := range x.dirs {
-		j, seen := last[m.name]
-		switch {
-		case !seen:
-			last[m.name] = i
-			order = append(order, i)
-		case !m.implicit || x.dirs[j].implicit:
-			x.dirs[j] = m
-		}
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		return strings.Count(x.dirs[b].name, "/") - strings.Count(x.dirs[a].name, "/")
-	})
-	for _, i := range order {
-		if err := x.applyDir(x.dirs[i].name, &x.dirs[i]); err != nil {
-			return err
-		}
-	}
-	top := dirMeta{name: ".", mode: 0o755}
-	if x.top != nil {
-		top = *x.top
-	}
-	if err := x.applyDir(".", &top); err != nil {
-		return err
-	}
-	if x.cleared > 0 {
-		x.prog.warn(fmt.Sprintf("cleared setuid/setgid bits on %d entries", x.cleared))
-	}
-	return nil
-}
-
-func (x *extractor) applyDir(name string, m *dirMeta) error {
-	if m.owner {
-		if err := x.root.Lchown(name, m.uid, m.gid); err != nil {
-			return fmt.Errorf("restore: %s: %w", name, err)
-		}
-	}
-	if err := x.root.Chmod(name, m.mode); err != nil {
-		return fmt.Errorf("restore: %s: %w", name, err)
-	}
-	if !m.mtime.IsZero() {
-		if err := x.root.Chtimes(name, time.Time{}, m.mtime); err != nil {
-			return fmt.Errorf("restore: %s: %w", name, err)
-		}
 	}
 	return nil
 }

@@ -3,17 +3,14 @@ package restore
 import (
 	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/haul-dev/haul/chunk"
-	"github.com/haul-dev/haul/integrity"
 )
 
 // Options are the choices of `haul restore`.
@@ -30,125 +27,18 @@ type Options struct {
 	// SameOwner restores owners from the archive (--same-owner); it needs
 	// root, otherwise files belong to the current user.
 	SameOwner bool
+	// Incremental applies the name lists of GNU tar incremental archives
+	// (--incremental, GNU tar's -G): names a directory's list no longer
+	// holds are removed, directories it says were renamed are moved. For a
+	// chain of sets (RestoreChain), level 0 first. Without it, those lists
+	// are ignored and their directories restore as plain ones.
+	Incremental bool
 	// Progress receives events; nil is fine.
 	Progress Progress
 }
 
 // statFree is freeSpace, replaceable in tests.
 var statFree = freeSpace
-
-// markerFile records, in DEST/.haul, that a set was restored.
-const markerFile = "restored.json"
-
-type marker struct {
-	Into     string    `json:"into"`
-	Set      string    `json:"set"`
-	Finished time.Time `json:"finished"`
-}
-
-// Run restores the set fetched into dest: it refuses while any part is
-// broken, missing, pending or partial (*PartsError, exit 3), warns about
-// unverified parts, then restores the parts (or assembles them) in set
-// order. A format error in an unverified part marks that part broken in
-// the state, so that `haul repair` fetches it again.
-func Run(ctx context.Context, dest string, opts Options) error {
-	prog := progress{opts.Progress}
-	if (opts.Into == "") == (opts.Assemble == "") {
-		return errors.New("restore: give exactly one of --into DIR and --assemble FILE")
-	}
-	st, err := chunk.Load(dest)
-	if err != nil {
-		return err
-	}
-	notReady := &PartsError{Dest: dest}
-	var unverified []string
-	parts := make([]Part, 0, len(st.Parts))
-	for _, p := range st.Parts {
-		switch p.Status {
-		case chunk.Verified:
-		case chunk.Unverified:
-			unverified = append(unverified, p.Name)
-		default:
-			notReady.Parts = append(notReady.Parts, p.Name)
-			notReady.Status = append(notReady.Status, p.Status)
-		}
-		parts = append(parts, Part{Name: p.Name, Path: filepath.Join(dest, p.Name), Size: p.Size})
-	}
-	if len(notReady.Parts) > 0 {
-		return notReady
-	}
-	if len(parts) == 0 {
-		return fmt.Errorf("restore: %s holds no parts", dest)
-	}
-	if len(unverified) > 0 {
-		prog.warn(fmt.Sprintf("%d part(s) could not be proven by any reference: %s; damage in them shows only while unpacking",
-			len(unverified), strings.Join(unverified, ", ")))
-	}
-	if opts.Assemble != "" {
-		return Assemble(ctx, parts, opts.Assemble, opts.Progress)
-	}
-	// Running the same command again is safe: a set already restored into
-	// this DIR (which still exists) is done, not a non-empty target.
-	if done, _ := Done(dest, opts.Into); done {
-		prog.warn(fmt.Sprintf("this set is already restored into %s; nothing to do (restore into another directory to unpack it again)", opts.Into))
-		return nil
-	}
-	err = Restore(ctx, parts, opts)
-	var pe *PartsError
-	if errors.As(err, &pe) && pe.Dest == "" {
-		pe.Dest = dest
-	}
-	var fe *integrity.FormatError
-	if errors.As(err, &fe) {
-		if p := st.Find(fe.Part); p != nil && p.Status == chunk.Unverified {
-			p.Status, p.Error = chunk.Broken, fe.Error()
-			if serr := chunk.Save(dest, st); serr == nil {
-				return fmt.Errorf("%w; %s is now marked broken: run: haul repair %s", err, fe.Part, dest)
-			}
-		}
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	into, _ := filepath.Abs(opts.Into)
-	m, _ := json.Marshal(marker{Into: into, Set: setID("", parts), Finished: time.Now().UTC()})
-	if err := chunk.WriteFileAtomic(filepath.Join(dest, chunk.StateDir, markerFile), m, 0o600); err != nil {
-		prog.warn("could not record the restore in " + dest + ": " + err.Error())
-	}
-	return nil
-}
-
-// Done reports whether Run has restored the set now in dest into the
-// directory into (so `haul run` can skip the step). It compares the parts
-// by name and size with what was restored.
-func Done(dest, into string) (bool, error) {
-	data, err := os.ReadFile(filepath.Join(dest, chunk.StateDir, markerFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("restore: %w", err)
-	}
-	var m marker
-	if err := json.Unmarshal(data, &m); err != nil {
-		return false, nil
-	}
-	st, err := chunk.Load(dest)
-	if err != nil {
-		return false, err
-	}
-	parts := make([]Part, 0, len(st.Parts))
-	for _, p := range st.Parts {
-		parts = append(parts, Part{Name: p.Name, Size: p.Size})
-	}
-	abs, _ := filepath.Abs(into)
-	if m.Into != abs || m.Set != setID("", parts) {
-		return false, nil
-	}
-	_, err = os.Stat(abs)
-	return err == nil, nil
-}
 
 // readPassword reads a password file; one trailing newline is dropped.
 func readPassword(file string) (string, error) {
@@ -170,55 +60,14 @@ func readPassword(file string) (string, error) {
 // package doc for the steps. Nothing appears at opts.Into unless the
 // whole tree was written.
 func Restore(ctx context.Context, parts []Part, opts Options) error {
-	prog := progress{opts.Progress}
-	if opts.Into == "" {
-		return errors.New("restore: no target directory")
-	}
-	password, err := readPassword(opts.PasswordFile)
-	if err != nil {
-		return err
-	}
-	a, err := openArchive(parts, password, false, prog)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	into, err := checkTarget(opts.Into)
-	if err != nil {
-		return err
-	}
-	if free, err := statFree(filepath.Dir(into)); err == nil && free < a.need {
-		return &NoSpaceError{Dir: filepath.Dir(into), Need: a.need, Free: free}
-	}
-	sameOwner := opts.SameOwner
-	if sameOwner && os.Geteuid() != 0 {
-		prog.warn("--same-owner needs root; files will belong to the current user")
-		sameOwner = false
-	}
-	stg, err := newStaging(into, setID(into, a.j.Parts()))
-	if err != nil {
-		return err
-	}
-	prog.start(a.j.Size())
-	x := newExtractor(stg.root, sameOwner, prog)
-	if err := a.extract(ctx, x); err != nil {
-		stg.discard()
-		return err
-	}
-	if err := stg.commit(into); err != nil {
-		stg.discard()
-		return err
-	}
-	return nil
+	return RestoreChain(ctx, [][]Part{parts}, opts)
 }
 
-// extract writes every entry through x, then finishes directories.
+// extract writes every entry through x; x.finish sets the directories'
+// metadata once the whole chain is written.
 func (a *archive) extract(ctx context.Context, x *extractor) error {
 	if a.zr != nil {
-		if err := a.extractZip(ctx, x); err != nil {
-			return err
-		}
-		return x.finish()
+		return a.extractZip(ctx, x)
 	}
 	ra := a.start(ctx)
 	defer ra.Close()
@@ -226,6 +75,11 @@ func (a *archive) extract(ctx context.Context, x *extractor) error {
 		e, skip, err := fromTar(h)
 		if err != nil || skip {
 			return err
+		}
+		if e.dumpdir && x.incremental {
+			if e.list, err = readDumpdir(&e, r); err != nil {
+				return err
+			}
 		}
 		if err := x.write(&e, r); err != nil {
 			return err
@@ -242,7 +96,7 @@ func (a *archive) extract(ctx context.Context, x *extractor) error {
 		return err
 	}
 	a.prog.bytes(a.j.Size() - ra.inPos)
-	return x.finish()
+	return nil
 }
 
 func (a *archive) extractZip(ctx context.Context, x *extractor) error {
