@@ -175,6 +175,12 @@ func (l *lenientTar) fixRecord(rec []byte, sp int, key string, val []byte, local
 		if validPAXTime(string(val)) {
 			return
 		}
+		// GNU tar reads the number the value starts with, if any.
+		if n := timePrefix(val); n > 0 {
+			l.notes = append(l.notes, fmt.Sprintf("malformed PAX %s %q read as %s (as GNU tar does)", key, val, val[:n]))
+			cutRecord(rec, sp, key, val[:n])
+			return
+		}
 		l.notes = append(l.notes, fmt.Sprintf("malformed PAX %s %q ignored (as GNU tar does)", key, val))
 		comment(rec)
 	case "path", "linkpath", "uname", "gname":
@@ -183,15 +189,46 @@ func (l *lenientTar) fixRecord(rec []byte, sp int, key string, val []byte, local
 			return
 		}
 		l.notes = append(l.notes, fmt.Sprintf("PAX %s %q cut at its NUL byte (as GNU tar does)", key, val))
-		// "N key=val\n" → "000…N' key=val[:i]\n", the same length.
-		cut := len(val) - i
-		head := fmt.Sprintf("%0*d %s=", sp+cut, len(rec), key)
-		if len(head) != sp+cut+1+len(key)+1 {
-			return
-		}
-		out := append([]byte(head), val[:i]...)
-		copy(rec, append(out, '\n'))
+		cutRecord(rec, sp, key, val[:i])
 	}
+}
+
+// cutRecord rewrites the record "N key=value\n" (N being sp digits) in
+// place with a shorter value, at the same length: the length field gets
+// as many leading zeros as the value lost.
+func cutRecord(rec []byte, sp int, key string, val []byte) {
+	val = bytes.Clone(val) // it lies inside rec
+	width := len(rec) - (1 + len(key) + 1 + len(val) + 1)
+	head := fmt.Sprintf("%0*d %s=", width, len(rec), key)
+	if len(head)+len(val)+1 != len(rec) {
+		return
+	}
+	copy(rec, head)
+	copy(rec[len(head):], val)
+	rec[len(rec)-1] = '\n'
+}
+
+// timePrefix is the length of the [-]digits[.digits] a time value starts
+// with, 0 when it starts with no digit.
+func timePrefix(v []byte) int {
+	i := 0
+	if i < len(v) && v[i] == '-' {
+		i++
+	}
+	d := i
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
+	}
+	if i == d {
+		return 0
+	}
+	if i < len(v) && v[i] == '.' {
+		i++
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+	}
+	return i
 }
 
 // comment turns a record into an ignored one of the same length: a
