@@ -30,6 +30,7 @@ type opts struct {
 	out       string
 	pieceSize int64
 	size      int64
+	chain     chainOpts
 }
 
 func registerFor(name string, fs *flag.FlagSet) *opts {
@@ -51,6 +52,7 @@ func registerFor(name string, fs *flag.FlagSet) *opts {
 	case "run", "restore":
 		fs.StringVar(&o.into, "into", "", "restore the tree into DIR (built beside it, moved into place when complete)")
 		fs.BoolVar(&o.sameOwner, "same-owner", false, "keep the archive's owners (root only)")
+		o.chain.register(fs, name)
 	}
 	if name == "restore" {
 		fs.StringVar(&o.assemble, "assemble", "", "write the joined archive to FILE instead of unpacking")
@@ -166,14 +168,18 @@ func cmdRepair(ctx context.Context, a *app, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, a *app, args []string) error {
-	o, pos, err := parse("restore", args, 1, 1)
+	o, pos, err := parse("restore", args, 1, -1)
 	if err != nil {
 		return err
 	}
 	if (o.into == "") == (o.assemble == "") {
 		return usagef("give exactly one of --into DIR or --assemble FILE")
 	}
-	ctx, s, err := a.begin(ctx, "restore", pos[0], o)
+	o.chain.bases = pos[:len(pos)-1]
+	if err := o.chain.check(o.assemble); err != nil {
+		return err
+	}
+	ctx, s, err := a.begin(ctx, "restore", pos[len(pos)-1], o)
 	if err != nil {
 		return err
 	}
@@ -187,6 +193,9 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	if o.into == "" {
 		return usagef("haul run needs --into DIR")
+	}
+	if err := o.chain.check(""); err != nil {
+		return err
 	}
 	dest := pos[len(pos)-1]
 	srcs, err := o.sources(pos[:len(pos)-1])

@@ -31,7 +31,7 @@ func init() {
 		{"fetch", "[flags] SOURCE... DEST", "download every part, resumably; verify each; re-fetch broken ones", cmdFetch},
 		{"verify", "[--json] DEST", "re-check the parts on disk against every reference", cmdVerify},
 		{"repair", "[flags] [--from URL] DEST", "replace only broken or missing parts (or pieces), from the source or from URL", cmdRepair},
-		{"restore", "[flags] DEST (--into DIR | --assemble FILE)", "join the verified parts in order and unpack them (or write the joined archive)", cmdRestore},
+		{"restore", "[flags] DEST... (--into DIR | --assemble FILE)", "join the verified parts in order and unpack them (or write the joined archive)", cmdRestore},
 		{"run", "[flags] SOURCE... DEST --into DIR", "fetch → verify → repair → restore, each step skipped when done; the cron entry point", cmdRun},
 		{"status", "[--json] DEST", "what is done, what is left, what is broken, ETA", cmdStatus},
 		{"report", "[--json] DEST", "the journal: every run and step with its times, bytes and rates", cmdReport},

@@ -178,7 +178,13 @@ func (s *session) restore(ctx context.Context, o *opts) error {
 	return s.step("restore", func() error {
 		s.journal.Log(chunk.Event{Event: "restore_start"})
 		t := time.Now()
-		err := restore.Run(ctx, s.dest, restore.Options{Into: o.into, Assemble: o.assemble, PasswordFile: o.password, SameOwner: o.sameOwner, Progress: s.rep})
+		unlock, err := o.chain.lockBases()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		err = restore.RunChain(ctx, o.chain.dests(s.dest), restore.Options{Into: o.into, Assemble: o.assemble, PasswordFile: o.password,
+			SameOwner: o.sameOwner, Incremental: o.chain.incremental, Progress: s.rep})
 		ev := chunk.Event{Event: "restore_end", Seconds: time.Since(t).Seconds()}
 		if err != nil {
 			ev.Message = oneLine(err.Error())
@@ -199,7 +205,7 @@ func (s *session) restore(ctx context.Context, o *opts) error {
 // same line in cron every 15 minutes does the right thing.
 func (s *session) runAll(ctx context.Context, fo fetch.Options, o *opts) error {
 	if st, err := chunk.Load(s.dest); err == nil && allComplete(st) {
-		if done, _ := restore.Done(s.dest, o.into); done {
+		if done, _ := restore.DoneChain(o.chain.dests(s.dest), o.into); done {
 			s.rep.logf("run: every part verified and already restored into %s; nothing to do", o.into)
 			return nil
 		}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/haul-dev/haul/chunk"
+)
+
+// chainOpts are the flags of an incremental chain (GNU tar
+// --listed-incremental backups: a level 0, then increments):
+//
+//	haul restore DEST0 DEST1 … DESTn --into DIR --incremental
+//	haul run SOURCE… DESTn --into DIR --incremental --base DEST0 --base DEST1 …
+//
+// The sets are applied in that order into one tree, moved into place when
+// the last is applied; every set must be fetched and proven first.
+type chainOpts struct {
+	incremental bool
+	bases       listFlag // the DESTs before the session's own, in order
+}
+
+func (c *chainOpts) register(fs *flag.FlagSet, cmd string) {
+	fs.BoolVar(&c.incremental, "incremental", false, "apply the name lists of GNU tar incremental archives (remove what a later level dropped); several DESTs are a chain, level 0 first")
+	if cmd == "run" {
+		fs.Var(&c.bases, "base", "DEST of an earlier set of the incremental chain, already fetched (repeatable, level 0 first)")
+	}
+}
+
+// check says whether the chain given can run: several sets only with
+// --incremental, and one DEST for --assemble.
+func (c *chainOpts) check(assemble string) error {
+	if len(c.bases) > 0 && !c.incremental {
+		return usagef("several DESTs make an incremental chain: add --incremental (level 0 first)")
+	}
+	if len(c.bases) > 0 && assemble != "" {
+		return usagef("--assemble joins the parts of one DEST")
+	}
+	return nil
+}
+
+// dests is the chain, ending with the session's DEST.
+func (c *chainOpts) dests(last string) []string {
+	return append(append([]string(nil), c.bases...), last)
+}
+
+// lockBases holds the lock of every earlier DEST of the chain while it is
+// restored, so that no fetch changes them underneath.
+func (c *chainOpts) lockBases() (unlock func(), err error) {
+	var held []*chunk.LockFile
+	unlock = func() {
+		for _, l := range held {
+			l.Unlock()
+		}
+	}
+	for _, d := range c.bases {
+		l, err := chunk.LockFor(d, "restore")
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		held = append(held, l)
+	}
+	return unlock, nil
+}
