@@ -254,7 +254,11 @@ func RestoreChain(ctx context.Context, sets [][]Part, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if free, err := statFree(filepath.Dir(into)); err == nil && free < need {
+	free, err := statFree(filepath.Dir(into))
+	if err != nil {
+		free = -1
+	}
+	if free >= 0 && free < need {
 		return &NoSpaceError{Dir: filepath.Dir(into), Need: need, Free: free}
 	}
 	if opts.SameOwner && os.Geteuid() != 0 {
@@ -267,6 +271,7 @@ func RestoreChain(ctx context.Context, sets [][]Part, opts Options) error {
 	}
 	prog.start(total)
 	x := newExtractor(ctx, stg.root, opts, prog)
+	x.spaceDir, x.free = filepath.Dir(into), free
 	for i, parts := range sets {
 		a := first
 		if i > 0 {

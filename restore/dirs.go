@@ -155,23 +155,37 @@ func commonDirs(a, b string) int {
 	return n
 }
 
-// pathCompare orders names so that every directory's subtree follows it
-// without a gap ("a", "a/b", "a.b"): '/' sorts before every other byte.
-func pathCompare(a, b string) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
+// preorder lists the directories named in metas, and the directories
+// above them, so that each directory comes before its subtree and every
+// subtree is contiguous: a depth-first walk of their tree. It costs one
+// pass over the names (a sort would compare long shared prefixes again
+// and again in a deep tree).
+func preorder(metas map[string]*dirMeta) []string {
+	children := make(map[string][]string, len(metas))
+	seen := make(map[string]bool, len(metas))
+	for n := range metas {
+		for n != "." && !seen[n] {
+			seen[n] = true
+			p, _ := split(n)
+			children[p] = append(children[p], n)
+			n = p
 		}
-		if ca == '/' {
-			return -1
-		}
-		if cb == '/' {
-			return 1
-		}
-		return int(ca) - int(cb)
 	}
-	return len(a) - len(b)
+	out := make([]string, 0, len(seen))
+	stack := []string{"."}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n != "." {
+			out = append(out, n)
+		}
+		kids := children[n]
+		slices.Sort(kids) // siblings only: short, for a stable order
+		for k := len(kids) - 1; k >= 0; k-- {
+			stack = append(stack, kids[k])
+		}
+	}
+	return out
 }
 
 // finish sets the modes, owners and mtimes of directories, now that
@@ -187,12 +201,7 @@ func (x *extractor) finish() error {
 			metas[m.name] = m
 		}
 	}
-	names := make([]string, 0, len(metas))
-	for n := range metas {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, pathCompare)
-	if err := x.applyDirs(names, metas); err != nil {
+	if err := x.applyDirs(preorder(metas), metas); err != nil {
 		return err
 	}
 	top := dirMeta{name: ".", mode: 0o755}

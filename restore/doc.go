@@ -28,7 +28,9 @@
 //  5. Free space: the file system of DIR must have at least what the
 //     archive announces (Bitrix BX sizes, the last gzip ISIZE, the zip
 //     central directory, at least the parts' size): ErrNoSpace otherwise.
-//     It is a lower bound; running out later fails the restore cleanly.
+//     It is a lower bound (an ISIZE is modulo 4 GiB), so each file's
+//     header is checked against the space left before the file is
+//     written; running out anyway fails the restore cleanly.
 //  6. DIR must be absent or empty (ErrNotEmpty). The tree is built in
 //     DIR.haul-staging-<hash> beside it, held with an flock. Staging
 //     directories whose lock is free were left by a killed run: they are
@@ -39,17 +41,27 @@
 //     extraction, as gzip runs beside tar in `tar -xzf`; Bitrix decryption
 //     happens there too.
 //  8. Every entry goes through an os.Root on the staging directory and is
-//     checked first: absolute names, "..", writes through a symlink, a
+//     checked first: absolute names, "..", paths over PATH_MAX or names
+//     over NAME_MAX, writes through a symlink, a
 //     symlink whose target is absolute or climbs above the tree (targets
 //     may only climb before they descend), hard links to anything but a
 //     file already in the tree, anything replacing a directory, device
 //     files and FIFOs all stop the restore with *UnsafeError (exit 1).
 //     setuid/setgid bits are dropped (one warning); duplicate names
 //     replace the earlier entry, as with tar; a header that claims more
-//     data than the archive holds is refused as unsafe.
+//     data than the archive holds is refused as unsafe. Directories are
+//     entered one name at a time from the one open before (never by a
+//     whole path from the top), and the context is checked at each level,
+//     so any depth restores in linear time and stops at once.
+//     PAX records GNU tar accepts with a warning (a malformed time, a
+//     path with a NUL) are repaired the same way, with one warning naming
+//     the entry (lenient.go). GNU incremental directories ('D') restore as
+//     directories; with Options.Incremental their name lists are applied
+//     (incremental.go), and RestoreChain applies a chain of sets, level 0
+//     first, into one staging directory.
 //  9. Modes, mtimes (of symlinks too) and, with SameOwner as root, owners
-//     are set; directories last, deepest first, once nothing more is
-//     written inside them.
+//     are set; directories last, in one walk over the tree that sets each
+//     after everything below it, once nothing more is written inside them.
 //  10. On any error the staging directory is removed and DIR is untouched.
 //     On success the file system is synced (syncfs) and the staging
 //     directory renamed to DIR in one step, then the parent is fsynced: a

@@ -93,9 +93,16 @@ func (e *UnsafeError) Unwrap() error { return ErrUnsafe }
 type NoSpaceError struct {
 	Dir        string // the file system checked (the parent of --into)
 	Need, Free int64
+	// Entry, when set, is the entry that would not fit, found from its
+	// header before any of it was written.
+	Entry string
 }
 
 func (e *NoSpaceError) Error() string {
+	if e.Entry != "" {
+		return fmt.Sprintf("restore: %s has %s free, the entry %s needs %s; free some space or restore elsewhere",
+			e.Dir, size(e.Free), e.Entry, size(e.Need))
+	}
 	return fmt.Sprintf("restore: %s has %s free, the archive needs at least %s; free some space or restore elsewhere",
 		e.Dir, size(e.Free), size(e.Need))
 }

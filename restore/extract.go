@@ -23,6 +23,7 @@ type entry struct {
 	uid   int
 	gid   int
 	link  string // symlink target as stored, or cleaned hard link target
+	size  int64  // a file's data as its header says, when it is stored whole (not sparse)
 
 	dumpdir bool     // a GNU incremental directory ('D'), whose data lists its names
 	list    *dumpdir // that list, read when dumpdirs are applied (Options.Incremental)
@@ -63,13 +64,52 @@ type extractor struct {
 	curDir string   // directory of the last entry, real with all its parents ("" when none)
 	cur    *os.Root // opened on curDir
 
+	// The space left where the tree is built: free (as last measured,
+	// -1 when unknown) and what the headers of files written since
+	// announced.
+	spaceDir   string
+	free, used int64
+	// dataLeft, when set, bounds the decoded data the rest of the stream
+	// can hold: a header claiming more lies, which is unsafe, not a lack
+	// of space.
+	dataLeft func() int64
+
 	dirs    []dirMeta
 	top     *dirMeta
 	cleared int // entries whose setuid/setgid bits were dropped
 }
 
 func newExtractor(ctx context.Context, root *os.Root, opts Options, prog progress) *extractor {
-	return &extractor{ctx: ctx, root: root, sameOwner: opts.SameOwner, incremental: opts.Incremental, prog: prog, buf: make([]byte, bufSize)}
+	return &extractor{ctx: ctx, root: root, sameOwner: opts.SameOwner, incremental: opts.Incremental, prog: prog, buf: make([]byte, bufSize), free: -1}
+}
+
+// reserve checks, from its header, that a file fits in the space left
+// before any of it is written: the up-front check rests on what the
+// archive announces (a gzip ISIZE is only the size modulo 4 GiB), the
+// headers say the truth. The file system is measured again only when the
+// files announced since the last measure could have filled it, so this
+// costs a statfs per "free space" worth of data, not one per file.
+func (x *extractor) reserve(e *entry) error {
+	if x.free < 0 || e.size <= 0 {
+		return nil
+	}
+	x.used += e.size
+	if x.used <= x.free {
+		return nil
+	}
+	free, err := statFree(x.spaceDir)
+	if err != nil {
+		x.free = -1
+		return nil
+	}
+	x.free, x.used = free, e.size
+	if e.size <= free {
+		return nil
+	}
+	if x.dataLeft != nil && e.size > x.dataLeft() {
+		return &UnsafeError{Name: e.raw, Reason: "its header claims more data than the archive holds"}
+	}
+	return &NoSpaceError{Dir: x.spaceDir, Need: e.size, Free: free, Entry: e.raw}
 }
 
 // Linux's limits on a path (PATH_MAX, counting its closing NUL) and on
@@ -289,6 +329,9 @@ func (x *extractor) writeDir(e *entry) error {
 }
 
 func (x *extractor) writeFile(e *entry, r io.Reader) error {
+	if err := x.reserve(e); err != nil {
+		return err
+	}
 	dn, base := split(e.name)
 	d, err := x.dir(dn, e)
 	if err != nil {

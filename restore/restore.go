@@ -71,10 +71,19 @@ func (a *archive) extract(ctx context.Context, x *extractor) error {
 	}
 	ra := a.start(ctx)
 	defer ra.Close()
+	x.dataLeft = nil
+	if a.format == FormatTarGz || a.format == FormatBitrix {
+		// Deflate yields at most 1032 bytes per byte; the read-ahead holds
+		// a few decoded chunks on top.
+		x.dataLeft = func() int64 { return 1032*(a.j.Size()-ra.inPos) + (aheadBufs+1)*bufSize }
+	}
 	err := a.walkTar(ctx, ra, func(h *tar.Header, r io.Reader) error {
 		e, skip, err := fromTar(h)
 		if err != nil || skip {
 			return err
+		}
+		if hasData(h) {
+			e.size = h.Size
 		}
 		if e.dumpdir && x.incremental {
 			if e.list, err = readDumpdir(&e, r); err != nil {

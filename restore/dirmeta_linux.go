@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package restore
 
@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// applyDirs sets the metadata of the named directories (sorted by
-// pathCompare) in one walk over the tree holding a single directory open:
+// applyDirs sets the metadata of the named directories (in preorder) in
+// one walk over the tree holding a single directory open:
 // down one name at a time (O_NOFOLLOW, so never through a link), up
 // through "..". A directory is set as the walk leaves it, after
 // everything below it, so one without write or search permission for us
