@@ -112,28 +112,5 @@ func isTarHeader(b []byte) bool {
 		return false
 	}
 	b = b[:512]
-	zero := true
-	for _, c := range b {
-		if c != 0 {
-			zero = false
-			break
-		}
-	}
-	if zero {
-		return true
-	}
-	field := strings.Trim(string(b[148:156]), " \x00")
-	want, err := strconv.ParseInt(field, 8, 64)
-	if err != nil {
-		return false
-	}
-	var unsigned, signed int64
-	for i, c := range b {
-		if i >= 148 && i < 156 {
-			c = ' '
-		}
-		unsigned += int64(c)
-		signed += int64(int8(c))
-	}
-	return want == unsigned || want == signed
+	return isZero(b) || checksumOK(b)
 }
