@@ -213,5 +213,3 @@ func IsDone(stateDir string, target Target) bool {
 	st, err := loadState(stateDir)
 	return err == nil && st != nil && st.Phase == phaseDone && st.Target == target.String()
 }
-
-

@@ -58,7 +58,7 @@ func connLost(err error) bool {
 
 // connect opens one connection and sets it up as restore.php does on
 // every connect: FOREIGN_KEY_CHECKS=0, the database (created first when
-// create is set), SQL_MODE='', innodb_strict_mode=0 (errors ignored), then
+// create is set), SQL_MODE=”, innodb_strict_mode=0 (errors ignored), then
 // the dump's after-connect statements (errors ignored, reported).
 func connect(ctx context.Context, t Target, password string, create bool, after []string, warn func(string)) (*session, error) {
 	cfg := driverConfig(t, password)

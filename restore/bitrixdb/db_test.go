@@ -19,7 +19,7 @@ type recorder struct {
 	warns              []string
 }
 
-func (r *recorder) ImportStart(total, done int64)          { r.total, r.done = total, done }
+func (r *recorder) ImportStart(total, done int64)         { r.total, r.done = total, done }
 func (r *recorder) ImportProgress(done, statements int64) { r.done, r.stmts = done, statements }
 func (r *recorder) Warn(msg string)                       { r.warns = append(r.warns, msg) }
 

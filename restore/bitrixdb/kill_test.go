@@ -103,9 +103,17 @@ func TestKillDuringImport(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill points from seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	points := []int64{int64(first + 1 + second + 10)}
-	for len(points) < 5 {
-		points = append(points, rng.Int64N(total))
+	// One kill point in each fifth of the dump; the one in the keyless
+	// table's rows replaces the point of its fifth.
+	keyless := int64(first + 1 + second + 10)
+	var points []int64
+	for i := int64(0); i < 5; i++ {
+		lo, hi := total*i/5, total*(i+1)/5
+		if keyless >= lo && keyless < hi {
+			points = append(points, keyless)
+			continue
+		}
+		points = append(points, lo+rng.Int64N(hi-lo))
 	}
 	for i, at := range points {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -40,7 +40,7 @@ type statement struct {
 // does, with a real lexer: a statement ends where a line ends in ';' that
 // stands outside quotes, backticks and comments. Inside quotes a backslash
 // escapes the next byte (mysqli_real_escape_string's \0 \n \r \\ \' \" \Z),
-// and a doubled quote ('') is two adjacent strings to the lexer, which
+// and a doubled quote (”) is two adjacent strings to the lexer, which
 // comes to the same. So ';', "),(" and escaped newlines in values are
 // data, never ends. Only the statement being read is held in memory; a
 // statement longer than limit is counted, not kept.

@@ -174,8 +174,8 @@ type Fix string
 
 // The settings fixes.
 const (
-	FixDocRoot         Fix = "b_lang DOC_ROOT cleared"                   // another site path was set
-	FixCDN             Fix = "Bitrix CDN turned off"                     // its domain is not the site's host
+	FixDocRoot         Fix = "b_lang DOC_ROOT cleared"                    // another site path was set
+	FixCDN             Fix = "Bitrix CDN turned off"                      // its domain is not the site's host
 	FixHostRestriction Fix = "security module's host restriction removed" // the site's host is not allowed
 )
 
