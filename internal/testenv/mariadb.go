@@ -53,7 +53,11 @@ type MariaDBOption string
 func StartMariaDB(t testing.TB, opts ...MariaDBOption) *MariaDB {
 	t.Helper()
 	install := RequireTool(t, "mariadb-install-db")
-	server := RequireTool(t, "mariadbd")
+	// mariadbd lives in /usr/sbin, which is not in every user's PATH.
+	server := "/usr/sbin/mariadbd"
+	if _, err := os.Stat(server); err != nil {
+		server = RequireTool(t, "mariadbd")
+	}
 	m := &MariaDB{Dir: t.TempDir()}
 	m.Socket = filepath.Join(m.Dir, "mysqld.sock")
 	m.errLog = filepath.Join(m.Dir, "error.log")
