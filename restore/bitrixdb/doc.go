@@ -13,7 +13,7 @@
 //     "-- Finished:" line, else the backup was cut short (ErrDumpFormat).
 //  2. The connection (go-sql-driver/mysql, one connection), set up as
 //     restore.php does on every connect: FOREIGN_KEY_CHECKS=0, the
-//     database (CREATE DATABASE IF NOT EXISTS with Create), SQL_MODE='',
+//     database (CREATE DATABASE IF NOT EXISTS with Create), an empty SQL_MODE,
 //     innodb_strict_mode=0 (errors ignored), the after-connect statements
 //     with <DATABASE> replaced (errors reported, ignored); on a resume the
 //     dump's SET statements seen so far (SET NAMES) are replayed.
