@@ -6,7 +6,7 @@
 //     one shorter (Pieces, PieceRange).
 //  2. The transfer engine writes a piece into NAME.partial, fsyncs the file,
 //     and only then marks the piece in Part.Done and saves state.json with
-//     WriteFileAtomic (temp, fsync, rename, fsync dir). The state therefore
+//     atomicfile.WriteFile (temp, fsync, rename, fsync dir). The state therefore
 //     never claims bytes that are not on disk.
 //  3. On start nothing is trusted that cannot be re-checked: piece hashes of
 //     what was written let a resume re-check local data.
@@ -14,6 +14,6 @@
 //     a torn last line is skipped on read); BuildReport turns them into the
 //     timeline of `haul report`, and BuildStatus uses the last run's rate
 //     for the ETA of `haul status`.
-//  5. Lock takes an flock on DEST/.haul/lock for the run and writes the
+//  5. LockFor takes an flock on DEST/.haul/lock for the run and writes the
 //     holder's PID into it; a crashed run leaves no stale lock.
 package chunk

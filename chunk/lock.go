@@ -75,14 +75,10 @@ type LockFile struct {
 	f    *os.File
 }
 
-// Lock takes DEST/.haul/lock for this process without waiting, naming the
-// command from the command line (os.Args[1], if it is a plain word). See
-// LockFor.
-func Lock(dest string) (*LockFile, error) { return LockFor(dest, argCommand()) }
-
 // LockFor takes DEST/.haul/lock for this process without waiting, creating
-// .haul (0700) as needed, and records the PID, the time and cmd in the file
-// for whoever finds it held. If another process holds it, the error is a
+// .haul (0700) as needed, and records the PID, the time and cmd (when it is
+// a plain command word: never a path or URL, which may hold a secret) in the
+// file for whoever finds it held. If another process holds it, the error is a
 // *LockedError that names the holder and wraps ErrLocked.
 //
 // The file is opened close-on-exec, so a child process (ssh) never inherits
@@ -103,7 +99,7 @@ func LockFor(dest, cmd string) (*LockFile, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	info, err := json.Marshal(lockInfo{PID: os.Getpid(), Since: time.Now().UTC(), Cmd: cmd})
+	info, err := json.Marshal(lockInfo{PID: os.Getpid(), Since: time.Now().UTC(), Cmd: plainCommand(cmd)})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", path, err)
@@ -178,13 +174,9 @@ func (l *LockFile) Unlock() error {
 // Path returns the lock file's path.
 func (l *LockFile) Path() string { return l.path }
 
-// argCommand returns the subcommand from os.Args, or "" if os.Args[1] is not
-// a plain word (a flag, a path or a URL, which may hold a secret).
-func argCommand() string {
-	if len(os.Args) < 2 {
-		return ""
-	}
-	a := os.Args[1]
+// plainCommand returns cmd when it is a plain command word, else "" (a
+// flag, a path or a URL, which may hold a secret, is never recorded).
+func plainCommand(a string) string {
 	if a == "" || len(a) > 16 {
 		return ""
 	}

@@ -139,7 +139,7 @@ func TestLockInProcess(t *testing.T) {
 	if _, err := os.Stat(LockPath(dest)); err != nil {
 		t.Errorf("the lock file must stay after Unlock: %v", err)
 	}
-	l2, err := Lock(dest)
+	l2, err := LockFor(dest, "")
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
@@ -177,22 +177,19 @@ func TestLockedErrorMessage(t *testing.T) {
 	}
 }
 
-func TestArgCommand(t *testing.T) {
-	saved := os.Args
-	defer func() { os.Args = saved }()
+func TestPlainCommand(t *testing.T) {
 	for _, tt := range []struct {
-		args []string
+		arg  string
 		want string
 	}{
-		{[]string{"haul", "run", "s3://b/p", "/dest"}, "run"},
-		{[]string{"haul"}, ""},
-		{[]string{"haul", "--bwlimit=1M", "run"}, ""},
-		{[]string{"haul", "https://host/x?X-Amz-Signature=secret"}, ""},
-		{[]string{"haul", "/mnt/dest"}, ""},
+		{"run", "run"},
+		{"", ""},
+		{"--bwlimit=1M", ""},
+		{"https://host/x?X-Amz-Signature=secret", ""},
+		{"/mnt/dest", ""},
 	} {
-		os.Args = tt.args
-		if got := argCommand(); got != tt.want {
-			t.Errorf("argCommand(%q) = %q, want %q", tt.args, got, tt.want)
+		if got := plainCommand(tt.arg); got != tt.want {
+			t.Errorf("plainCommand(%q) = %q, want %q", tt.arg, got, tt.want)
 		}
 	}
 }

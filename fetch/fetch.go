@@ -14,6 +14,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/bwlimit"
 )
 
 // Options configures Fetch, Verify and Repair.
@@ -29,9 +30,9 @@ type Options struct {
 	// AutoPieceSize lets a set of small parts use smaller pieces (no
 	// --chunk-size given): see autoPieceSize.
 	AutoPieceSize bool
-	Retries       int           // attempts per piece, default 10
-	Timeout       time.Duration // stall timeout, default 60 s
-	Limiter       *Limiter      // --bwlimit; nil = unlimited
+	Retries       int              // attempts per piece, default 10
+	Timeout       time.Duration    // stall timeout, default 60 s
+	Limiter       *bwlimit.Limiter // --bwlimit; nil = unlimited
 	Progress      Progress
 	Backoff       Backoff // nil = DefaultBackoff
 	// SetCheck decodes a whole set split at arbitrary bytes (parts in

@@ -13,6 +13,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // verifier proves each complete part in one sequential pass and gives it
@@ -71,7 +72,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		if err := os.Rename(path, e.finalPath(p.Name)); err != nil {
 			return Permanent(fmt.Errorf("rename %s: %w", path, err))
 		}
-		if err := chunk.SyncDir(e.opts.Dest); err != nil {
+		if err := atomicfile.SyncDir(e.opts.Dest); err != nil {
 			return Permanent(err)
 		}
 		p.VerifiedBy, p.Error = res.VerifiedBy, ""
@@ -300,7 +301,7 @@ func (e *engine) unname(p *chunk.Part) error {
 	if err := os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Permanent(fmt.Errorf("rename %s: %w", e.finalPath(p.Name), err))
 	}
-	return chunk.SyncDir(e.opts.Dest)
+	return atomicfile.SyncDir(e.opts.Dest)
 }
 
 // names are the names of the set's parts, for structural check choice.

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 var (
@@ -383,7 +383,7 @@ func appendKnownHosts(file, line string) error {
 	if len(old) > 0 && old[len(old)-1] != '\n' {
 		old = append(old, '\n')
 	}
-	return chunk.WriteFileAtomic(file, append(old, line...), mode)
+	return atomicfile.WriteFile(file, append(old, line...), mode)
 }
 
 // shellQuote quotes s for a POSIX shell (and csh and fish): single quotes,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // PartCheck is one part's verify outcome (the JSON of `haul verify`).
@@ -134,14 +135,14 @@ func (e *engine) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co
 		if path != e.partialPath(p.Name) {
 			// A broken part must not keep its final name.
 			if os.Rename(path, e.partialPath(p.Name)) == nil {
-				chunk.SyncDir(e.opts.Dest)
+				atomicfile.SyncDir(e.opts.Dest)
 			}
 		}
 		return
 	}
 	if path == e.partialPath(p.Name) {
 		if os.Rename(path, e.finalPath(p.Name)) == nil {
-			chunk.SyncDir(e.opts.Dest)
+			atomicfile.SyncDir(e.opts.Dest)
 		}
 	}
 	p.Error, p.VerifiedBy = "", res.VerifiedBy

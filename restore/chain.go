@@ -12,6 +12,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // markerFile records, in DEST/.haul, that a set (or a chain ending with
@@ -81,7 +82,7 @@ func RunChain(ctx context.Context, dests []string, opts Options) error {
 	}
 	into, _ := filepath.Abs(opts.Into)
 	m, _ := json.Marshal(marker{Into: into, Set: chainID("", sets), Finished: time.Now().UTC()})
-	if err := chunk.WriteFileAtomic(filepath.Join(last, chunk.StateDir, markerFile), m, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(last, chunk.StateDir, markerFile), m, 0o600); err != nil {
 		prog.warn("could not record the restore in " + last + ": " + err.Error())
 	}
 	return nil

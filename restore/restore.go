@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // Options are the choices of `haul restore`.
@@ -267,7 +267,7 @@ func Assemble(ctx context.Context, parts []Part, file string, p Progress) (err e
 	if err := os.Rename(tmp.Name(), abs); err != nil {
 		return fmt.Errorf("assemble: %w", err)
 	}
-	if err := chunk.SyncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("assemble: %w", err)
 	}
 	return nil

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // stagingMark is between DIR's name and the set's hash in a staging
@@ -170,7 +170,7 @@ func (s *staging) commit(into string) error {
 		}
 		return fmt.Errorf("restore: move into place: %w", err)
 	}
-	if err := chunk.SyncDir(filepath.Dir(into)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(into)); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return s.lock.Close()

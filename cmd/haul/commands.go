@@ -17,6 +17,7 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/atomicfile"
 	"github.com/haul-dev/haul/restore"
 )
 
@@ -265,7 +266,7 @@ func cmdManifest(ctx context.Context, a *app, args []string) error {
 	if err := fetch.WriteManifest(ctx, pos[0], oo, o.pieceSize, &b); err != nil {
 		return err
 	}
-	if err := chunk.WriteFileAtomic(o.out, []byte(b.String()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(o.out, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", o.out, err)
 	}
 	fmt.Fprintf(a.stderr, "haul: wrote %s\n", o.out)

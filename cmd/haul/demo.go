@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/internal/faultserver"
 	"github.com/haul-dev/haul/internal/gen"
-	"github.com/haul-dev/haul/internal/testenv"
+	"github.com/haul-dev/haul/internal/testhook"
 	"github.com/haul-dev/haul/internal/units"
 )
 
@@ -63,11 +64,11 @@ func cmdDemo(ctx context.Context, a *app, args []string) error {
 	// A slow, faulty link: a per-connection cap, resets, and bits flipped
 	// in two volumes the first time they are sent.
 	perConn := max(o.size/40, 64<<10)
-	srv := testenv.NewFaultServer(served,
-		testenv.ConnRate(perConn),
-		testenv.ResetAfter(pieceSize/2, testenv.When{Every: 9}),
-		testenv.FlipBits(filepath.Base(vols[1]), 1, 1000),
-		testenv.FlipBits(filepath.Base(vols[len(vols)-1]), 1, 77),
+	srv := faultserver.New(served,
+		faultserver.ConnRate(perConn),
+		faultserver.ResetAfter(pieceSize/2, faultserver.When{Every: 9}),
+		faultserver.FlipBits(filepath.Base(vols[1]), 1, 1000),
+		faultserver.FlipBits(filepath.Base(vols[len(vols)-1]), 1, 77),
 	)
 	defer srv.Close()
 	url := srv.URL(filepath.Base(vols[0]))
@@ -75,7 +76,7 @@ func cmdDemo(ctx context.Context, a *app, args []string) error {
 
 	progress := []string{"--progress", o.progress}
 	common := append([]string{"--chunk-size", units.FormatBytes(pieceSize), "-j", "4", "--retries", "6"}, progress...)
-	os.Setenv("HAUL_TEST_FAST_RETRY", "1") // the demo's faults are ours: retry at once
+	testhook.SetFastRetry() // the demo's faults are ours: retry at once
 	step := func(want int, args ...string) error {
 		fmt.Fprintf(a.stdout, "$ haul %s\n", joinArgs(args))
 		code := a.main(ctx, args)

@@ -5,11 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/internal/bwlimit"
+	"github.com/haul-dev/haul/internal/testhook"
 	"github.com/haul-dev/haul/internal/units"
 )
 
@@ -123,13 +124,13 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 		return o, usagef("--chunk-size %s: want 64KiB to 1GiB", units.FormatBytes(c.chunkSize))
 	}
 	if c.bwlimit != "" {
-		sched, err := fetch.ParseBandwidth(c.bwlimit)
+		sched, err := bwlimit.ParseBandwidth(c.bwlimit)
 		if err != nil {
 			return o, usagef("--bwlimit: %v", err)
 		}
-		o.Limiter = fetch.NewLimiter(sched, nil)
+		o.Limiter = bwlimit.NewLimiter(sched, nil)
 	}
-	if os.Getenv("HAUL_TEST_FAST_RETRY") != "" {
+	if testhook.FastRetry() {
 		// Fault tests finish in seconds; never set in production.
 		o.Backoff = fetch.ExpBackoff(5*time.Millisecond, 50*time.Millisecond)
 	}

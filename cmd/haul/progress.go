@@ -15,17 +15,13 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/internal/testhook"
 	"github.com/haul-dev/haul/internal/units"
 )
 
 // logInterval is how often the log reporter writes a line (cron, tee).
-// HAUL_TEST_LOG_INTERVAL shortens it for tests.
-var logInterval = func() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("HAUL_TEST_LOG_INTERVAL")); err == nil && d > 0 {
-		return d
-	}
-	return 10 * time.Second
-}()
+// Tests shorten it (internal/testhook).
+var logInterval = testhook.LogInterval(10 * time.Second)
 
 // reporter shows progress (bars on a terminal, plain log lines otherwise)
 // and writes every part-level event to the journal. It implements

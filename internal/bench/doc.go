@@ -11,7 +11,7 @@
 //     large files for the memory, CPU and restore ones) with SHA256SUMS and
 //     a haul piece manifest beside the parts.
 //  2. For every round and every tool, start a fresh fault-injecting HTTP
-//     server (internal/testenv) on 127.0.0.1 with the scenario's link:
+//     server (internal/faultserver) on 127.0.0.1 with the scenario's link:
 //     per-connection cap, total cap, resets, bit flips. A fresh server per
 //     run gives each tool the same faults and its own byte counter.
 //  3. Run the tool as a child process into an empty directory, time it,

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/haul-dev/haul/internal/testenv"
+	"github.com/haul-dev/haul/internal/faultserver"
 	"github.com/haul-dev/haul/internal/units"
 )
 
@@ -69,15 +69,15 @@ func (l Link) Spots(s *Set) map[string][]int64 {
 }
 
 // Serve starts a fresh fault server for s with the link.
-func (l Link) Serve(s *Set) *testenv.FaultServer {
-	opts := []testenv.FaultOption{testenv.ConnRate(l.ConnRate), testenv.TotalRate(l.TotalRate), testenv.Seed(l.Seed)}
+func (l Link) Serve(s *Set) *faultserver.Server {
+	opts := []faultserver.Option{faultserver.ConnRate(l.ConnRate), faultserver.TotalRate(l.TotalRate), faultserver.Seed(l.Seed)}
 	if l.ResetProb > 0 {
-		opts = append(opts, testenv.ResetAfter(l.ResetAfter, testenv.When{Prob: l.ResetProb}))
+		opts = append(opts, faultserver.ResetAfter(l.ResetAfter, faultserver.When{Prob: l.ResetProb}))
 	}
 	for name, offs := range l.Spots(s) {
-		opts = append(opts, testenv.FlipBits(name, 1, offs...))
+		opts = append(opts, faultserver.FlipBits(name, 1, offs...))
 	}
-	return testenv.NewFaultServer(s.Dir, opts...)
+	return faultserver.New(s.Dir, opts...)
 }
 
 // Result is one tool's run on one set and link.
@@ -87,7 +87,7 @@ type Result struct {
 	Proc
 	Pulled int64  // response body bytes the server sent
 	Diff   string // first difference from the source, "" when identical
-	Faults testenv.FaultCounts
+	Faults faultserver.Counts
 	Err    error // the run could not be made or did not end
 	// FirstByte and LastByte are when the server sent the first and the
 	// last body byte, from the start of the process: what comes before
@@ -168,7 +168,7 @@ type sample struct {
 }
 
 // watchBytes samples the server's byte counter every 10 ms until stop.
-func watchBytes(srv *testenv.FaultServer, start time.Time, stop <-chan struct{}, out chan<- []sample) {
+func watchBytes(srv *faultserver.Server, start time.Time, stop <-chan struct{}, out chan<- []sample) {
 	var ss []sample
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()

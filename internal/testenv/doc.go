@@ -9,8 +9,8 @@
 //  2. FaultServer: a static file server over HTTP with switchable faults
 //     (rate caps, resets, stalls, bit flips, ignored Range, wrong
 //     Content-Range, short bodies, gzip, 5xx) and exact byte counters. It
-//     does not depend on package testing, so `haul demo` and benchmarks use
-//     it too.
+//     lives in internal/faultserver, which does not import package testing
+//     (`haul demo` and benchmarks use it); the names here are aliases.
 //  3. Helpers: CI, Missing, RequireTool, FreePort, Main.
 //
 // A component that cannot be had fails the test when CI=true and skips it

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/haul-dev/haul/internal/faultserver"
 	"golang.org/x/time/rate"
 )
 
@@ -93,7 +94,7 @@ func (p *CappedProxy) forward(c net.Conn) {
 // pace copies src to dst at most p.bps bytes a second, in writes of the
 // limiter's burst (a fiftieth of a second), so the stream stays smooth.
 func (p *CappedProxy) pace(dst, src net.Conn) {
-	lim := rate.NewLimiter(rate.Limit(p.bps), burstFor(p.bps))
+	lim := rate.NewLimiter(rate.Limit(p.bps), faultserver.Burst(p.bps))
 	buf := make([]byte, lim.Burst())
 	for {
 		n, err := src.Read(buf)

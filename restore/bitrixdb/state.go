@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // StateFile is the name of the import's resume state inside the state
@@ -73,7 +73,7 @@ func saveState(dir string, s *state) error {
 	if err != nil {
 		return fmt.Errorf("bitrixdb: save state: %w", err)
 	}
-	if err := chunk.WriteFileAtomic(filepath.Join(dir, StateFile), b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, StateFile), b, 0o600); err != nil {
 		return fmt.Errorf("bitrixdb: save state: %w", err)
 	}
 	return nil

@@ -1,4 +1,9 @@
-package fetch
+// Package bwlimit paces reads to a bandwidth that follows a timetable
+// (--bwlimit "08:00,512K 19:00,off"): Schedule is the parsed timetable,
+// Limiter one token bucket shared by every connection of a run, whose
+// rate is switched at the timetable's boundaries, and Reader wraps a body
+// so that every byte read waits for its tokens.
+package bwlimit
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package testenv
+package faultserver
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,18 +16,18 @@ import (
 	"time"
 )
 
-// faultFixture is a directory with two files and a FaultServer on it.
-type faultFixture struct {
-	srv    *FaultServer
+// fixture is a directory with two files and a Server on it.
+type fixture struct {
+	srv    *Server
 	big    []byte
 	small  []byte
 	client *http.Client
 }
 
-func newFaultFixture(t *testing.T, opts ...FaultOption) *faultFixture {
+func newFixture(t *testing.T, opts ...Option) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	f := &faultFixture{big: randomBytes(7, 3*mib+123), small: randomBytes(8, 1000)}
+	f := &fixture{big: randomBytes(7, 3*mib+123), small: randomBytes(8, 1000)}
 	if err := os.MkdirAll(filepath.Join(dir, "sub dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func newFaultFixture(t *testing.T, opts ...FaultOption) *faultFixture {
 			t.Fatal(err)
 		}
 	}
-	f.srv = NewFaultServer(dir, opts...)
+	f.srv = New(dir, opts...)
 	t.Cleanup(f.srv.Close)
 	// No transparent gzip decoding: the tests look at what was sent.
 	tr := &http.Transport{DisableCompression: true}
@@ -51,7 +52,7 @@ type answer struct {
 	err    error // error reading the body
 }
 
-func (f *faultFixture) do(t *testing.T, method, name string, hdr ...string) answer {
+func (f *fixture) do(t *testing.T, method, name string, hdr ...string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL(name), nil)
 	if err != nil {
@@ -69,7 +70,7 @@ func (f *faultFixture) do(t *testing.T, method, name string, hdr ...string) answ
 	return answer{status: resp.StatusCode, header: resp.Header, body: body, err: err}
 }
 
-func (f *faultFixture) get(t *testing.T, name string, hdr ...string) answer {
+func (f *fixture) get(t *testing.T, name string, hdr ...string) answer {
 	t.Helper()
 	return f.do(t, http.MethodGet, name, hdr...)
 }
@@ -87,8 +88,8 @@ func wantAnswer(t *testing.T, a answer, status int, body []byte) {
 	}
 }
 
-func TestFaultServerServesFiles(t *testing.T) {
-	f := newFaultFixture(t)
+func TestServerServesFiles(t *testing.T) {
+	f := newFixture(t)
 	big := f.big
 	size := int64(len(big))
 	var wantBytes int64
@@ -168,8 +169,8 @@ func TestFaultServerServesFiles(t *testing.T) {
 	}
 }
 
-func TestFaultServerCountsExactly(t *testing.T) {
-	f := newFaultFixture(t)
+func TestServerCountsExactly(t *testing.T) {
+	f := newFixture(t)
 	var want int64
 	for i := range 10 {
 		a := f.get(t, "big.bin", "Range", fmt.Sprintf("bytes=%d-%d", i*1000, i*1000+99999))
@@ -199,7 +200,7 @@ func diffOffsets(a, b []byte) []int {
 }
 
 func TestFaultFlipBits(t *testing.T) {
-	f := newFaultFixture(t, FlipBits("big.bin", 1, 5, 2*mib+3))
+	f := newFixture(t, FlipBits("big.bin", 1, 5, 2*mib+3))
 	a := f.get(t, "big.bin")
 	wantAnswer(t, a, 200, nil)
 	if d := diffOffsets(a.body, f.big); len(d) != 2 || d[0] != 5 || d[1] != 2*mib+3 || a.body[5]^f.big[5] != 1 {
@@ -228,7 +229,7 @@ func TestFaultFlipBits(t *testing.T) {
 }
 
 func TestFaultFlipRandom(t *testing.T) {
-	f := newFaultFixture(t, Seed(42), FlipRandom(When{Max: 2}))
+	f := newFixture(t, Seed(42), FlipRandom(When{Max: 2}))
 	for i := range 2 {
 		a := f.get(t, "big.bin")
 		d := diffOffsets(a.body, f.big)
@@ -243,7 +244,7 @@ func TestFaultFlipRandom(t *testing.T) {
 	wantAnswer(t, f.get(t, "big.bin"), 200, f.big)
 
 	// The same seed damages the same bytes.
-	g := newFaultFixture(t, Seed(42), FlipRandom(When{Max: 2}))
+	g := newFixture(t, Seed(42), FlipRandom(When{Max: 2}))
 	g.get(t, "big.bin")
 	g.get(t, "big.bin")
 	if a, b := f.srv.Flips(), g.srv.Flips(); fmt.Sprint(a) != fmt.Sprint(b) {
@@ -252,7 +253,7 @@ func TestFaultFlipRandom(t *testing.T) {
 }
 
 func TestFaultIgnoreRange(t *testing.T) {
-	f := newFaultFixture(t, IgnoreRange(When{Every: 2}))
+	f := newFixture(t, IgnoreRange(When{Every: 2}))
 	for i := 1; i <= 4; i++ {
 		a := f.get(t, "big.bin", "Range", "bytes=10-19")
 		if i%2 == 0 {
@@ -273,7 +274,7 @@ func TestFaultIgnoreRange(t *testing.T) {
 }
 
 func TestFaultShiftContentRange(t *testing.T) {
-	f := newFaultFixture(t, ShiftContentRange(1, When{}))
+	f := newFixture(t, ShiftContentRange(1, When{}))
 	a := f.get(t, "big.bin", "Range", "bytes=100-199")
 	wantAnswer(t, a, 206, f.big[100:200])
 	want := fmt.Sprintf("bytes 101-200/%d", len(f.big))
@@ -283,7 +284,7 @@ func TestFaultShiftContentRange(t *testing.T) {
 }
 
 func TestFaultShiftBody(t *testing.T) {
-	f := newFaultFixture(t, ShiftBody(7, When{}))
+	f := newFixture(t, ShiftBody(7, When{}))
 	a := f.get(t, "big.bin", "Range", "bytes=100-199")
 	wantAnswer(t, a, 206, f.big[107:207])
 	if got := a.header.Get("Content-Range"); got != fmt.Sprintf("bytes 100-199/%d", len(f.big)) {
@@ -301,7 +302,7 @@ func TestFaultShiftBody(t *testing.T) {
 }
 
 func TestFaultShortBody(t *testing.T) {
-	f := newFaultFixture(t, ShortBody(1000, When{Max: 1}))
+	f := newFixture(t, ShortBody(1000, When{Max: 1}))
 	a := f.get(t, "big.bin", "Range", "bytes=0-99999")
 	if !errors.Is(a.err, io.ErrUnexpectedEOF) {
 		t.Fatalf("read error %v, want unexpected EOF", a.err)
@@ -316,7 +317,7 @@ func TestFaultShortBody(t *testing.T) {
 }
 
 func TestFaultGzipBody(t *testing.T) {
-	f := newFaultFixture(t, GzipBody(When{}))
+	f := newFixture(t, GzipBody(When{}))
 	a := f.get(t, "big.bin", "Range", "bytes=1000-2999999", "Accept-Encoding", "identity")
 	wantAnswer(t, a, 206, nil)
 	if a.header.Get("Content-Encoding") != "gzip" || a.header.Get("Content-Length") != "" {
@@ -339,7 +340,7 @@ func TestFaultGzipBody(t *testing.T) {
 }
 
 func TestFaultResetAfter(t *testing.T) {
-	f := newFaultFixture(t, ResetAfter(50000, When{Every: 2}))
+	f := newFixture(t, ResetAfter(50000, When{Every: 2}))
 	// A fresh connection per request: Go's client silently retries a GET
 	// whose reused connection fails before the first response byte, which
 	// would hide a reset.
@@ -370,7 +371,7 @@ func TestFaultResetAfter(t *testing.T) {
 }
 
 func TestFaultStallAfter(t *testing.T) {
-	f := newFaultFixture(t, StallAfter(1000, 20*time.Millisecond, When{}))
+	f := newFixture(t, StallAfter(1000, 20*time.Millisecond, When{}))
 	wantAnswer(t, f.get(t, "big.bin"), 200, f.big)
 	if got := f.srv.Faults().Stalls; got != 1 {
 		t.Fatalf("Stalls = %d", got)
@@ -380,7 +381,7 @@ func TestFaultStallAfter(t *testing.T) {
 // A stall that outlives the test ends when the server closes; Close does
 // not wait for it.
 func TestFaultStallEndsOnClose(t *testing.T) {
-	f := newFaultFixture(t, StallAfter(1000, time.Hour, When{}))
+	f := newFixture(t, StallAfter(1000, time.Hour, When{}))
 	resp, err := f.client.Get(f.srv.URL("big.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +398,7 @@ func TestFaultStallEndsOnClose(t *testing.T) {
 }
 
 func TestFaultFailWith(t *testing.T) {
-	f := newFaultFixture(t, FailWith(503, When{Max: 2}))
+	f := newFixture(t, FailWith(503, When{Max: 2}))
 	if a := f.do(t, http.MethodHead, "big.bin"); a.status != 503 {
 		t.Fatalf("status %d, want 503", a.status)
 	}
@@ -412,7 +413,7 @@ func TestFaultFailWith(t *testing.T) {
 }
 
 func TestFaultWhenName(t *testing.T) {
-	f := newFaultFixture(t, FailWith(500, When{Name: "sub dir/small.bin"}))
+	f := newFixture(t, FailWith(500, When{Name: "sub dir/small.bin"}))
 	wantAnswer(t, f.get(t, "big.bin"), 200, f.big)
 	wantAnswer(t, f.get(t, "sub dir/small.bin"), 500, nil)
 	f.srv.ClearFaults()
@@ -420,7 +421,7 @@ func TestFaultWhenName(t *testing.T) {
 }
 
 func TestFaultRateCapsKeepBytes(t *testing.T) {
-	f := newFaultFixture(t, ConnRate(4<<20), TotalRate(6<<20))
+	f := newFixture(t, ConnRate(4<<20), TotalRate(6<<20))
 	var wg sync.WaitGroup
 	answers := make([]answer, 3)
 	for i := range answers {
@@ -444,7 +445,7 @@ func TestFaultRateCapsKeepBytes(t *testing.T) {
 // A client that goes away mid-body ends its handler: Close, which waits
 // for every handler, returns.
 func TestFaultClientGoneEndsHandler(t *testing.T) {
-	f := newFaultFixture(t, ConnRate(64<<10))
+	f := newFixture(t, ConnRate(64<<10))
 	resp, err := f.client.Get(f.srv.URL("big.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -488,13 +489,13 @@ func TestParseRange(t *testing.T) {
 	}
 }
 
-func BenchmarkFaultServer(b *testing.B) {
+func BenchmarkServer(b *testing.B) {
 	dir := b.TempDir()
 	data := randomBytes(3, 32*mib)
 	if err := os.WriteFile(filepath.Join(dir, "f"), data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	srv := NewFaultServer(dir)
+	srv := New(dir)
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	b.SetBytes(int64(len(data)))
@@ -509,4 +510,15 @@ func BenchmarkFaultServer(b *testing.B) {
 			b.Fatalf("%d bytes, %v", n, err)
 		}
 	}
+}
+
+const mib = 1 << 20
+
+func randomBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }
