@@ -1,6 +1,10 @@
 package fetch
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/haul-dev/haul/internal/retry"
+)
 
 var (
 	// ErrChanged means the object at the source is not the version first
@@ -32,8 +36,22 @@ func Permanent(err error) error {
 // IsPermanent reports whether retrying err is pointless.
 func IsPermanent(err error) bool {
 	var p *PermanentError
-	return errors.As(err, &p) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrAuth) || errors.Is(err, ErrBadSource)
+	return errors.As(err, &p) || retry.IsPermanent(err) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrAuth) || errors.Is(err, ErrBadSource)
 }
+
+// Also returns err, which errors.Is finds to be target too: a source
+// maps a lower layer's sentinel to its own. The message is err's.
+func Also(err, target error) error {
+	if err == nil {
+		return nil
+	}
+	return &also{err: err, target: target}
+}
+
+type also struct{ err, target error }
+
+func (a *also) Error() string   { return a.err.Error() }
+func (a *also) Unwrap() []error { return []error{a.err, a.target} }
 
 var (
 	// ErrIncomplete means parts stay broken or missing after retries.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/haul-dev/haul/internal/redact"
 )
 
 // SSHOptions configures SSH/SFTP sources.
@@ -75,30 +77,8 @@ func Open(ctx context.Context, spec string, opts OpenOptions) (*Opened, error) {
 }
 
 // Redact returns a URL with its query string, fragment and password
-// removed, for messages. Presigned URLs carry their signature there.
-func Redact(spec string) string {
-	u, err := url.Parse(spec)
-	if err != nil || u.Scheme == "" {
-		if i := strings.IndexAny(spec, "?#"); i >= 0 {
-			return spec[:i] + "?…"
-		}
-		return spec
-	}
-	red := *u
-	if red.User != nil {
-		red.User = url.User(red.User.Username())
-	}
-	q := red.RawQuery != ""
-	red.RawQuery, red.Fragment, red.RawFragment = "", "", ""
-	s := red.String()
-	if red.Host == "" && red.Opaque == "" && strings.Contains(spec, "://") && !strings.Contains(s, "://") {
-		s = strings.Replace(s, ":", "://", 1) // "s3://" stays "s3://", not "s3:"
-	}
-	if q {
-		s += "?…"
-	}
-	return s
-}
+// removed, for messages (redact.URL).
+func Redact(spec string) string { return redact.URL(spec) }
 
 // OpenSources opens the SOURCE arguments of a command: any number of
 // HTTP(S) URLs (one part each), or exactly one other source. A --list

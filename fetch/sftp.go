@@ -5,19 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/haul-dev/haul/internal/retry"
+	"github.com/haul-dev/haul/internal/sshdial"
 )
 
 const (
@@ -52,10 +52,7 @@ const (
 // shares keys, so an encrypted key's passphrase is asked for once per
 // source, not once per connection.
 type sftpSource struct {
-	target  *sshTarget
-	opts    SSHOptions
-	hk      *hostKeyChecker
-	keys    *keyCache
+	dialer  *sshdial.Dialer
 	dir     string // remote directory: absolute, or relative to the login directory
 	display string
 	size    int // the most connections the pool holds
@@ -89,27 +86,15 @@ var errSourceClosed = errors.New("source closed")
 // name prefix in its parent directory. A path starting with /~/ is
 // relative to the login directory.
 func openSFTP(ctx context.Context, u *url.URL, opts SSHOptions) (*Opened, error) {
-	t, err := resolveSSHTarget(u, opts)
+	d, err := sshdial.New(u, sshdial.Options{Identity: opts.Identity, KnownHosts: opts.KnownHosts,
+		AcceptNewHostKey: opts.AcceptNewHostKey, ConfigFile: opts.ConfigFile, Passphrase: opts.Passphrase})
 	if err != nil {
-		return nil, err
-	}
-	userFile := opts.KnownHosts
-	files := []string{userFile}
-	if userFile == "" {
-		if len(t.userKnownHosts) == 0 {
-			return nil, Permanent(fmt.Errorf("ssh: no known_hosts file (HOME is not set): give one with --known-hosts: %w", ErrBadSource))
-		}
-		userFile = t.userKnownHosts[0]
-		files = append(append([]string{}, t.userKnownHosts...), t.globalKnownHosts...)
-	}
-	hk, err := newHostKeyChecker(t, files, userFile, opts.AcceptNewHostKey)
-	if err != nil {
-		return nil, err
+		return nil, sshError(err)
 	}
 	rp := sftpPathOf(u)
-	s := &sftpSource{target: t, opts: opts, hk: hk, keys: &keyCache{}, size: max(1, opts.Connections), dialing: make(chan struct{}, 1)}
+	s := &sftpSource{dialer: d, size: max(1, opts.Connections), dialing: make(chan struct{}, 1)}
 	s.fillSize.Store(sftpMaxPacket)
-	disp := url.URL{Scheme: strings.ToLower(u.Scheme), User: url.User(t.user), Host: net.JoinHostPort(t.alias, strconv.Itoa(t.port)), Path: u.Path}
+	disp := url.URL{Scheme: strings.ToLower(u.Scheme), User: url.User(d.User()), Host: d.HostPort(), Path: u.Path}
 	s.display = disp.String()
 
 	var prefix string
@@ -174,7 +159,7 @@ func (s *sftpSource) Close() error {
 	conns := s.conns
 	s.conns, s.closed = nil, true
 	s.mu.Unlock()
-	s.keys.forget()
+	s.dialer.Forget()
 	for _, c := range conns {
 		c.close()
 	}
@@ -238,7 +223,7 @@ func (s *sftpSource) acquire(ctx context.Context) (c *sftpConn, fresh bool, err 
 	}
 	c, err = s.dial(ctx)
 	if err != nil {
-		var hk *HostKeyError
+		var hk *sshdial.HostKeyError
 		if ctx.Err() != nil || errors.As(err, &hk) {
 			return nil, false, err
 		}
@@ -315,7 +300,7 @@ func (s *sftpSource) release(c *sftpConn) {
 }
 
 func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
-	client, err := dialSSH(ctx, s.target, s.hk, s.opts, s.keys)
+	client, err := s.dialer.Dial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +318,7 @@ func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
 	}
 	if err != nil {
 		client.Close()
-		return nil, fmt.Errorf("start the SFTP subsystem on %s (is sftp enabled in sshd_config?): %w", s.target.addr(), err)
+		return nil, fmt.Errorf("start the SFTP subsystem on %s (is sftp enabled in sshd_config?): %w", s.dialer.Addr(), err)
 	}
 	c := &sftpConn{ssh: client, sftp: sc, done: make(chan struct{})}
 	go func() {
@@ -360,7 +345,7 @@ func (s *sftpSource) do(ctx context.Context, op func(c *sftpConn) error) error {
 		}
 		err = op(c)
 		s.release(c)
-		if err == nil || ctx.Err() != nil || !(isConnError(err) || c.dead()) {
+		if err == nil || ctx.Err() != nil || !(retry.IsNetwork(err) || c.dead()) {
 			return err
 		}
 		c.close()
@@ -370,29 +355,11 @@ func (s *sftpSource) do(ctx context.Context, op func(c *sftpConn) error) error {
 	}
 }
 
-// isConnError reports whether err means the connection broke, rather
-// than the server answering no.
-func isConnError(err error) bool {
-	var ne net.Error
-	switch {
-	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return false
-	case errors.Is(err, sftp.ErrSSHFxConnectionLost),
-		errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, net.ErrClosed),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE),
-		errors.As(err, &ne):
-		return true
-	}
-	return false
-}
-
 // wrap words an error for the caller: missing files are ErrNotFound and
 // denied ones ErrAuth, both permanent.
 func (s *sftpSource) wrap(op string, err error) error {
-	var hk *HostKeyError
+	var hk *sshdial.HostKeyError
+	err = sshError(err)
 	switch {
 	case errors.As(err, &hk):
 		return Permanent(err) // its message is complete on its own
@@ -404,6 +371,20 @@ func (s *sftpSource) wrap(op string, err error) error {
 		return Permanent(fmt.Errorf("%s: %s: %w", s.display, op, err))
 	}
 	return fmt.Errorf("%s: %s: %w", s.display, op, err)
+}
+
+// sshError maps the SSH dialler's sentinels to the sources' own, keeping
+// the message.
+func sshError(err error) error {
+	switch {
+	case errors.Is(err, sshdial.ErrConfig):
+		return Also(err, ErrBadSource)
+	case errors.Is(err, sshdial.ErrAuth):
+		return Also(err, ErrAuth)
+	case errors.Is(err, sshdial.ErrNoHost):
+		return Also(err, ErrNotFound)
+	}
+	return err
 }
 
 func (s *sftpSource) remotePath(name string) string {
@@ -613,7 +594,7 @@ func readFullAt(f io.ReaderAt, b []byte, off int64) (int, error) {
 func (r *sftpReader) fail(err error) error {
 	if errors.Is(err, errShortFile) {
 		err = fmt.Errorf("%w (ended before byte %d of %d)", ErrChanged, r.end, r.obj.Size)
-	} else if isConnError(err) {
+	} else if retry.IsNetwork(err) {
 		r.c.close()
 	}
 	return r.src.wrap(fmt.Sprintf("read %s at %d", r.obj.Name, r.off), err)

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/haul-dev/haul/internal/sshdial"
 )
 
 // ErrNoRemoteExec means the SSH server runs no commands for us (an
@@ -71,7 +73,7 @@ func hashBlock(pieceSize int64) int64 {
 func hashCommand(file string, size, pieceSize int64, pieces []int) (cmd string, stdin []byte) {
 	bs := hashBlock(pieceSize)
 	script := fmt.Sprintf(hashScript, bs, hashGNUBlock)
-	cmd = "sh -c " + shellQuote(script) + " haul-hash " + shellQuote(file)
+	cmd = "sh -c " + sshdial.ShellQuote(script) + " haul-hash " + sshdial.ShellQuote(file)
 	var b bytes.Buffer
 	for _, i := range pieces {
 		off := int64(i) * pieceSize

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/internal/sshdial"
 	"github.com/haul-dev/haul/internal/testenv"
 )
 
@@ -419,8 +420,8 @@ func TestSSHHostKeyUnknown(t *testing.T) {
 	}
 	f.opts.SSH.KnownHosts = kh
 	_, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts)
-	var he *fetch.HostKeyError
-	if !errors.Is(err, fetch.ErrHostKeyUnknown) || !errors.As(err, &he) {
+	var he *sshdial.HostKeyError
+	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !errors.As(err, &he) {
 		t.Fatalf("unknown host: %v", err)
 	}
 	if he.Fingerprint != f.d.HostKeyFingerprint || he.KeyType != "ssh-ed25519" || he.Changed {
@@ -438,7 +439,7 @@ func TestSSHHostKeyUnknown(t *testing.T) {
 	}
 	// No known_hosts at all: the same, and none is created.
 	f.opts.SSH.KnownHosts = filepath.Join(t.TempDir(), "nope", "known_hosts")
-	if _, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts); !errors.Is(err, fetch.ErrHostKeyUnknown) {
+	if _, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts); !errors.Is(err, sshdial.ErrHostKeyUnknown) {
 		t.Fatalf("no known_hosts: %v", err)
 	}
 	if _, err := os.Stat(filepath.Dir(f.opts.SSH.KnownHosts)); !errors.Is(err, os.ErrNotExist) {
@@ -489,8 +490,8 @@ func TestSSHAcceptNewThenChangedHostKey(t *testing.T) {
 	for _, accept := range []bool{false, true} {
 		f.opts.SSH.AcceptNewHostKey = accept
 		_, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts)
-		var he *fetch.HostKeyError
-		if !errors.Is(err, fetch.ErrHostKeyChanged) || !errors.As(err, &he) || !he.Changed {
+		var he *sshdial.HostKeyError
+		if !errors.Is(err, sshdial.ErrHostKeyChanged) || !errors.As(err, &he) || !he.Changed {
 			t.Fatalf("accept-new=%v: %v, want ErrHostKeyChanged", accept, err)
 		}
 		if he.Fingerprint != f.d.HostKeyFingerprint || !strings.Contains(err.Error(), "CHANGED") || !fetch.IsPermanent(err) {

@@ -229,20 +229,6 @@ func TestHashScriptLocally(t *testing.T) {
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"/srv/backup.tar.gz": "/srv/backup.tar.gz",
-		"it's":               `'it'\''s'`,
-		"a b":                "'a b'",
-		"":                   "''",
-		"[127.0.0.1]:2222":   "'[127.0.0.1]:2222'",
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestSFTPPathOf(t *testing.T) {
 	for in, want := range map[string]string{
 		"sftp://h/srv/x/":       "/srv/x/",

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/internal/sshdial"
 	"github.com/haul-dev/haul/internal/testenv"
 )
 
@@ -199,8 +200,8 @@ func TestSSHProxyJumpHostKeys(t *testing.T) {
 	// The jump host's key is unknown: refused, naming the jump host and
 	// both fixes.
 	_, err := l.open(t)
-	var he *fetch.HostKeyError
-	if !errors.Is(err, fetch.ErrHostKeyUnknown) || !errors.As(err, &he) || !fetch.IsPermanent(err) {
+	var he *sshdial.HostKeyError
+	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !errors.As(err, &he) || !fetch.IsPermanent(err) {
 		t.Fatalf("unknown jump host key: %v", err)
 	}
 	msg := err.Error()
@@ -242,7 +243,7 @@ func TestSSHProxyJumpHostKeys(t *testing.T) {
 	for _, accept := range []bool{false, true} {
 		l.opts.SSH.AcceptNewHostKey = accept
 		_, err := l.open(t)
-		if !errors.Is(err, fetch.ErrHostKeyChanged) || !strings.Contains(err.Error(), "jump host bastion") {
+		if !errors.Is(err, sshdial.ErrHostKeyChanged) || !strings.Contains(err.Error(), "jump host bastion") {
 			t.Fatalf("accept-new=%v: changed jump host key: %v", accept, err)
 		}
 	}
@@ -256,7 +257,7 @@ func TestSSHProxyJumpHostKeys(t *testing.T) {
 	l.jump.WriteKnownHosts(t, onlyJump, false)
 	l.opts.SSH = fetch.SSHOptions{KnownHosts: onlyJump, ConfigFile: l.cfg}
 	_, err = l.open(t)
-	if !errors.Is(err, fetch.ErrHostKeyUnknown) || !errors.As(err, &he) || he.Fingerprint != l.target.HostKeyFingerprint {
+	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !errors.As(err, &he) || he.Fingerprint != l.target.HostKeyFingerprint {
 		t.Fatalf("unknown target key: %v", err)
 	}
 	if want := fmt.Sprintf("ssh bastion ssh-keyscan -p %d", l.target.Port); !strings.Contains(err.Error(), want) {

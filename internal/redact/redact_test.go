@@ -1,4 +1,4 @@
-package fetch
+package redact
 
 import "testing"
 
@@ -14,8 +14,8 @@ func TestRedact(t *testing.T) {
 		{"/srv/parts", "/srv/parts"},
 		{"file?x=1", "file?…"},
 	} {
-		if got := Redact(c.in); got != c.want {
-			t.Errorf("Redact(%q) = %q, want %q", c.in, got, c.want)
+		if got := URL(c.in); got != c.want {
+			t.Errorf("URL(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package fetch
+package sshdial
 
 import (
 	"crypto/ed25519"
@@ -51,7 +51,7 @@ Host *
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts := SSHOptions{ConfigFile: cfg}
+	opts := Options{ConfigFile: cfg}
 
 	tg, err := resolveSSHTarget(mustURL(t, "sftp://backup/srv/x"), opts)
 	if err != nil {
@@ -94,8 +94,8 @@ Host *
 
 	for _, bad := range []string{"sftp://u:secret@host/x", "sftp://host:0/x", "sftp:///x", "sftp://jumpy/x"} {
 		_, err := resolveSSHTarget(mustURL(t, bad), opts)
-		if !errors.Is(err, ErrBadSource) {
-			t.Errorf("%s: %v, want ErrBadSource", bad, err)
+		if !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: %v, want ErrConfig", bad, err)
 		}
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("%s: the password is in the message: %v", bad, err)
@@ -104,10 +104,10 @@ Host *
 
 	// An explicit config file that is missing is an error; the default
 	// one missing is not.
-	if _, err := resolveSSHTarget(mustURL(t, "sftp://h/x"), SSHOptions{ConfigFile: filepath.Join(home, "nope")}); err == nil {
+	if _, err := resolveSSHTarget(mustURL(t, "sftp://h/x"), Options{ConfigFile: filepath.Join(home, "nope")}); err == nil {
 		t.Error("missing explicit config: no error")
 	}
-	if _, err := resolveSSHTarget(mustURL(t, "sftp://h/x"), SSHOptions{}); err != nil {
+	if _, err := resolveSSHTarget(mustURL(t, "sftp://h/x"), Options{}); err != nil {
 		t.Errorf("no ~/.ssh/config: %v", err)
 	}
 }

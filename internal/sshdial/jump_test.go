@@ -1,4 +1,4 @@
-package fetch
+package sshdial
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/haul-dev/haul/internal/retry"
 )
 
 func TestParseProxyJump(t *testing.T) {
@@ -115,7 +117,7 @@ Host *
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts := SSHOptions{ConfigFile: cfg}
+	opts := Options{ConfigFile: cfg}
 
 	tg, err := resolveSSHTarget(mustURL(t, "sftp://root@db:2200/x"), opts)
 	if err != nil {
@@ -151,7 +153,7 @@ Host *
 
 	// --known-hosts is every hop's known_hosts file.
 	kh := filepath.Join(home, "kh")
-	tg, err = resolveSSHTarget(mustURL(t, "sftp://db/x"), SSHOptions{ConfigFile: cfg, KnownHosts: kh})
+	tg, err = resolveSSHTarget(mustURL(t, "sftp://db/x"), Options{ConfigFile: cfg, KnownHosts: kh})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +170,8 @@ Host *
 		{"sftp://piped/x", "ProxyJump bastion"},
 	} {
 		_, err := resolveSSHTarget(mustURL(t, tc.url), opts)
-		if !errors.Is(err, ErrBadSource) || !IsPermanent(err) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want ErrBadSource suggesting %q", tc.url, err, tc.want)
+		if !errors.Is(err, ErrConfig) || !retry.IsPermanent(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrConfig suggesting %q", tc.url, err, tc.want)
 		}
 	}
 
@@ -178,8 +180,8 @@ Host *
 	if err := os.WriteFile(bad, []byte("Host h\n    ProxyJump a:99999\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = resolveSSHTarget(mustURL(t, "sftp://h/x"), SSHOptions{ConfigFile: bad})
-	if !errors.Is(err, ErrBadSource) || !strings.Contains(err.Error(), "a:99999") || !strings.Contains(err.Error(), "for h") {
+	_, err = resolveSSHTarget(mustURL(t, "sftp://h/x"), Options{ConfigFile: bad})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "a:99999") || !strings.Contains(err.Error(), "for h") {
 		t.Errorf("bad ProxyJump: %v", err)
 	}
 }

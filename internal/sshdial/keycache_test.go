@@ -1,4 +1,4 @@
-package fetch
+package sshdial
 
 import (
 	"crypto/ed25519"

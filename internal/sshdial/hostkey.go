@@ -1,4 +1,4 @@
-package fetch
+package sshdial
 
 import (
 	"crypto/ed25519"
@@ -69,7 +69,7 @@ func (e *HostKeyError) Error() string {
 		return fmt.Sprintf("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for %s! The server offered %s key %s but %s. "+
 			"Someone could be intercepting the connection (man-in-the-middle attack), or the host key was just replaced. "+
 			"haul refuses to connect, with or without --accept-new-host-key. If the change is expected, remove the old key with: ssh-keygen -R %s -f %s",
-			e.Host, kt, e.Fingerprint, strings.Join(was, ", "), shellQuote(e.Host), shellQuote(e.File))
+			e.Host, kt, e.Fingerprint, strings.Join(was, ", "), ShellQuote(e.Host), ShellQuote(e.File))
 	default:
 		port := ""
 		if e.port != 0 && e.port != 22 {
@@ -84,7 +84,7 @@ func (e *HostKeyError) Error() string {
 		return fmt.Sprintf("the authenticity of host %s can't be established: %s key fingerprint is %s, and it is not in %s. "+
 			"If the fingerprint is right (ask the host's administrator, or run ssh-keygen -lf on its host key), run again with --accept-new-host-key to record it, "+
 			"or add it yourself: %sssh-keyscan %s-t %s %s >> %s",
-			e.Host, kt, e.Fingerprint, e.File, via, port, scanType, e.scanHost, shellQuote(e.File))
+			e.Host, kt, e.Fingerprint, e.File, via, port, scanType, e.scanHost, ShellQuote(e.File))
 	}
 }
 
@@ -159,7 +159,7 @@ func newHostKeyChecker(t *sshTarget, files []string, writeFile string, acceptNew
 	shared := map[string]*hostKeyChecker{h.sharingKey(files): h}
 	for i, j := range t.jumps {
 		if len(j.userKnownHosts) == 0 {
-			return nil, Permanent(fmt.Errorf("ssh jump host %s: no known_hosts file (HOME is not set): give one with --known-hosts: %w", j.alias, ErrBadSource))
+			return nil, permanent(fmt.Errorf("ssh jump host %s: no known_hosts file (HOME is not set): give one with --known-hosts: %w", j.alias, ErrConfig))
 		}
 		jfiles := append(slices.Clone(j.userKnownHosts), j.globalKnownHosts...)
 		jh, err := newHopKeyChecker(j, jfiles, j.userKnownHosts[0], acceptNew)
@@ -196,9 +196,9 @@ func keyscanVia(jumps []*sshTarget) string {
 		for _, j := range jumps[:len(jumps)-1] {
 			specs = append(specs, j.spec)
 		}
-		cmd += "-J " + shellQuote(strings.Join(specs, ",")) + " "
+		cmd += "-J " + ShellQuote(strings.Join(specs, ",")) + " "
 	}
-	return cmd + shellQuote(last.spec)
+	return cmd + ShellQuote(last.spec)
 }
 
 func newHopKeyChecker(t *sshTarget, files []string, writeFile string, acceptNew bool) (*hostKeyChecker, error) {
@@ -226,7 +226,7 @@ func newHopKeyChecker(t *sshTarget, files []string, writeFile string, acceptNew 
 	if len(existing) > 0 {
 		db, err := knownhosts.New(existing...)
 		if err != nil {
-			return nil, Permanent(fmt.Errorf("read known_hosts: %v (fix or remove the bad line): %w", err, ErrBadSource))
+			return nil, permanent(fmt.Errorf("read known_hosts: %v (fix or remove the bad line): %w", err, ErrConfig))
 		}
 		h.db = db
 		// knownhosts reports every key it holds for the host when the
@@ -386,9 +386,9 @@ func appendKnownHosts(file, line string) error {
 	return atomicfile.WriteFile(file, append(old, line...), mode)
 }
 
-// shellQuote quotes s for a POSIX shell (and csh and fish): single quotes,
+// ShellQuote quotes s for a POSIX shell (and csh and fish): single quotes,
 // with each ' written as '\”.
-func shellQuote(s string) string {
+func ShellQuote(s string) string {
 	plain := s != "" && !strings.ContainsFunc(s, func(r rune) bool {
 		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
 	})
