@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
 )
 
 // span is a byte range of a piece that one worker fetches. A split lowers
@@ -100,17 +101,12 @@ func (e *engine) newFlight(r *partRun, i int) job {
 	return job{r: r, i: i, fl: fl, sp: sp}
 }
 
-// noSplitter is implemented by sources whose spans the endgame must not
-// split: over SFTP a split drops pkg/sftp's read-ahead, so the server
-// reads the bytes past the split point twice.
-type noSplitter interface{ NoSplit() bool }
-
 // steal splits the span that would end last among the pieces in flight
 // and returns a job for its second half. Without a span worth splitting
 // it returns false, and busy tells whether spans run that may become
 // worth it. Callers hold e.mu.
 func (e *engine) steal() (j job, ok, busy bool) {
-	if ns, ok := e.src.(noSplitter); ok && ns.NoSplit() {
+	if ns, ok := e.src.(source.NoSplitter); ok && ns.NoSplit() {
 		return job{}, false, false
 	}
 	var best job
@@ -208,7 +204,7 @@ func (e *engine) again(fl *flight) *span {
 func (e *engine) readBack(r *partRun, fl *flight, buf []byte) (string, error) {
 	h := chunk.NewPieceHash(r.p.PieceHash)
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(r.f, fl.off, fl.n), buf); err != nil {
-		return "", Permanent(fmt.Errorf("read back %s: %w", e.partialPath(r.p.Name), err))
+		return "", source.Permanent(fmt.Errorf("read back %s: %w", e.partialPath(r.p.Name), err))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

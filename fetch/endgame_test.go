@@ -11,19 +11,21 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
 )
 
 // slowSource serves a real source through slow reads (small chunks with
 // a pause), records every range asked for, and flips the byte at flipAt
 // the first time a read delivers it (when flipAt >= 0).
 type slowSource struct {
-	Source
+	source.Source
 	mu     sync.Mutex
 	ranges [][2]int64
 	flipAt int64
 }
 
-func (s *slowSource) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
+func (s *slowSource) ReadRange(ctx context.Context, obj source.Object, off, n int64) (io.ReadCloser, error) {
 	rc, err := s.Source.ReadRange(ctx, obj, off, n)
 	if err != nil {
 		return nil, err
@@ -63,7 +65,7 @@ func runSlow(t *testing.T, dir, dest string, flipAt int64) (*slowSource, *engine
 	opts.Connections = 8
 	opts.PieceSize = 256 << 10
 	opts.defaults()
-	op, err := Open(context.Background(), dir, OpenOptions{})
+	op, err := open.Open(context.Background(), dir, source.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestEndgameSplitPieceDamaged(t *testing.T) {
 func writeManifestFile(t *testing.T, dir string, pieceSize int64) {
 	t.Helper()
 	var b bytes.Buffer
-	if err := WriteManifest(context.Background(), dir, OpenOptions{}, pieceSize, &b); err != nil {
+	if err := WriteManifest(context.Background(), dir, source.OpenOptions{}, pieceSize, &b); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "set.haul.json"), b.Bytes(), 0o644); err != nil {

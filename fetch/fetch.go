@@ -1,28 +1,27 @@
 package fetch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
-	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
 	"github.com/haul-dev/haul/internal/bwlimit"
+	"github.com/haul-dev/haul/internal/retry"
 )
 
 // Options configures Fetch, Verify and Repair.
 type Options struct {
 	Sources []string // SOURCE arguments
 	Dest    string   // the workdir
-	Open    OpenOptions
-	Filter  Filter
+	Open    source.OpenOptions
+	Filter  source.Filter
 	// Manifest is a --manifest PATH or URL naming a reference file.
 	Manifest    string
 	Connections int   // -j, default 8
@@ -34,7 +33,7 @@ type Options struct {
 	Timeout       time.Duration    // stall timeout, default 60 s
 	Limiter       *bwlimit.Limiter // --bwlimit; nil = unlimited
 	Progress      Progress
-	Backoff       Backoff // nil = DefaultBackoff
+	Backoff       retry.Backoff // nil = retry.DefaultBackoff
 	// SetCheck decodes a whole set split at arbitrary bytes (parts in
 	// order, at their final paths) and returns a *integrity.FormatError
 	// naming the first bad part, or an error wrapping ErrNoVerdict when it
@@ -65,7 +64,7 @@ func (o *Options) defaults() {
 		o.Progress = nopProgress{}
 	}
 	if o.Backoff == nil {
-		o.Backoff = DefaultBackoff
+		o.Backoff = retry.DefaultBackoff
 	}
 }
 
@@ -103,13 +102,14 @@ type Summary struct {
 // up to opts.Retries times. It returns *IncompleteError (exit 3) when parts
 // stay broken or missing, an error wrapping ErrInterrupted (exit 75) when
 // ctx ends first, and ErrNetworkDown (exit 75) when the link stays down.
-func Fetch(ctx context.Context, opts Options) (*Summary, error) {
+func Fetch(ctx context.Context, opts Options) (_ *Summary, err error) {
+	defer func() { err = settle(err) }()
 	opts.defaults()
 	if err := ensureDest(opts.Dest); err != nil {
 		return nil, err
 	}
 	if err := opts.Filter.Validate(); err != nil {
-		return nil, Permanent(fmt.Errorf("%w: %v", ErrBadSource, err))
+		return nil, source.Permanent(fmt.Errorf("%w: %v", source.ErrBadSource, err))
 	}
 	op, err := openSources(ctx, &opts)
 	if err != nil {
@@ -168,11 +168,11 @@ func (e *engine) prepareRun(ctx context.Context) error {
 
 // openSources opens the SOURCE arguments, trying again while the link or
 // the server is down.
-func openSources(ctx context.Context, opts *Options) (*Opened, error) {
-	var op *Opened
+func openSources(ctx context.Context, opts *Options) (*source.Opened, error) {
+	var op *source.Opened
 	err := retryTransient(ctx, opts, func() error {
 		var err error
-		op, err = OpenSources(ctx, opts.Sources, opts.Open)
+		op, err = open.OpenSources(ctx, opts.Sources, opts.Open)
 		return err
 	})
 	return op, err
@@ -185,191 +185,17 @@ const maxChanges = 5
 // ensureDest creates DEST/.haul and proves it is writable.
 func ensureDest(dest string) error {
 	if dest == "" {
-		return Permanent(fmt.Errorf("no DEST given: %w", ErrBadSource))
+		return source.Permanent(fmt.Errorf("no DEST given: %w", source.ErrBadSource))
 	}
 	if err := os.MkdirAll(filepath.Join(dest, chunk.StateDir), 0o700); err != nil {
-		return Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
+		return source.Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
 	}
 	f, err := os.CreateTemp(filepath.Join(dest, chunk.StateDir), ".probe*")
 	if err != nil {
-		return Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
+		return source.Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
 	}
 	f.Close()
 	return os.Remove(f.Name())
-}
-
-// refIndex is what the reference files say.
-type refIndex struct {
-	byName    map[string][]integrity.Reference
-	pieceSize int64 // from a haul manifest, 0 when none
-}
-
-// loadReferences reads every reference file beside the parts and the
-// --manifest one. A malformed file is an error naming it and the line.
-func (e *engine) loadReferences(ctx context.Context, files []Object) (*refIndex, error) {
-	idx := &refIndex{byName: map[string][]integrity.Reference{}}
-	add := func(name string, r io.Reader) error {
-		if integrity.IsManifestFile(name) {
-			h, parts, err := integrity.ReadManifest(name, r)
-			if err != nil {
-				return err
-			}
-			if idx.pieceSize == 0 {
-				idx.pieceSize = h.PieceSize
-			}
-			for _, p := range parts {
-				idx.byName[p.Name] = append(idx.byName[p.Name], p.References()...)
-			}
-			return nil
-		}
-		refs, err := integrity.ParseSumFile(name, r)
-		if err != nil {
-			return err
-		}
-		for n, rs := range refs {
-			idx.byName[n] = append(idx.byName[n], rs...)
-		}
-		return nil
-	}
-	for _, o := range files {
-		if o.Size > maxRefFile {
-			return nil, Permanent(fmt.Errorf("reference file %s is %d bytes, more than a sum file should be", o.Name, o.Size))
-		}
-	}
-	datas, err := e.readRefs(ctx, files)
-	if err != nil {
-		return nil, err
-	}
-	for i, o := range files {
-		if err := add(o.Name, bytes.NewReader(datas[i])); err != nil {
-			return nil, Permanent(err)
-		}
-	}
-	if m := e.opts.Manifest; m != "" {
-		data, name, err := readManifestArg(ctx, m, e.opts.Open)
-		if err != nil {
-			return nil, err
-		}
-		if err := add(name, bytes.NewReader(data)); err != nil {
-			return nil, Permanent(err)
-		}
-	}
-	return idx, nil
-}
-
-const maxRefFile = 64 << 20
-
-// readManifestArg reads --manifest PATH|URL.
-func readManifestArg(ctx context.Context, m string, oo OpenOptions) ([]byte, string, error) {
-	if !strings.Contains(m, "://") {
-		data, err := os.ReadFile(m)
-		if err != nil {
-			return nil, "", Permanent(fmt.Errorf("--manifest %s: %w", m, err))
-		}
-		return data, filepath.Base(m), nil
-	}
-	op, err := Open(ctx, m, oo)
-	if err != nil {
-		return nil, "", fmt.Errorf("--manifest %s: %w", Redact(m), err)
-	}
-	defer op.Source.Close()
-	objs, err := op.Source.List(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	for _, o := range objs {
-		if op.Prefix == "" || o.Name == op.Prefix {
-			e := &engine{opts: &Options{Timeout: time.Minute}}
-			data, err := e.readAll(ctx, op.Source, o)
-			return data, o.Name, err
-		}
-	}
-	return nil, "", Permanent(fmt.Errorf("--manifest %s: %w", Redact(m), ErrNotFound))
-}
-
-// refRange is the least a range of a reference file read in parallel
-// holds.
-const refRange = 2 << 10
-
-// readRefs reads the reference files before any part: all at once, each
-// in ranges over up to opts.Connections requests in all. On a link capped
-// per connection a 30 GB set's manifest (about 250 KB at 8 MiB pieces)
-// read on one connection would hold back every part for seconds.
-func (e *engine) readRefs(ctx context.Context, files []Object) ([][]byte, error) {
-	type task struct {
-		file   int
-		off, n int64
-	}
-	var tasks []task
-	out := make([][]byte, len(files))
-	for i, o := range files {
-		out[i] = make([]byte, o.Size)
-		k := max(1, min(int64(e.opts.Connections), o.Size/refRange))
-		step := (o.Size + k - 1) / k
-		for off := int64(0); off < o.Size; off += step {
-			tasks = append(tasks, task{i, off, min(step, o.Size-off)})
-		}
-	}
-	errs := make([]error, len(files))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, max(1, e.opts.Connections))
-	for _, t := range tasks {
-		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			err := e.readInto(ctx, e.src, files[t.file], t.off, out[t.file][t.off:t.off+t.n])
-			mu.Lock()
-			if err != nil && errs[t.file] == nil {
-				errs[t.file] = err
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if errors.Is(err, errRangeIgnored) {
-			// A server that ignores Range: the file in one piece.
-			out[i], err = e.readAll(ctx, e.src, files[i])
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reference file %s: %w", files[i].Name, err)
-		}
-	}
-	return out, nil
-}
-
-// readAll reads a small object whole, with a few retries.
-func (e *engine) readAll(ctx context.Context, src Source, o Object) ([]byte, error) {
-	data := make([]byte, o.Size)
-	if err := e.readInto(ctx, src, o, 0, data); err != nil {
-		return nil, err
-	}
-	return data, nil
-}
-
-// readInto reads bytes [off, off+len(dst)) of a small object into dst,
-// with a few retries.
-func (e *engine) readInto(ctx context.Context, src Source, o Object, off int64, dst []byte) error {
-	var last error
-	for attempt := 1; attempt <= 3; attempt++ {
-		rc, err := src.ReadRange(ctx, o, off, int64(len(dst)))
-		if err == nil {
-			_, err = io.ReadFull(rc, dst)
-			rc.Close()
-			if err == nil {
-				return nil
-			}
-		}
-		if IsPermanent(err) || ctx.Err() != nil || errors.Is(err, errRangeIgnored) {
-			return err
-		}
-		last = err
-		if err := sleep(ctx, time.Duration(attempt)*200*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return last
 }
 
 // IncompleteError lists parts that stay broken or missing (exit 3).

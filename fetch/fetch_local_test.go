@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/gen"
+	"github.com/haul-dev/haul/internal/retry"
 	"github.com/haul-dev/haul/internal/testenv"
 )
 
@@ -80,7 +82,7 @@ func testOptions(src, dest string) Options {
 		PieceSize:   64 << 10,
 		Retries:     5,
 		Timeout:     5 * time.Second,
-		Backoff:     ExpBackoff(time.Millisecond, 10*time.Millisecond),
+		Backoff:     retry.ExpBackoff(time.Millisecond, 10*time.Millisecond),
 	}
 }
 
@@ -129,41 +131,6 @@ func TestFetchSumMismatchIsBroken(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dest, "db.tar.zst.000.1")); err == nil {
 		t.Fatal("a broken part has its final name")
-	}
-}
-
-func TestNaturalCompare(t *testing.T) {
-	names := []string{"x.tar.gz.10", "x.tar.gz.2", "x.tar.gz", "x.tar.gz.1", "x.tar.gz.9"}
-	set := SelectSet(objects(names...), Filter{})
-	var got []string
-	for _, o := range set.Parts {
-		got = append(got, o.Name)
-	}
-	want := []string{"x.tar.gz", "x.tar.gz.1", "x.tar.gz.2", "x.tar.gz.9", "x.tar.gz.10"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("order %v, want %v", got, want)
-	}
-}
-
-func objects(names ...string) []Object {
-	var o []Object
-	for _, n := range names {
-		o = append(o, Object{Name: n})
-	}
-	return o
-}
-
-func TestPrefixSelectsNumberedSplit(t *testing.T) {
-	names := []string{"db.tar.zst.000", "db.tar.zst.001", "db.tar.zst.002", "db.tar.zst.sha256", "db.tar.zst.000.bak", "db.tar.zst.0001", "other.000"}
-	set := SelectSet(objects(names...), Filter{Prefix: "db.tar.zst.000"})
-	var got []string
-	for _, o := range set.Parts {
-		got = append(got, o.Name)
-	}
-	// "0001" and "000.bak" start with the prefix: SPEC's plain name-prefix rule takes them.
-	want := []string{"db.tar.zst.000", "db.tar.zst.000.bak", "db.tar.zst.001", "db.tar.zst.0001", "db.tar.zst.002"}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("parts %v, want %v", got, want)
 	}
 }
 
@@ -278,16 +245,16 @@ func TestResumeRechecksDonePieces(t *testing.T) {
 }
 
 func TestAutoPieceSize(t *testing.T) {
-	sizes := func(n int, each int64) []Object {
-		var o []Object
+	sizes := func(n int, each int64) []source.Object {
+		var o []source.Object
 		for i := 0; i < n; i++ {
-			o = append(o, Object{Size: each})
+			o = append(o, source.Object{Size: each})
 		}
 		return o
 	}
 	for _, c := range []struct {
 		name  string
-		parts []Object
+		parts []source.Object
 		j     int
 		want  int64
 	}{

@@ -6,14 +6,17 @@ import (
 	"io"
 	"time"
 
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
 	"github.com/haul-dev/haul/integrity"
 )
 
 // WriteManifest writes a haul manifest for the set a SOURCE names (a local
 // directory, or any remote source): each part's size and SHA-256 and each
 // piece's SHA-256, read in one sequential pass per part.
-func WriteManifest(ctx context.Context, spec string, oo OpenOptions, pieceSize int64, w io.Writer) error {
-	op, err := OpenSources(ctx, []string{spec}, oo)
+func WriteManifest(ctx context.Context, spec string, oo source.OpenOptions, pieceSize int64, w io.Writer) (err error) {
+	defer func() { err = settle(err) }()
+	op, err := open.OpenSources(ctx, []string{spec}, oo)
 	if err != nil {
 		return err
 	}
@@ -22,9 +25,9 @@ func WriteManifest(ctx context.Context, spec string, oo OpenOptions, pieceSize i
 	if err != nil {
 		return fmt.Errorf("list %s: %w", op.Source, err)
 	}
-	set := SelectSet(objs, Filter{Prefix: op.Prefix})
+	set := source.SelectSet(objs, source.Filter{Prefix: op.Prefix})
 	if len(set.Parts) == 0 {
-		return Permanent(fmt.Errorf("no parts found at %s: %w", op.Source, ErrNotFound))
+		return source.Permanent(fmt.Errorf("no parts found at %s: %w", op.Source, source.ErrNotFound))
 	}
 	mw, err := integrity.NewManifestWriter(w, integrity.ManifestHeader{Version: 1, PieceSize: pieceSize, Created: time.Now().UTC()})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 )
 
@@ -26,13 +27,13 @@ func (e *engine) prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list %s: %w", e.src, err)
 	}
-	set := SelectSet(objs, e.opts.Filter)
+	set := source.SelectSet(objs, e.opts.Filter)
 	if len(set.Parts) == 0 {
 		what := e.src.String()
 		if e.opts.Filter.Prefix != "" {
 			what += " (names starting with " + e.opts.Filter.Prefix + ")"
 		}
-		return Permanent(fmt.Errorf("no parts found at %s: check the SOURCE path and --include/--exclude: %w", what, ErrNotFound))
+		return source.Permanent(fmt.Errorf("no parts found at %s: check the SOURCE path and --include/--exclude: %w", what, source.ErrNotFound))
 	}
 	refs, err := e.loadReferences(ctx, set.RefFiles)
 	if err != nil {
@@ -86,7 +87,7 @@ func (e *engine) prepare(ctx context.Context) error {
 			fresh = slices.Concat(p.Refs, fresh)
 		}
 		p.Refs = dedupeRefs(fresh)
-		if cs, ok := e.src.(Checksummer); ok && !p.Complete() {
+		if cs, ok := e.src.(source.Checksummer); ok && !p.Complete() {
 			more, err := cs.References(ctx, o)
 			if err != nil {
 				return err
@@ -114,7 +115,7 @@ func (e *engine) prepare(ctx context.Context) error {
 	for name := range refs.byName {
 		promised[name] = "named by a reference file"
 	}
-	if ex, ok := e.src.(Expecter); ok {
+	if ex, ok := e.src.(source.Expecter); ok {
 		for _, name := range ex.Expected() {
 			promised[name] = "named by the first volume's LN field"
 		}
@@ -141,7 +142,7 @@ func (e *engine) prepare(ctx context.Context) error {
 			parts = append(parts, p)
 		}
 	}
-	slices.SortFunc(parts, func(a, b *chunk.Part) int { return NaturalCompare(a.Name, b.Name) })
+	slices.SortFunc(parts, func(a, b *chunk.Part) int { return source.NaturalCompare(a.Name, b.Name) })
 	st.Parts = parts
 	e.st = st
 	e.changed = make(chan struct{})
@@ -169,7 +170,7 @@ func dedupeRefs(refs []integrity.Reference) []integrity.Reference {
 	return out
 }
 
-func (e *engine) adopt(p *chunk.Part, o Object) {
+func (e *engine) adopt(p *chunk.Part, o source.Object) {
 	p.Size, p.Version, p.ETag, p.ModTime = o.Size, o.Version(), o.ETag, o.ModTime
 }
 
@@ -267,7 +268,7 @@ func samePieceHash(a, b string) bool {
 // pieces — then pieces shrink (to 256 KiB at the least, a multiple of
 // 64 KiB), so that a set of parts smaller than 8 MiB does not fetch each
 // part on one connection at one connection's cap.
-func autoPieceSize(parts []Object, max int64, connections int) int64 {
+func autoPieceSize(parts []source.Object, max int64, connections int) int64 {
 	var total int64
 	for _, o := range parts {
 		total += o.Size

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/atomicfile"
 )
@@ -48,7 +49,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	path := e.partialPath(r.p.Name)
 	if r.n == 0 {
 		if err := os.WriteFile(path, nil, 0o644); err != nil {
-			return Permanent(err)
+			return source.Permanent(err)
 		}
 	}
 	res := e.provePart(ctx, r, path)
@@ -65,15 +66,15 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	if res.Err == nil {
 		if r.f != nil {
 			if err := r.f.Close(); err != nil {
-				return Permanent(fmt.Errorf("close %s: %w", path, err))
+				return source.Permanent(fmt.Errorf("close %s: %w", path, err))
 			}
 			r.f = nil
 		}
 		if err := os.Rename(path, e.finalPath(p.Name)); err != nil {
-			return Permanent(fmt.Errorf("rename %s: %w", path, err))
+			return source.Permanent(fmt.Errorf("rename %s: %w", path, err))
 		}
 		if err := atomicfile.SyncDir(e.opts.Dest); err != nil {
-			return Permanent(err)
+			return source.Permanent(err)
 		}
 		p.VerifiedBy, p.Error = res.VerifiedBy, ""
 		kind := EventPartVerified
@@ -179,7 +180,7 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 			refs = append(refs, ref)
 		}
 	}
-	checks := detectChecks(path, r.p.Name, e.names())
+	checks := detectChecks(path, r.p.Name, partNames(e.st))
 	if len(proven) > 0 && len(refs) == 0 && !checks.Gzip && !checks.Bitrix {
 		return integrity.Result{VerifiedBy: proven}
 	}
@@ -260,7 +261,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 		for _, c := range cands {
 			// A broken part does not keep its final name.
 			c.Status, c.Error, c.VerifiedBy = chunk.Broken, fe.Error(), nil
-			if err := e.unname(c); err != nil {
+			if err := e.dir().unname(c); err != nil {
 				return err
 			}
 			e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
@@ -270,7 +271,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	p.Attempts++
 	p.Error = fe.Error()
 	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
-	if err := e.unname(p); err != nil {
+	if err := e.dir().unname(p); err != nil {
 		return err
 	}
 	p.Done, p.Hashes = nil, nil
@@ -293,24 +294,6 @@ func suspects(err error, fe *integrity.FormatError) []string {
 // badCopy says that the repair source's copy of a part is bad as well.
 func (e *engine) badCopy(err error) string {
 	return fmt.Sprintf("the copy at %s does not match the references either (%v); nothing installed", e.src, err)
-}
-
-// unname moves a part that turned out broken from NAME back to
-// NAME.partial: only complete and proven parts carry their final name.
-func (e *engine) unname(p *chunk.Part) error {
-	if err := os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return Permanent(fmt.Errorf("rename %s: %w", e.finalPath(p.Name), err))
-	}
-	return atomicfile.SyncDir(e.opts.Dest)
-}
-
-// names are the names of the set's parts, for structural check choice.
-func (e *engine) names() []string {
-	out := make([]string, 0, len(e.st.Parts))
-	for _, p := range e.st.Parts {
-		out = append(out, p.Name)
-	}
-	return out
 }
 
 func (e *engine) summary() *Summary {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/testenv"
 )
@@ -22,7 +23,7 @@ import (
 func putManifest(t *testing.T, dir, name string, pieceSize int64) string {
 	t.Helper()
 	var b bytes.Buffer
-	if err := WriteManifest(context.Background(), filepath.Join(dir, name), OpenOptions{}, pieceSize, &b); err != nil {
+	if err := WriteManifest(context.Background(), filepath.Join(dir, name), source.OpenOptions{}, pieceSize, &b); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, name+".haul.json")

@@ -22,6 +22,8 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/testenv"
 )
@@ -131,13 +133,13 @@ func TestFetchObjectChangesMidRun(t *testing.T) {
 // corruptSource damages one byte of one object on the first reads that
 // cover it, as a link that flips the same bit, in front of a real source.
 type corruptSource struct {
-	Source
+	source.Source
 	name  string
 	at    int64
 	times atomic.Int64 // reads to damage; later reads are clean
 }
 
-func (c *corruptSource) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
+func (c *corruptSource) ReadRange(ctx context.Context, obj source.Object, off, n int64) (io.ReadCloser, error) {
 	rc, err := c.Source.ReadRange(ctx, obj, off, n)
 	if err != nil || obj.Name != c.name || c.at < off || c.at >= off+n || c.times.Add(-1) < 0 {
 		return rc, err
@@ -151,8 +153,8 @@ func (c *corruptSource) ReadRange(ctx context.Context, obj Object, off, n int64)
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-func (c *corruptSource) References(ctx context.Context, obj Object) ([]integrity.Reference, error) {
-	return c.Source.(Checksummer).References(ctx, obj)
+func (c *corruptSource) References(ctx context.Context, obj source.Object) ([]integrity.Reference, error) {
+	return c.Source.(source.Checksummer).References(ctx, obj)
 }
 
 // TestFetchS3ReferencesCatchDamage: each reference MinIO gives — the MD5
@@ -190,7 +192,7 @@ func TestFetchS3ReferencesCatchDamage(t *testing.T) {
 				opts.PieceSize = 1 << 20
 				opts.Retries = 3
 				opts.defaults()
-				op, err := Open(context.Background(), opts.Sources[0], OpenOptions{S3: S3Options{Endpoint: m.Endpoint}})
+				op, err := open.Open(context.Background(), opts.Sources[0], source.OpenOptions{S3: source.S3Options{Endpoint: m.Endpoint}})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -7,15 +7,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/atomicfile"
 	"github.com/haul-dev/haul/restore"
@@ -255,9 +254,9 @@ func cmdManifest(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	oo := fetch.OpenOptions{
-		S3:  fetch.S3Options{Endpoint: o.endpoint, Region: o.region, Anonymous: o.anonymous},
-		SSH: fetch.SSHOptions{Identity: o.identity, KnownHosts: o.knownHosts, AcceptNewHostKey: o.acceptNew, Passphrase: passphrasePrompt()},
+	oo := source.OpenOptions{
+		S3:  source.S3Options{Endpoint: o.endpoint, Region: o.region, Anonymous: o.anonymous},
+		SSH: source.SSHOptions{Identity: o.identity, KnownHosts: o.knownHosts, AcceptNewHostKey: o.acceptNew, Passphrase: passphrasePrompt()},
 	}
 	if o.out == "" {
 		return fetch.WriteManifest(ctx, pos[0], oo, o.pieceSize, a.stdout)
@@ -290,19 +289,14 @@ func exitCode(err error) int {
 		return 2
 	case errors.As(err, &unsafe), errors.Is(err, restore.ErrPassword), errors.Is(err, restore.ErrNoSpace):
 		return 1
+	// fetch's errors say "network down" themselves (fetch.ErrNetworkDown)
+	// when the one classifier, internal/retry, calls them the link failing.
 	case errors.Is(err, fetch.ErrInterrupted), errors.Is(err, fetch.ErrNetworkDown), errors.Is(err, chunk.ErrLocked), errors.Is(err, restore.ErrBusy),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return 75
 	case errors.Is(err, fetch.ErrIncomplete), errors.Is(err, restore.ErrNotReady),
 		errors.Is(err, integrity.ErrMismatch), errors.Is(err, integrity.ErrFormat):
 		return 3
-	}
-	// The network, not the input: a host that refuses connections or
-	// does not answer now may later.
-	var ne net.Error
-	var op *net.OpError
-	if (errors.As(err, &op) && op.Op == "dial") || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) {
-		return 75
 	}
 	return 1
 }

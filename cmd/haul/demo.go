@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/faultserver"
 	"github.com/haul-dev/haul/internal/gen"
 	"github.com/haul-dev/haul/internal/testhook"
@@ -151,7 +152,7 @@ func writeDemoManifest(ctx context.Context, dir, first string, pieceSize int64) 
 	if err != nil {
 		return err
 	}
-	if err := fetch.WriteManifest(ctx, dir, fetch.OpenOptions{}, pieceSize, f); err != nil {
+	if err := fetch.WriteManifest(ctx, dir, source.OpenOptions{}, pieceSize, f); err != nil {
 		f.Close()
 		return err
 	}

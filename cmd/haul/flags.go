@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/bwlimit"
+	"github.com/haul-dev/haul/internal/retry"
 	"github.com/haul-dev/haul/internal/testhook"
 	"github.com/haul-dev/haul/internal/units"
 )
@@ -110,10 +112,10 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 		AutoPieceSize: !c.chunkSizeSet,
 		Timeout:       c.timeout,
 		Manifest:      c.manifest,
-		Filter:        fetch.Filter{Include: c.include, Exclude: c.exclude},
-		Open: fetch.OpenOptions{
-			S3:         fetch.S3Options{Endpoint: c.endpoint, Region: c.region, Anonymous: c.anonymous},
-			SSH:        fetch.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt(), Connections: c.connections},
+		Filter:        source.Filter{Include: c.include, Exclude: c.exclude},
+		Open: source.OpenOptions{
+			S3:         source.S3Options{Endpoint: c.endpoint, Region: c.region, Anonymous: c.anonymous},
+			SSH:        source.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt(), Connections: c.connections},
 			ProbeParts: c.probe,
 		},
 	}
@@ -132,7 +134,7 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 	}
 	if testhook.FastRetry() {
 		// Fault tests finish in seconds; never set in production.
-		o.Backoff = fetch.ExpBackoff(5*time.Millisecond, 50*time.Millisecond)
+		o.Backoff = retry.FastBackoff
 	}
 	return o, nil
 }

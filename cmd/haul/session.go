@@ -11,6 +11,7 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/redact"
 	"github.com/haul-dev/haul/internal/units"
 	"github.com/haul-dev/haul/restore"
 )
@@ -269,7 +270,7 @@ func redactArgs(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		if strings.Contains(a, "://") {
-			a = fetch.Redact(a)
+			a = redact.URL(a)
 		}
 		out[i] = a
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/gen"
 )
 
@@ -147,7 +148,7 @@ func finishSet(ctx context.Context, dir, tree string, paths []string, pieceSize 
 	// kept out of the parts anyway.
 	s.Manifest = s.Parts[0] + ".haul.json"
 	var m bytes.Buffer
-	if err := fetch.WriteManifest(ctx, dir, fetch.OpenOptions{}, pieceSize, &m); err != nil {
+	if err := fetch.WriteManifest(ctx, dir, source.OpenOptions{}, pieceSize, &m); err != nil {
 		return nil, fmt.Errorf("bench: manifest: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, s.Manifest), m.Bytes(), 0o644); err != nil {

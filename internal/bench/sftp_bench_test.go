@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/testenv"
 )
 
@@ -55,7 +56,7 @@ func BenchmarkSFTPConnections(b *testing.B) {
 		b.Fatal(err)
 	}
 	src := fmt.Sprintf("sftp://%s@%s%s/", d.User, proxy.Addr, s.Dir)
-	ssh := fetch.SSHOptions{Identity: d.UserKeyFile, KnownHosts: kh, ConfigFile: cfg}
+	ssh := source.SSHOptions{Identity: d.UserKeyFile, KnownHosts: kh, ConfigFile: cfg}
 
 	for _, j := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("j=%d", j), func(b *testing.B) {
@@ -67,7 +68,7 @@ func BenchmarkSFTPConnections(b *testing.B) {
 				b.StartTimer()
 				sum, err := fetch.Fetch(context.Background(), fetch.Options{
 					Sources: []string{src}, Dest: dest, Connections: j, PieceSize: sftpBenchPiece,
-					Open: fetch.OpenOptions{SSH: ssh},
+					Open: source.OpenOptions{SSH: ssh},
 				})
 				b.StopTimer()
 				if err != nil {

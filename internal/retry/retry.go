@@ -53,14 +53,22 @@ func (c Class) String() string {
 	return fmt.Sprintf("class(%d)", int(c))
 }
 
+// Classed is an error that states its own class (a source's protocol
+// error says Data); Classify asks the outermost one in the chain.
+type Classed interface {
+	error
+	RetryClass() Class
+}
+
 // marked is an error with a class set by its maker.
 type marked struct {
 	class Class
 	err   error
 }
 
-func (m *marked) Error() string { return m.err.Error() }
-func (m *marked) Unwrap() error { return m.err }
+func (m *marked) Error() string     { return m.err.Error() }
+func (m *marked) Unwrap() error     { return m.err }
+func (m *marked) RetryClass() Class { return m.class }
 
 // Mark returns err classified as c whatever it wraps (nil stays nil). A
 // sentinel made with Mark keeps its class through every %w that wraps it.
@@ -71,16 +79,17 @@ func Mark(c Class, err error) error {
 	return &marked{class: c, err: err}
 }
 
-// Classify sorts err. The first mark found (outermost first) wins; else
+// Classify sorts err. The first Classed error found (outermost first,
+// marks included) wins; else
 // the kind of network failure decides. A cancelled context is Unknown:
 // callers check their context themselves.
 func Classify(err error) Class {
-	var m *marked
+	var c Classed
 	switch {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return Unknown
-	case errors.As(err, &m):
-		return m.class
+	case errors.As(err, &c):
+		return c.RetryClass()
 	}
 	var dns *net.DNSError
 	if errors.As(err, &dns) {

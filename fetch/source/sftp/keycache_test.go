@@ -1,4 +1,4 @@
-package fetch_test
+package sftp_test
 
 // An encrypted key is unlocked once per source, against real OpenSSH
 // servers: a reconnect after a dropped link, a pool of connections and
@@ -16,7 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
 )
 
 // passphrases answers prompts from a table of key files, and counts the
@@ -50,7 +51,7 @@ func (p *passphrases) times(keyFile string) int {
 
 // readRetrying reads obj whole, trying again (as fetch's workers do)
 // when a connection turns out dead.
-func readRetrying(src fetch.Source, obj fetch.Object) (got []byte, err error) {
+func readRetrying(src source.Source, obj source.Object) (got []byte, err error) {
 	for try := 0; try < 3; try++ {
 		if got, err = sftpRead(context.Background(), src, obj, 0, obj.Size); err == nil {
 			return got, nil
@@ -177,8 +178,8 @@ func TestSFTPPassphraseWrongThenRight(t *testing.T) {
 			asked.Add(1)
 			return []byte("hunter2 typo"), nil
 		}
-		_, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts)
-		if !errors.Is(err, fetch.ErrAuth) || !fetch.IsPermanent(err) {
+		_, err := open.Open(context.Background(), f.url(f.dir+"/"), f.opts)
+		if !errors.Is(err, source.ErrAuth) || !source.IsPermanent(err) {
 			t.Fatalf("%v, want a permanent ErrAuth", err)
 		}
 		for _, want := range []string{key, "wrong passphrase, 3 tries"} {

@@ -1,4 +1,4 @@
-package fetch_test
+package sftp_test
 
 import (
 	"bytes"
@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
 )
 
 // openReaders opens k readers of obj, each on its own piece, and reads the
 // first bytes of each so that all of them are busy at once.
-func openReaders(t *testing.T, src fetch.Source, obj fetch.Object, k int) []io.ReadCloser {
+func openReaders(t *testing.T, src source.Source, obj source.Object, k int) []io.ReadCloser {
 	t.Helper()
 	piece := obj.Size / int64(k)
 	var rcs []io.ReadCloser
@@ -87,7 +88,7 @@ func TestSFTPPoolConnections(t *testing.T) {
 			data := f.write(t, "p", 3<<20, 21)
 			f.opts.SSH.Connections = tc.connections
 			before := runtime.NumGoroutine()
-			op, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts)
+			op, err := open.Open(context.Background(), f.url(f.dir+"/"), f.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +142,7 @@ func TestSFTPPoolSessionsKilled(t *testing.T) {
 		if err == nil {
 			t.Fatalf("reader %d: no error across a killed connection", i)
 		}
-		if fetch.IsPermanent(err) {
+		if source.IsPermanent(err) {
 			t.Fatalf("reader %d: permanent error for a killed connection: %v", i, err)
 		}
 		rc.Close()
@@ -157,7 +158,7 @@ func TestSFTPPoolSessionsKilled(t *testing.T) {
 	if _, err := src.List(context.Background()); err != nil {
 		t.Fatalf("list after the kill: %v", err)
 	}
-	sums, err := src.(fetch.RemoteHasher).HashPieces(context.Background(), obj, 1<<20, []int{0, 3})
+	sums, err := src.(source.RemoteHasher).HashPieces(context.Background(), obj, 1<<20, []int{0, 3})
 	if err != nil {
 		t.Fatalf("remote hashing after the kill: %v", err)
 	}

@@ -1,4 +1,11 @@
-package fetch
+// Package source is the contract between the transfer engine and the
+// places parts come from: Object, Source and every optional ability a
+// source may have (Checksummer, RemoteHasher, Expecter, NoSplitter), the
+// options that open one, the errors a source answers with, and how a
+// listing becomes a set (SelectSet). The sources themselves live in the
+// packages below it (s3, web, sftp, local); open turns a SOURCE argument
+// into one of them.
+package source
 
 import (
 	"context"
@@ -74,4 +81,57 @@ type RemoteHasher interface {
 // volume). Such names are reported missing.
 type Expecter interface {
 	Expected() []string
+}
+
+// NoSplitter is a Source whose transfers the engine's endgame must not
+// split: over SFTP a split drops pkg/sftp's read-ahead, so the server
+// would read the bytes past the split point twice.
+type NoSplitter interface{ NoSplit() bool }
+
+// Opened is a parsed SOURCE: the Source, and the name prefix that selects
+// the set inside the source's directory ("" = every file).
+type Opened struct {
+	Source Source
+	Prefix string
+}
+
+// SSHOptions configures SSH/SFTP sources.
+type SSHOptions struct {
+	// Identity is an extra private key file (-i); tried before the agent
+	// and ~/.ssh/config's IdentityFile keys.
+	Identity string
+	// KnownHosts is the known_hosts file to check and record host keys in;
+	// "" means ~/.ssh/known_hosts.
+	KnownHosts string
+	// AcceptNewHostKey records an unknown host's key (OpenSSH accept-new).
+	// A changed key is always refused.
+	AcceptNewHostKey bool
+	// ConfigFile is the ssh config to read; "" means ~/.ssh/config.
+	ConfigFile string
+	// Passphrase asks for a key's passphrase; nil when there is no
+	// terminal, so an encrypted key without an agent is a clear error.
+	Passphrase func(keyFile string) ([]byte, error)
+	// Connections is the most SSH connections an SFTP source opens: one
+	// more whenever every open one is busy with a read, so -j transfers
+	// are -j TCP connections on a link that caps each. 0 means 1 (Fetch
+	// and Repair default it to Options.Connections). An encrypted key's
+	// passphrase is asked for once per source, however many connections
+	// it opens.
+	Connections int
+}
+
+// S3Options configures S3 sources.
+type S3Options struct {
+	Endpoint  string // --endpoint or AWS_ENDPOINT_URL
+	Region    string // --region or AWS_REGION
+	Anonymous bool   // --anonymous
+}
+
+// OpenOptions configures how a SOURCE string becomes a Source.
+type OpenOptions struct {
+	S3  S3Options
+	SSH SSHOptions
+	// ProbeParts derives NAME.1, NAME.2 … for a single HTTP URL by trying
+	// the next number until the server says 404.
+	ProbeParts bool
 }

@@ -1,4 +1,4 @@
-package fetch_test
+package sftp_test
 
 // ProxyJump against real OpenSSH servers on 127.0.0.1: a target sshd
 // reached through a jump sshd, each with its own user key, so that a hop
@@ -19,7 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
 	"github.com/haul-dev/haul/internal/sshdial"
 	"github.com/haul-dev/haul/internal/testenv"
 )
@@ -37,7 +38,7 @@ type jumpLab struct {
 	home         string
 	cfg          string
 	kh           string
-	opts         fetch.OpenOptions
+	opts         source.OpenOptions
 }
 
 // newJumpLab starts both servers; jumpOpts configure the jump sshd.
@@ -53,7 +54,7 @@ func newJumpLab(t *testing.T, jumpOpts ...testenv.SSHDOption) *jumpLab {
 	l.target.WriteKnownHosts(t, l.kh, false)
 	l.cfg = filepath.Join(t.TempDir(), "ssh_config")
 	l.writeConfig(t, "ProxyJump bastion")
-	l.opts.SSH = fetch.SSHOptions{KnownHosts: l.kh, ConfigFile: l.cfg}
+	l.opts.SSH = source.SSHOptions{KnownHosts: l.kh, ConfigFile: l.cfg}
 	return l
 }
 
@@ -83,9 +84,9 @@ func (l *jumpLab) forwardsTo(port int) int {
 	return len(re.FindAllString(l.jump.Log(), -1))
 }
 
-func (l *jumpLab) open(t *testing.T) (*fetch.Opened, error) {
+func (l *jumpLab) open(t *testing.T) (*source.Opened, error) {
 	t.Helper()
-	op, err := fetch.Open(context.Background(), "sftp://backup"+l.dir+"/", l.opts)
+	op, err := open.Open(context.Background(), "sftp://backup"+l.dir+"/", l.opts)
 	if err == nil {
 		t.Cleanup(func() { op.Source.Close() })
 	}
@@ -93,7 +94,7 @@ func (l *jumpLab) open(t *testing.T) (*fetch.Opened, error) {
 }
 
 // readAll lists the source and reads every object whole.
-func readAll(t *testing.T, src fetch.Source) map[string][]byte {
+func readAll(t *testing.T, src source.Source) map[string][]byte {
 	t.Helper()
 	got := map[string][]byte{}
 	for name, obj := range sftpList(t, src) {
@@ -201,7 +202,7 @@ func TestSSHProxyJumpHostKeys(t *testing.T) {
 	// both fixes.
 	_, err := l.open(t)
 	var he *sshdial.HostKeyError
-	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !errors.As(err, &he) || !fetch.IsPermanent(err) {
+	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !errors.As(err, &he) || !source.IsPermanent(err) {
 		t.Fatalf("unknown jump host key: %v", err)
 	}
 	msg := err.Error()
@@ -255,7 +256,7 @@ func TestSSHProxyJumpHostKeys(t *testing.T) {
 	// hint runs it where the target is reachable.
 	onlyJump := filepath.Join(t.TempDir(), "known_hosts")
 	l.jump.WriteKnownHosts(t, onlyJump, false)
-	l.opts.SSH = fetch.SSHOptions{KnownHosts: onlyJump, ConfigFile: l.cfg}
+	l.opts.SSH = source.SSHOptions{KnownHosts: onlyJump, ConfigFile: l.cfg}
 	_, err = l.open(t)
 	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !errors.As(err, &he) || he.Fingerprint != l.target.HostKeyFingerprint {
 		t.Fatalf("unknown target key: %v", err)
@@ -278,7 +279,7 @@ func TestSSHProxyJumpRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := l.open(t)
-		if !errors.Is(err, fetch.ErrAuth) || !fetch.IsPermanent(err) || !strings.Contains(err.Error(), "jump host bastion") || !strings.Contains(err.Error(), stranger) {
+		if !errors.Is(err, source.ErrAuth) || !source.IsPermanent(err) || !strings.Contains(err.Error(), "jump host bastion") || !strings.Contains(err.Error(), stranger) {
 			t.Fatalf("refused at the jump host: %v", err)
 		}
 		t.Logf("message: %v", err)
@@ -286,7 +287,7 @@ func TestSSHProxyJumpRefusals(t *testing.T) {
 	t.Run("jump host forbids forwarding", func(t *testing.T) {
 		l := newJumpLab(t, testenv.SSHDConfigLines("AllowTcpForwarding no"))
 		_, err := l.open(t)
-		if err == nil || !fetch.IsPermanent(err) || !strings.Contains(err.Error(), "AllowTcpForwarding") || !strings.Contains(err.Error(), "bastion") {
+		if err == nil || !source.IsPermanent(err) || !strings.Contains(err.Error(), "AllowTcpForwarding") || !strings.Contains(err.Error(), "bastion") {
 			t.Fatalf("forwarding forbidden: %v", err)
 		}
 		t.Logf("message: %v", err)
@@ -295,7 +296,7 @@ func TestSSHProxyJumpRefusals(t *testing.T) {
 		l := newJumpLab(t)
 		l.target.Stop(t)
 		_, err := l.open(t)
-		if err == nil || fetch.IsPermanent(err) || !strings.Contains(err.Error(), "jump host bastion could not connect") {
+		if err == nil || source.IsPermanent(err) || !strings.Contains(err.Error(), "jump host bastion could not connect") {
 			t.Fatalf("target down behind the jump host: %v", err)
 		}
 		t.Logf("message: %v", err)
@@ -304,7 +305,7 @@ func TestSSHProxyJumpRefusals(t *testing.T) {
 		l := newJumpLab(t)
 		l.writeConfig(t, "ProxyCommand ssh -W %h:%p bastion")
 		_, err := l.open(t)
-		if !errors.Is(err, fetch.ErrBadSource) || !strings.Contains(err.Error(), "ProxyCommand") || !strings.Contains(err.Error(), "ProxyJump") {
+		if !errors.Is(err, source.ErrBadSource) || !strings.Contains(err.Error(), "ProxyCommand") || !strings.Contains(err.Error(), "ProxyJump") {
 			t.Fatalf("ProxyCommand: %v", err)
 		}
 		if n := strings.Count(l.jump.Log(), "Accepted publickey"); n != 0 {

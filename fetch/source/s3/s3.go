@@ -1,4 +1,4 @@
-package fetch
+package s3
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/redact"
 )
 
 // s3Source reads objects under one "directory" of a bucket.
@@ -24,8 +26,8 @@ type s3Source struct {
 }
 
 var (
-	_ Source      = (*s3Source)(nil)
-	_ Checksummer = (*s3Source)(nil)
+	_ source.Source      = (*s3Source)(nil)
+	_ source.Checksummer = (*s3Source)(nil)
 )
 
 // s3Credentials follows the AWS chain users expect: environment, shared
@@ -45,11 +47,11 @@ func s3Credentials(anonymous bool) *credentials.Credentials {
 	return credentials.NewChainCredentials(chain)
 }
 
-func openS3(ctx context.Context, u *url.URL, opts S3Options) (*Opened, error) {
+func Open(ctx context.Context, u *url.URL, opts source.S3Options) (*source.Opened, error) {
 	bucket := u.Host
 	key := strings.TrimPrefix(u.Path, "/")
 	if bucket == "" {
-		return nil, fmt.Errorf("source %s: no bucket (want s3://BUCKET/PREFIX): %w", Redact(u.String()), ErrBadSource)
+		return nil, fmt.Errorf("source %s: no bucket (want s3://BUCKET/PREFIX): %w", redact.URL(u.String()), source.ErrBadSource)
 	}
 	endpoint := opts.Endpoint
 	if endpoint == "" {
@@ -66,7 +68,7 @@ func openS3(ctx context.Context, u *url.URL, opts S3Options) (*Opened, error) {
 	}
 	eu, err := url.Parse(endpoint)
 	if err != nil || eu.Host == "" {
-		return nil, fmt.Errorf("endpoint %q: not a URL (want e.g. https://s3.example.com): %w", endpoint, ErrBadSource)
+		return nil, fmt.Errorf("endpoint %q: not a URL (want e.g. https://s3.example.com): %w", endpoint, source.ErrBadSource)
 	}
 	region := opts.Region
 	if region == "" {
@@ -99,7 +101,7 @@ func openS3(ctx context.Context, u *url.URL, opts S3Options) (*Opened, error) {
 	if key == "" || strings.HasSuffix(key, "/") {
 		s.dir = key
 		s.label += key
-		return &Opened{Source: s}, s.checkBucket(ctx)
+		return &source.Opened{Source: s}, s.checkBucket(ctx)
 	}
 	if err := s.checkBucket(ctx); err != nil {
 		return nil, err
@@ -123,11 +125,11 @@ func openS3(ctx context.Context, u *url.URL, opts S3Options) (*Opened, error) {
 	if isDir && !isPrefix {
 		s.dir = key + "/"
 		s.label += s.dir
-		return &Opened{Source: s}, nil
+		return &source.Opened{Source: s}, nil
 	}
 	s.dir = dir
 	s.label += key
-	return &Opened{Source: s, Prefix: prefix}, nil
+	return &source.Opened{Source: s, Prefix: prefix}, nil
 }
 
 func (s *s3Source) checkBucket(ctx context.Context) error {
@@ -136,7 +138,7 @@ func (s *s3Source) checkBucket(ctx context.Context) error {
 		return s3Error("open bucket", s.bucket, "", err)
 	}
 	if !ok {
-		return fmt.Errorf("bucket %q does not exist at this endpoint (check the name, --endpoint and --region): %w", s.bucket, ErrNotFound)
+		return fmt.Errorf("bucket %q does not exist at this endpoint (check the name, --endpoint and --region): %w", s.bucket, source.ErrNotFound)
 	}
 	return nil
 }
@@ -147,21 +149,21 @@ func s3Error(op, bucket, key string, err error) error {
 	where := "s3://" + bucket + "/" + key
 	switch resp.Code {
 	case "NoSuchBucket":
-		return fmt.Errorf("%s %s: bucket %q does not exist: %w", op, where, bucket, ErrNotFound)
+		return fmt.Errorf("%s %s: bucket %q does not exist: %w", op, where, bucket, source.ErrNotFound)
 	case "NoSuchKey", "NotFound":
-		return fmt.Errorf("%s %s: %w", op, where, ErrNotFound)
+		return fmt.Errorf("%s %s: %w", op, where, source.ErrNotFound)
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AllAccessDisabled":
-		return fmt.Errorf("%s %s: %s (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or use --anonymous for a public bucket): %w", op, where, resp.Code, ErrAuth)
+		return fmt.Errorf("%s %s: %s (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or use --anonymous for a public bucket): %w", op, where, resp.Code, source.ErrAuth)
 	case "PreconditionFailed":
-		return fmt.Errorf("%s %s: %w", op, where, ErrChanged)
+		return fmt.Errorf("%s %s: %w", op, where, source.ErrChanged)
 	case "InvalidRange":
-		return fmt.Errorf("%s %s: %w (object shrank)", op, where, ErrChanged)
+		return fmt.Errorf("%s %s: %w (object shrank)", op, where, source.ErrChanged)
 	}
 	if resp.StatusCode == http.StatusForbidden {
-		return fmt.Errorf("%s %s: %w", op, where, ErrAuth)
+		return fmt.Errorf("%s %s: %w", op, where, source.ErrAuth)
 	}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return fmt.Errorf("%s %s: %w: %w", op, where, errUnavailable, err)
+		return fmt.Errorf("%s %s: %w: %w", op, where, source.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, where, err)
 }
@@ -169,8 +171,8 @@ func s3Error(op, bucket, key string, err error) error {
 func (s *s3Source) String() string { return s.label }
 func (s *s3Source) Close() error   { return nil }
 
-func (s *s3Source) List(ctx context.Context) ([]Object, error) {
-	var objs []Object
+func (s *s3Source) List(ctx context.Context) ([]source.Object, error) {
+	var objs []source.Object
 	for obj := range s.core.Client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.dir, Recursive: false}) {
 		if obj.Err != nil {
 			return nil, s3Error("list", s.bucket, s.dir, obj.Err)
@@ -179,12 +181,12 @@ func (s *s3Source) List(ctx context.Context) ([]Object, error) {
 		if name == "" || strings.Contains(name, "/") {
 			continue // directory markers and common prefixes
 		}
-		objs = append(objs, Object{Name: name, Size: obj.Size, ETag: strings.Trim(obj.ETag, `"`), ModTime: obj.LastModified})
+		objs = append(objs, source.Object{Name: name, Size: obj.Size, ETag: strings.Trim(obj.ETag, `"`), ModTime: obj.LastModified})
 	}
 	return objs, nil
 }
 
-func (s *s3Source) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
+func (s *s3Source) ReadRange(ctx context.Context, obj source.Object, off, n int64) (io.ReadCloser, error) {
 	var opts minio.GetObjectOptions
 	if err := opts.SetRange(off, off+n-1); err != nil {
 		return nil, err
@@ -200,16 +202,16 @@ func (s *s3Source) ReadRange(ctx context.Context, obj Object, off, n int64) (io.
 	}
 	if et := strings.Trim(info.ETag, `"`); obj.ETag != "" && et != "" && et != obj.ETag {
 		body.Close()
-		return nil, fmt.Errorf("get %s: %w", obj.Name, ErrChanged)
+		return nil, fmt.Errorf("get %s: %w", obj.Name, source.ErrChanged)
 	}
-	return &exactReader{r: body, c: body, left: n}, nil
+	return source.ExactReader(body, n), nil
 }
 
 // References states what S3 knows of an object: additional checksums
 // (asked for with checksum mode) and the ETag — an MD5 for single-part
 // uploads, and for multipart uploads computed from the real part sizes,
 // learned with one HEAD per part number.
-func (s *s3Source) References(ctx context.Context, obj Object) ([]integrity.Reference, error) {
+func (s *s3Source) References(ctx context.Context, obj source.Object) ([]integrity.Reference, error) {
 	key := s.dir + obj.Name
 	info, err := s.core.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {

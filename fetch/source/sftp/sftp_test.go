@@ -1,4 +1,4 @@
-package fetch_test
+package sftp_test
 
 import (
 	"bytes"
@@ -21,7 +21,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 
-	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/source/open"
+	"github.com/haul-dev/haul/fetch/source/sftp"
 	"github.com/haul-dev/haul/internal/sshdial"
 	"github.com/haul-dev/haul/internal/testenv"
 )
@@ -35,7 +37,7 @@ type sshFixture struct {
 	dir        string
 	home       string
 	knownHosts string
-	opts       fetch.OpenOptions
+	opts       source.OpenOptions
 }
 
 func newSSHFixture(t *testing.T, sshdOpts ...testenv.SSHDOption) *sshFixture {
@@ -47,7 +49,7 @@ func newSSHFixture(t *testing.T, sshdOpts ...testenv.SSHDOption) *sshFixture {
 	f.dir = t.TempDir()
 	f.knownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	f.d.WriteKnownHosts(t, f.knownHosts, false)
-	f.opts.SSH = fetch.SSHOptions{Identity: f.d.UserKeyFile, KnownHosts: f.knownHosts}
+	f.opts.SSH = source.SSHOptions{Identity: f.d.UserKeyFile, KnownHosts: f.knownHosts}
 	return f
 }
 
@@ -56,9 +58,9 @@ func (f *sshFixture) url(p string) string {
 	return fmt.Sprintf("sftp://%s@%s%s", f.d.User, f.d.Addr, p)
 }
 
-func (f *sshFixture) open(t *testing.T, spec string) *fetch.Opened {
+func (f *sshFixture) open(t *testing.T, spec string) *source.Opened {
 	t.Helper()
-	op, err := fetch.Open(context.Background(), spec, f.opts)
+	op, err := open.Open(context.Background(), spec, f.opts)
 	if err != nil {
 		t.Fatalf("open %s: %v", spec, err)
 	}
@@ -80,20 +82,20 @@ func (f *sshFixture) write(t *testing.T, name string, n int, seed uint64) []byte
 	return data
 }
 
-func sftpList(t *testing.T, src fetch.Source) map[string]fetch.Object {
+func sftpList(t *testing.T, src source.Source) map[string]source.Object {
 	t.Helper()
 	objs, err := src.List(context.Background())
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	m := map[string]fetch.Object{}
+	m := map[string]source.Object{}
 	for _, o := range objs {
 		m[o.Name] = o
 	}
 	return m
 }
 
-func sftpRead(ctx context.Context, src fetch.Source, obj fetch.Object, off, n int64) ([]byte, error) {
+func sftpRead(ctx context.Context, src source.Source, obj source.Object, off, n int64) ([]byte, error) {
 	rc, err := src.ReadRange(ctx, obj, off, n)
 	if err != nil {
 		return nil, err
@@ -256,8 +258,8 @@ func TestSFTPDirectoryOrPrefix(t *testing.T) {
 		}
 	}
 	for _, p := range []string{f.dir + "/missing/", f.dir + "/missing/site.tar.gz", f.dir + "/site.tar.gz/"} {
-		_, err := fetch.Open(context.Background(), f.url(p), f.opts)
-		if !errors.Is(err, fetch.ErrNotFound) || !fetch.IsPermanent(err) {
+		_, err := open.Open(context.Background(), f.url(p), f.opts)
+		if !errors.Is(err, source.ErrNotFound) || !source.IsPermanent(err) {
 			t.Errorf("%s: %v, want a permanent ErrNotFound", p, err)
 		}
 	}
@@ -274,7 +276,7 @@ func TestSFTPChanged(t *testing.T) {
 
 	// Replaced by another file (a new size).
 	f.write(t, "a", 300_001, 4)
-	if _, err := sftpRead(ctx, op.Source, objs["a"], 0, 10); !errors.Is(err, fetch.ErrChanged) {
+	if _, err := sftpRead(ctx, op.Source, objs["a"], 0, 10); !errors.Is(err, source.ErrChanged) {
 		t.Fatalf("replaced file: %v, want ErrChanged", err)
 	}
 	// Same size, new mtime.
@@ -282,10 +284,10 @@ func TestSFTPChanged(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(f.dir, "b"), later, later); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sftpRead(ctx, op.Source, objs["b"], 0, 10); !errors.Is(err, fetch.ErrChanged) {
+	if _, err := sftpRead(ctx, op.Source, objs["b"], 0, 10); !errors.Is(err, source.ErrChanged) {
 		t.Fatalf("touched file: %v, want ErrChanged", err)
 	}
-	if _, err := op.Source.(fetch.RemoteHasher).HashPieces(ctx, objs["b"], 65536, []int{0}); !errors.Is(err, fetch.ErrChanged) {
+	if _, err := op.Source.(source.RemoteHasher).HashPieces(ctx, objs["b"], 65536, []int{0}); !errors.Is(err, source.ErrChanged) {
 		t.Fatalf("hash of a touched file: %v, want ErrChanged", err)
 	}
 
@@ -311,7 +313,7 @@ func TestSFTPChanged(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(f.dir, "c"), later, later); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.ReadAll(rc); !errors.Is(err, fetch.ErrChanged) {
+	if _, err := io.ReadAll(rc); !errors.Is(err, source.ErrChanged) {
 		t.Fatalf("rewritten during the read: %v, want ErrChanged", err)
 	}
 }
@@ -331,7 +333,7 @@ func TestSFTPHashPieces(t *testing.T) {
 	data := f.write(t, name, 5*65536+1234, 5)
 	op := f.open(t, f.url(f.dir+"/"))
 	obj := sftpList(t, op.Source)[name]
-	rh, ok := op.Source.(fetch.RemoteHasher)
+	rh, ok := op.Source.(source.RemoteHasher)
 	if !ok {
 		t.Fatal("the SFTP source is no RemoteHasher")
 	}
@@ -398,8 +400,8 @@ func TestSFTPOnlyServer(t *testing.T) {
 			if err != nil || !bytes.Equal(got, data[5:90_005]) {
 				t.Fatalf("read on an SFTP-only server: %v", err)
 			}
-			_, err = op.Source.(fetch.RemoteHasher).HashPieces(context.Background(), obj, 65536, []int{0, 1})
-			if !errors.Is(err, fetch.ErrNoRemoteExec) {
+			_, err = op.Source.(source.RemoteHasher).HashPieces(context.Background(), obj, 65536, []int{0, 1})
+			if !errors.Is(err, sftp.ErrNoRemoteExec) {
 				t.Fatalf("HashPieces: %v, want ErrNoRemoteExec", err)
 			}
 			t.Logf("message: %v", err)
@@ -419,7 +421,7 @@ func TestSSHHostKeyUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.opts.SSH.KnownHosts = kh
-	_, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts)
+	_, err := open.Open(context.Background(), f.url(f.dir+"/"), f.opts)
 	var he *sshdial.HostKeyError
 	if !errors.Is(err, sshdial.ErrHostKeyUnknown) || !errors.As(err, &he) {
 		t.Fatalf("unknown host: %v", err)
@@ -430,7 +432,7 @@ func TestSSHHostKeyUnknown(t *testing.T) {
 	if !strings.Contains(err.Error(), f.d.HostKeyFingerprint) || !strings.Contains(err.Error(), "--accept-new-host-key") {
 		t.Errorf("message: %s", err)
 	}
-	if !fetch.IsPermanent(err) {
+	if !source.IsPermanent(err) {
 		t.Error("an unknown host key is retried")
 	}
 	t.Logf("message: %v", err)
@@ -439,7 +441,7 @@ func TestSSHHostKeyUnknown(t *testing.T) {
 	}
 	// No known_hosts at all: the same, and none is created.
 	f.opts.SSH.KnownHosts = filepath.Join(t.TempDir(), "nope", "known_hosts")
-	if _, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts); !errors.Is(err, sshdial.ErrHostKeyUnknown) {
+	if _, err := open.Open(context.Background(), f.url(f.dir+"/"), f.opts); !errors.Is(err, sshdial.ErrHostKeyUnknown) {
 		t.Fatalf("no known_hosts: %v", err)
 	}
 	if _, err := os.Stat(filepath.Dir(f.opts.SSH.KnownHosts)); !errors.Is(err, os.ErrNotExist) {
@@ -489,12 +491,12 @@ func TestSSHAcceptNewThenChangedHostKey(t *testing.T) {
 	f.d.ChangeHostKey(t)
 	for _, accept := range []bool{false, true} {
 		f.opts.SSH.AcceptNewHostKey = accept
-		_, err := fetch.Open(context.Background(), f.url(f.dir+"/"), f.opts)
+		_, err := open.Open(context.Background(), f.url(f.dir+"/"), f.opts)
 		var he *sshdial.HostKeyError
 		if !errors.Is(err, sshdial.ErrHostKeyChanged) || !errors.As(err, &he) || !he.Changed {
 			t.Fatalf("accept-new=%v: %v, want ErrHostKeyChanged", accept, err)
 		}
-		if he.Fingerprint != f.d.HostKeyFingerprint || !strings.Contains(err.Error(), "CHANGED") || !fetch.IsPermanent(err) {
+		if he.Fingerprint != f.d.HostKeyFingerprint || !strings.Contains(err.Error(), "CHANGED") || !source.IsPermanent(err) {
 			t.Errorf("accept-new=%v: %v", accept, err)
 		}
 		t.Logf("message: %v", err)
@@ -516,8 +518,8 @@ func TestSSHHashedKnownHosts(t *testing.T) {
 func TestSSHAuth(t *testing.T) {
 	f := newSSHFixture(t)
 	f.write(t, "p", 1000, 1)
-	list := func(opts fetch.OpenOptions, spec string) error {
-		op, err := fetch.Open(context.Background(), spec, opts)
+	list := func(opts source.OpenOptions, spec string) error {
+		op, err := open.Open(context.Background(), spec, opts)
 		if err != nil {
 			return err
 		}
@@ -536,7 +538,7 @@ func TestSSHAuth(t *testing.T) {
 
 	t.Run("agent", func(t *testing.T) {
 		key, _ := f.d.NewUserKey(t, "agent_key", "", true)
-		if err := list(noKey, f.url(f.dir+"/")); !errors.Is(err, fetch.ErrAuth) {
+		if err := list(noKey, f.url(f.dir+"/")); !errors.Is(err, source.ErrAuth) {
 			t.Fatalf("no key and no agent: %v, want ErrAuth", err)
 		}
 		t.Setenv("SSH_AUTH_SOCK", testenv.StartSSHAgent(t, key))
@@ -555,7 +557,7 @@ func TestSSHAuth(t *testing.T) {
 		}
 		f.d.WriteKnownHosts(t, filepath.Join(sshDir, "known_hosts"), false)
 		t.Cleanup(func() { os.RemoveAll(sshDir) })
-		op, err := fetch.Open(context.Background(), "sftp://backup-host"+f.dir+"/", fetch.OpenOptions{})
+		op, err := open.Open(context.Background(), "sftp://backup-host"+f.dir+"/", source.OpenOptions{})
 		if err != nil {
 			t.Fatalf("alias: %v", err)
 		}
@@ -574,7 +576,7 @@ func TestSSHAuth(t *testing.T) {
 		opts := f.opts
 		opts.SSH.Identity = key
 		err := list(opts, f.url(f.dir+"/"))
-		if !errors.Is(err, fetch.ErrAuth) || !fetch.IsPermanent(err) {
+		if !errors.Is(err, source.ErrAuth) || !source.IsPermanent(err) {
 			t.Fatalf("%v, want ErrAuth", err)
 		}
 		for _, want := range []string{key, "ssh-agent", "terminal"} {
@@ -605,7 +607,7 @@ func TestSSHAuth(t *testing.T) {
 		}
 		opts.SSH.Passphrase = func(string) ([]byte, error) { return []byte("wrong"), nil }
 		err := list(opts, f.url(f.dir+"/"))
-		if !errors.Is(err, fetch.ErrAuth) {
+		if !errors.Is(err, source.ErrAuth) {
 			t.Fatalf("wrong passphrase: %v, want ErrAuth", err)
 		}
 		t.Logf("message: %v", err)
@@ -653,7 +655,7 @@ func TestSSHAuth(t *testing.T) {
 		opts := f.opts
 		opts.SSH.Identity = key
 		err = list(opts, f.url(f.dir+"/"))
-		if !errors.Is(err, fetch.ErrAuth) || !fetch.IsPermanent(err) || !strings.Contains(err.Error(), key) {
+		if !errors.Is(err, source.ErrAuth) || !source.IsPermanent(err) || !strings.Contains(err.Error(), key) {
 			t.Fatalf("%v, want a permanent ErrAuth naming the key", err)
 		}
 		t.Logf("message: %v", err)
@@ -662,7 +664,7 @@ func TestSSHAuth(t *testing.T) {
 	t.Run("missing identity file", func(t *testing.T) {
 		opts := f.opts
 		opts.SSH.Identity = filepath.Join(t.TempDir(), "nope")
-		if err := list(opts, f.url(f.dir+"/")); !errors.Is(err, fetch.ErrAuth) || !strings.Contains(err.Error(), "nope") {
+		if err := list(opts, f.url(f.dir+"/")); !errors.Is(err, source.ErrAuth) || !strings.Contains(err.Error(), "nope") {
 			t.Fatalf("%v", err)
 		}
 	})
@@ -672,9 +674,9 @@ func TestSSHConnectionRefused(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("SSH_AUTH_SOCK", "")
 	port := testenv.FreePort(t)
-	_, err := fetch.Open(context.Background(), fmt.Sprintf("sftp://127.0.0.1:%d/x/", port),
-		fetch.OpenOptions{SSH: fetch.SSHOptions{KnownHosts: filepath.Join(t.TempDir(), "kh")}})
-	if err == nil || fetch.IsPermanent(err) || !strings.Contains(err.Error(), "connection refused") {
+	_, err := open.Open(context.Background(), fmt.Sprintf("sftp://127.0.0.1:%d/x/", port),
+		source.OpenOptions{SSH: source.SSHOptions{KnownHosts: filepath.Join(t.TempDir(), "kh")}})
+	if err == nil || source.IsPermanent(err) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("%v, want a retryable connection refused", err)
 	}
 	t.Logf("message: %v", err)
@@ -788,7 +790,7 @@ func (f *sshFixture) viaProxy(t *testing.T) (*sshProxy, string) {
 
 // proxiedPart serves one file of size bytes through a proxy, and opens
 // it; configure, if not nil, adjusts the options first.
-func proxiedPart(t *testing.T, size int, seed uint64, configure func(*sshFixture)) (*sshProxy, fetch.Source, fetch.Object, []byte) {
+func proxiedPart(t *testing.T, size int, seed uint64, configure func(*sshFixture)) (*sshProxy, source.Source, source.Object, []byte) {
 	t.Helper()
 	f := newSSHFixture(t)
 	data := f.write(t, "p", size, seed)

@@ -1,4 +1,4 @@
-package fetch
+package sftp
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/sshdial"
 )
 
@@ -88,7 +89,7 @@ func hashCommand(file string, size, pieceSize int64, pieces []int) (cmd string, 
 // moves only the pieces whose hash differs. It fails with ErrNoRemoteExec
 // when the server runs no commands or lacks the tools, and with
 // ErrChanged when the remote file is no longer obj.
-func (s *sftpSource) HashPieces(ctx context.Context, obj Object, pieceSize int64, pieces []int) (map[int][]byte, error) {
+func (s *sftpSource) HashPieces(ctx context.Context, obj source.Object, pieceSize int64, pieces []int) (map[int][]byte, error) {
 	if pieceSize <= 0 {
 		return nil, fmt.Errorf("%s: hash %s: piece size %d", s.display, obj.Name, pieceSize)
 	}
@@ -111,7 +112,7 @@ func (s *sftpSource) HashPieces(ctx context.Context, obj Object, pieceSize int64
 			return err
 		}
 		if !sameVersion(fi, obj) {
-			return fmt.Errorf("size %d, mtime %s now: %w", fi.Size(), fi.ModTime().UTC().Format("2006-01-02T15:04:05Z"), ErrChanged)
+			return fmt.Errorf("size %d, mtime %s now: %w", fi.Size(), fi.ModTime().UTC().Format("2006-01-02T15:04:05Z"), source.ErrChanged)
 		}
 		return nil
 	}
@@ -134,7 +135,7 @@ func (s *sftpSource) HashPieces(ctx context.Context, obj Object, pieceSize int64
 }
 
 // runHash runs the hash command in a session of c and parses its output.
-func (s *sftpSource) runHash(ctx context.Context, c *sftpConn, file string, obj Object, pieceSize int64, pieces []int) (map[int][]byte, error) {
+func (s *sftpSource) runHash(ctx context.Context, c *sftpConn, file string, obj source.Object, pieceSize int64, pieces []int) (map[int][]byte, error) {
 	cmd, stdin := hashCommand(file, obj.Size, pieceSize, pieces)
 	sess, err := c.ssh.NewSession()
 	if err != nil {
@@ -199,7 +200,7 @@ func (s *sftpSource) runHash(ctx context.Context, c *sftpConn, file string, obj 
 		return nil, fmt.Errorf("remote hashing output ends early%s", stderrNote(detail))
 	}
 	if size != obj.Size {
-		return nil, fmt.Errorf("the shell sees %s with %d bytes, SFTP saw %d: %w", file, size, obj.Size, ErrChanged)
+		return nil, fmt.Errorf("the shell sees %s with %d bytes, SFTP saw %d: %w", file, size, obj.Size, source.ErrChanged)
 	}
 	if len(res) != len(pieces) {
 		return nil, fmt.Errorf("remote hashing returned %d hashes for %d pieces", len(res), len(pieces))

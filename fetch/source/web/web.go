@@ -1,4 +1,4 @@
-package fetch
+package web
 
 import (
 	"context"
@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/redact"
 )
 
 // httpSource fetches one object per URL. It never decodes a body: it asks
@@ -21,7 +23,7 @@ import (
 // the Content-Range it asked for.
 type httpSource struct {
 	client *http.Client
-	objs   []Object
+	objs   []source.Object
 	label  string
 	// expected are volume names a Bitrix first volume's LN field promises
 	// that the server does not have.
@@ -29,8 +31,8 @@ type httpSource struct {
 }
 
 var (
-	_ Source   = (*httpSource)(nil)
-	_ Expecter = (*httpSource)(nil)
+	_ source.Source   = (*httpSource)(nil)
+	_ source.Expecter = (*httpSource)(nil)
 )
 
 // Expected implements Expecter.
@@ -56,7 +58,7 @@ func newHTTPClient() *http.Client {
 // openHTTP stats every URL. A single URL to the first volume of a Bitrix
 // set expands to the whole set from its LN field; with ProbeParts a single
 // URL expands by trying NAME.1, NAME.2, … until 404.
-func openHTTP(ctx context.Context, urls []string, opts OpenOptions) (*Opened, error) {
+func Open(ctx context.Context, urls []string, opts source.OpenOptions) (*source.Opened, error) {
 	s := &httpSource{client: newHTTPClient()}
 	for _, raw := range urls {
 		o, err := s.stat(ctx, raw)
@@ -73,21 +75,21 @@ func openHTTP(ctx context.Context, urls []string, opts OpenOptions) (*Opened, er
 		s.objs = append(s.objs, more...)
 	}
 	s.probeReferences(ctx)
-	s.label = Redact(urls[0])
+	s.label = redact.URL(urls[0])
 	if len(urls) > 1 {
 		s.label += fmt.Sprintf(" (+%d URLs)", len(urls)-1)
 	}
-	return &Opened{Source: s}, nil
+	return &source.Opened{Source: s}, nil
 }
 
 // expand derives the other volume URLs of a set from its first volume.
-func (s *httpSource) expand(ctx context.Context, first Object, probe bool) ([]Object, error) {
+func (s *httpSource) expand(ctx context.Context, first source.Object, probe bool) ([]source.Object, error) {
 	if strings.Contains(first.URL, "?") {
 		return nil, nil // presigned: each part's URL must be given
 	}
 	last := -1
 	rc, err := s.ReadRange(ctx, first, 0, min(first.Size, 32))
-	if errors.Is(err, errRangeIgnored) {
+	if errors.Is(err, source.ErrRangeIgnored) {
 		// The whole object comes: its first bytes are all we read.
 		rc, err = s.ReadRange(ctx, first, 0, first.Size)
 	}
@@ -100,7 +102,7 @@ func (s *httpSource) expand(ctx context.Context, first Object, probe bool) ([]Ob
 			}
 		}
 	}
-	var out []Object
+	var out []source.Object
 	for i := 1; ; i++ {
 		if last >= 0 && i > last {
 			break
@@ -109,10 +111,10 @@ func (s *httpSource) expand(ctx context.Context, first Object, probe bool) ([]Ob
 			break
 		}
 		o, err := s.stat(ctx, first.URL+"."+strconv.Itoa(i))
-		if errors.Is(err, ErrNotFound) && last < 0 {
+		if errors.Is(err, source.ErrNotFound) && last < 0 {
 			break // probing ends at the first 404
 		}
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, source.ErrNotFound) {
 			// The set names this volume: it is missing, not absent.
 			s.expected = append(s.expected, first.Name+"."+strconv.Itoa(i))
 			continue
@@ -162,29 +164,29 @@ func (s *httpSource) Close() error {
 	return nil
 }
 
-func (s *httpSource) List(ctx context.Context) ([]Object, error) {
-	return append([]Object(nil), s.objs...), nil
+func (s *httpSource) List(ctx context.Context) ([]source.Object, error) {
+	return append([]source.Object(nil), s.objs...), nil
 }
 
 // stat learns an object's size and version with HEAD, falling back to a
 // one-byte GET for servers (presigned URLs) that refuse HEAD.
-func (s *httpSource) stat(ctx context.Context, raw string) (Object, error) {
+func (s *httpSource) stat(ctx context.Context, raw string) (source.Object, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return Object{}, fmt.Errorf("source %q: not a URL: %w", Redact(raw), ErrBadSource)
+		return source.Object{}, fmt.Errorf("source %q: not a URL: %w", redact.URL(raw), source.ErrBadSource)
 	}
 	name := path.Base(u.Path)
 	if name == "/" || name == "." || name == "" {
-		return Object{}, fmt.Errorf("source %s: the URL names no file: %w", Redact(raw), ErrBadSource)
+		return source.Object{}, fmt.Errorf("source %s: the URL names no file: %w", redact.URL(raw), source.ErrBadSource)
 	}
-	o := Object{Name: name, URL: raw}
+	o := source.Object{Name: name, URL: raw}
 	resp, err := s.do(ctx, http.MethodHead, raw, nil)
 	if err == nil && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented) {
 		resp.Body.Close()
 		resp, err = s.do(ctx, http.MethodGet, raw, http.Header{"Range": {"bytes=0-0"}})
 	}
 	if err != nil {
-		return o, fmt.Errorf("stat %s: %w", Redact(raw), err)
+		return o, fmt.Errorf("stat %s: %w", redact.URL(raw), err)
 	}
 	defer resp.Body.Close()
 	if err := statusError(resp, raw); err != nil {
@@ -196,12 +198,12 @@ func (s *httpSource) stat(ctx context.Context, raw string) (Object, error) {
 	case http.StatusPartialContent:
 		_, _, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
-			return o, fmt.Errorf("stat %s: %w", Redact(raw), err)
+			return o, fmt.Errorf("stat %s: %w", redact.URL(raw), err)
 		}
 		o.Size = total
 	}
 	if o.Size < 0 {
-		return o, fmt.Errorf("stat %s: the server does not tell the size: %w", Redact(raw), ErrBadSource)
+		return o, fmt.Errorf("stat %s: the server does not tell the size: %w", redact.URL(raw), source.ErrBadSource)
 	}
 	o.ETag = strongETag(resp.Header.Get("ETag"))
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
@@ -222,7 +224,7 @@ func (s *httpSource) stat(ctx context.Context, raw string) (Object, error) {
 func (s *httpSource) do(ctx context.Context, method, raw string, h http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, raw, nil)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("bad URL %s: %w", Redact(raw), ErrBadSource))
+		return nil, source.Permanent(fmt.Errorf("bad URL %s: %w", redact.URL(raw), source.ErrBadSource))
 	}
 	for k, v := range h {
 		req.Header[k] = v
@@ -241,7 +243,7 @@ func (s *httpSource) do(ctx context.Context, method, raw string, h http.Header) 
 func redactURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %s: %w", ue.Op, Redact(ue.URL), ue.Err)
+		return fmt.Errorf("%s %s: %w", ue.Op, redact.URL(ue.URL), ue.Err)
 	}
 	return err
 }
@@ -251,19 +253,19 @@ func statusError(resp *http.Response, raw string) error {
 	case c == http.StatusOK || c == http.StatusPartialContent:
 		return nil
 	case c == http.StatusNotFound || c == http.StatusGone:
-		return fmt.Errorf("%s: HTTP %d, no such file at the server (check the URL; a presigned link may have expired): %w", Redact(raw), c, ErrNotFound)
+		return fmt.Errorf("%s: HTTP %d, no such file at the server (check the URL; a presigned link may have expired): %w", redact.URL(raw), c, source.ErrNotFound)
 	case c == http.StatusUnauthorized || c == http.StatusForbidden:
-		return fmt.Errorf("%s: HTTP %d (the link may have expired or need credentials): %w", Redact(raw), c, ErrAuth)
+		return fmt.Errorf("%s: HTTP %d (the link may have expired or need credentials): %w", redact.URL(raw), c, source.ErrAuth)
 	case c == http.StatusPreconditionFailed || c == http.StatusRequestedRangeNotSatisfiable:
-		return fmt.Errorf("%s: HTTP %d: %w", Redact(raw), c, ErrChanged)
+		return fmt.Errorf("%s: HTTP %d: %w", redact.URL(raw), c, source.ErrChanged)
 	case c == http.StatusTooManyRequests || c >= 500:
-		return fmt.Errorf("%s: HTTP %d: %w", Redact(raw), c, errUnavailable)
+		return fmt.Errorf("%s: HTTP %d: %w", redact.URL(raw), c, source.ErrUnavailable)
 	default:
-		return Permanent(fmt.Errorf("%s: unexpected HTTP %d", Redact(raw), c))
+		return source.Permanent(fmt.Errorf("%s: unexpected HTTP %d", redact.URL(raw), c))
 	}
 }
 
-func (s *httpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (io.ReadCloser, error) {
+func (s *httpSource) ReadRange(ctx context.Context, obj source.Object, off, n int64) (io.ReadCloser, error) {
 	h := http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", off, off+n-1)}}
 	switch {
 	case obj.ETag != "":
@@ -281,11 +283,11 @@ func (s *httpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (i
 	}
 	if et := strongETag(resp.Header.Get("ETag")); obj.ETag != "" && et != "" && et != obj.ETag {
 		resp.Body.Close()
-		return nil, fmt.Errorf("get %s: ETag %q, first seen %q: %w", obj.Name, et, obj.ETag, ErrChanged)
+		return nil, fmt.Errorf("get %s: ETag %q, first seen %q: %w", obj.Name, et, obj.ETag, source.ErrChanged)
 	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" && ce != obj.Encoding {
 		resp.Body.Close()
-		return nil, &ProtocolError{fmt.Errorf("get %s: the server sent Content-Encoding %q despite Accept-Encoding: identity", obj.Name, ce)}
+		return nil, &source.ProtocolError{Err: fmt.Errorf("get %s: the server sent Content-Encoding %q despite Accept-Encoding: identity", obj.Name, ce)}
 	}
 	body := resp.Body
 	switch resp.StatusCode {
@@ -293,55 +295,27 @@ func (s *httpSource) ReadRange(ctx context.Context, obj Object, off, n int64) (i
 		a, b, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil || a != off || b != off+n-1 || (total >= 0 && total != obj.Size) {
 			resp.Body.Close()
-			return nil, &ProtocolError{fmt.Errorf("get %s: asked bytes %d-%d/%d, server answered Content-Range %q", obj.Name, off, off+n-1, obj.Size, resp.Header.Get("Content-Range"))}
+			return nil, &source.ProtocolError{Err: fmt.Errorf("get %s: asked bytes %d-%d/%d, server answered Content-Range %q", obj.Name, off, off+n-1, obj.Size, resp.Header.Get("Content-Range"))}
 		}
 		if resp.ContentLength >= 0 && resp.ContentLength != n {
 			resp.Body.Close()
-			return nil, &ProtocolError{fmt.Errorf("get %s: Content-Length %d for a %d-byte range", obj.Name, resp.ContentLength, n)}
+			return nil, &source.ProtocolError{Err: fmt.Errorf("get %s: Content-Length %d for a %d-byte range", obj.Name, resp.ContentLength, n)}
 		}
 	case http.StatusOK:
 		// The server ignored Range and sends the whole object.
 		if resp.ContentLength >= 0 && resp.ContentLength != obj.Size {
 			resp.Body.Close()
-			return nil, fmt.Errorf("get %s: whole-object answer of %d bytes, expected %d: %w", obj.Name, resp.ContentLength, obj.Size, ErrChanged)
+			return nil, fmt.Errorf("get %s: whole-object answer of %d bytes, expected %d: %w", obj.Name, resp.ContentLength, obj.Size, source.ErrChanged)
 		}
 		if off > 0 || n < obj.Size {
 			// Skipping to off costs off bytes on every piece: the engine
 			// fetches such an object in one stream instead.
 			resp.Body.Close()
-			return nil, fmt.Errorf("get %s: %w", obj.Name, errRangeIgnored)
+			return nil, fmt.Errorf("get %s: %w", obj.Name, source.ErrRangeIgnored)
 		}
 	}
-	return &exactReader{r: body, c: body, left: n}, nil
+	return source.ExactReader(body, n), nil
 }
-
-// exactReader yields exactly left bytes: an early EOF is
-// io.ErrUnexpectedEOF, and anything past left is not read.
-type exactReader struct {
-	r    io.Reader
-	c    io.Closer
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	if e.left == 0 && err == nil {
-		err = io.EOF
-	}
-	return n, err
-}
-
-func (e *exactReader) Close() error { return e.c.Close() }
 
 // parseContentRange parses "bytes a-b/total" (total may be "*", giving -1).
 func parseContentRange(v string) (a, b, total int64, err error) {

@@ -1,0 +1,166 @@
+// DEST on disk, with no engine: the part files' names, and the checks
+// Verify runs on them.
+
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/atomicfile"
+)
+
+// destDir is DEST: where the part files are. Verify works on it alone;
+// the engine through it.
+type destDir string
+
+func (d destDir) partialPath(name string) string { return filepath.Join(string(d), name+".partial") }
+
+func (d destDir) finalPath(name string) string { return filepath.Join(string(d), name) }
+
+// unname moves a part that turned out broken from NAME back to
+// NAME.partial: only complete and proven parts carry their final name.
+func (d destDir) unname(p *chunk.Part) error {
+	if err := os.Rename(d.finalPath(p.Name), d.partialPath(p.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return source.Permanent(fmt.Errorf("rename %s: %w", d.finalPath(p.Name), err))
+	}
+	return atomicfile.SyncDir(string(d))
+}
+
+// partNames are the names of the set's parts, for structural check choice.
+func partNames(st *chunk.State) []string {
+	out := make([]string, 0, len(st.Parts))
+	for _, p := range st.Parts {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// checkParts runs checkOnDisk on each part with a bounded pool of
+// workers. Each worker touches only the part it holds; it returns when
+// every part is checked or, soon after, when ctx ends.
+func (d destDir) checkParts(ctx context.Context, st *chunk.State, parts []*chunk.Part) {
+	names := partNames(st)
+	q := make(chan *chunk.Part)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), maxVerifiers, len(parts)) {
+		wg.Go(func() {
+			for p := range q {
+				path := d.finalPath(p.Name)
+				if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
+					path = d.partialPath(p.Name)
+				}
+				d.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, names))
+			}
+		})
+	}
+feed:
+	for _, p := range parts {
+		select {
+		case q <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(q)
+	wg.Wait()
+}
+
+// checkOnDisk verifies one part file and sets its status.
+func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co integrity.CheckOptions) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("file %s is gone", path), nil
+		return
+	case fi.Size() != p.Size:
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("size %d, expected %d", fi.Size(), p.Size), nil
+		return
+	}
+	res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs, co)
+	if ctx.Err() != nil {
+		return
+	}
+	if res.Err != nil {
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, res.Err.Error(), nil
+		if path != d.partialPath(p.Name) {
+			// A broken part must not keep its final name.
+			if os.Rename(path, d.partialPath(p.Name)) == nil {
+				atomicfile.SyncDir(string(d))
+			}
+		}
+		return
+	}
+	if path == d.partialPath(p.Name) {
+		if os.Rename(path, d.finalPath(p.Name)) == nil {
+			atomicfile.SyncDir(string(d))
+		}
+	}
+	p.Error, p.VerifiedBy = "", res.VerifiedBy
+	p.Status = chunk.Verified
+	if len(res.VerifiedBy) == 0 {
+		p.Status = chunk.Unverified
+	}
+}
+
+// setCheckVerify runs the set-level decode for Verify.
+func (d destDir) setCheckVerify(ctx context.Context, opts *Options, st *chunk.State, rep *VerifyReport) error {
+	need := false
+	var paths, names []string
+	for _, p := range st.Parts {
+		need = need || p.Status == chunk.Unverified
+		paths = append(paths, d.finalPath(p.Name))
+		names = append(names, p.Name)
+	}
+	if !need || len(paths) < 2 {
+		return nil
+	}
+	err := opts.SetCheck(ctx, paths, names)
+	if ctx.Err() != nil {
+		return interrupted(ctx)
+	}
+	if errors.Is(err, ErrNoVerdict) {
+		return nil
+	}
+	var fe *integrity.FormatError
+	if err != nil && !errors.As(err, &fe) {
+		return err
+	}
+	// The parts to blame: the unproven ones among those the failed check
+	// covers, else the one it names.
+	blame := map[string]bool{}
+	if fe != nil {
+		for _, name := range suspects(err, fe) {
+			if p := st.Find(name); p != nil && p.Status == chunk.Unverified {
+				blame[name] = true
+			}
+		}
+		if len(blame) == 0 {
+			blame[fe.Part] = true
+		}
+	}
+	for i, p := range st.Parts {
+		switch {
+		case err == nil && p.Status == chunk.Unverified:
+			p.Status = chunk.Verified
+			p.VerifiedBy = append(p.VerifiedBy, opts.SetCheckLabel)
+		case blame[p.Name]:
+			p.Status, p.Error, p.VerifiedBy = chunk.Broken, fe.Error(), nil
+			rep.OK = false
+			if err := d.unname(p); err != nil {
+				return err
+			}
+		}
+		rep.Parts[i].Status, rep.Parts[i].Error = p.Status, p.Error
+		rep.Parts[i].VerifiedBy = append([]string{}, p.VerifiedBy...)
+	}
+	return nil
+}

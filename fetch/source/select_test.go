@@ -1,0 +1,41 @@
+package source
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestNaturalCompare(t *testing.T) {
+	names := []string{"x.tar.gz.10", "x.tar.gz.2", "x.tar.gz", "x.tar.gz.1", "x.tar.gz.9"}
+	set := SelectSet(objects(names...), Filter{})
+	var got []string
+	for _, o := range set.Parts {
+		got = append(got, o.Name)
+	}
+	want := []string{"x.tar.gz", "x.tar.gz.1", "x.tar.gz.2", "x.tar.gz.9", "x.tar.gz.10"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+func objects(names ...string) []Object {
+	var o []Object
+	for _, n := range names {
+		o = append(o, Object{Name: n})
+	}
+	return o
+}
+
+func TestPrefixSelectsNumberedSplit(t *testing.T) {
+	names := []string{"db.tar.zst.000", "db.tar.zst.001", "db.tar.zst.002", "db.tar.zst.sha256", "db.tar.zst.000.bak", "db.tar.zst.0001", "other.000"}
+	set := SelectSet(objects(names...), Filter{Prefix: "db.tar.zst.000"})
+	var got []string
+	for _, o := range set.Parts {
+		got = append(got, o.Name)
+	}
+	// "0001" and "000.bak" start with the prefix: SPEC's plain name-prefix rule takes them.
+	want := []string{"db.tar.zst.000", "db.tar.zst.000.bak", "db.tar.zst.001", "db.tar.zst.0001", "db.tar.zst.002"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("parts %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,318 @@
+// Moving bytes: a piece (or a span of it) pulled with retries through the
+// rate limiter and the stall watchdog, and a whole object streamed when
+// its server ignores Range.
+
+package fetch
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/internal/retry"
+)
+
+// fetchPiece pulls span j.sp of piece j into the part file, retrying
+// with backoff and resuming inside the span after a cut. The worker of a
+// piece's last span returns the piece's digest (Part.PieceHash), or the
+// first span failure; the others return errSpanEnded.
+func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, error) {
+	r, fl, sp := j.r, j.fl, j.sp
+	// h is the piece's digest while one span covers it from its start.
+	h := chunk.NewPieceHash(r.p.PieceHash)
+	var sum string
+	tries := 0
+	// final ends the tries whatever it is: this span ended while another
+	// of the piece runs, or another span failed first.
+	var final error
+	stop := func(err error) bool {
+		return errors.Is(err, source.ErrChanged) || source.IsPermanent(err) || errors.Is(err, source.ErrRangeIgnored)
+	}
+	// A repair source's copy that fails the manifest twice is bad there,
+	// not on the way: reading it again only moves bytes.
+	badCopy := func(err error, attempt int) bool { return e.repair && errors.Is(err, errPieceMismatch) && attempt >= 2 }
+	err := retry.Do(ctx, e.opts.policy(r.p.Name, func(err error, attempt int) bool {
+		return final == nil && !stop(err) && !badCopy(err, attempt)
+	}, func(err error, attempt int) string {
+		return fmt.Sprintf("%s piece %d: %v; retrying (%d/%d)", r.p.Name, j.i, err, attempt, e.opts.Retries)
+	}), func(attempt int) error {
+		tries = attempt
+		err := e.openPart(r)
+		if err == nil {
+			err = e.pull(ctx, r, sp, h, buf)
+		}
+		if err != nil {
+			return err
+		}
+		last, ferr := e.leave(fl, sp, nil)
+		if !last {
+			final = errSpanEnded
+			return final
+		}
+		if ferr != nil {
+			final = ferr
+			return final
+		}
+		if fl.split {
+			sum, err = e.readBack(r, fl, buf)
+		} else {
+			sum = hex.EncodeToString(h.Sum(nil))
+		}
+		if err == nil && (r.pieceRefs == nil || r.pieceRefs[j.i] == sum) {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%s piece %d: %w", r.p.Name, j.i, errPieceMismatch)
+		}
+		// The whole piece again, on this worker.
+		sp = e.again(fl)
+		h.Reset()
+		return err
+	})
+	switch {
+	case err == nil:
+		return sum, nil
+	case final != nil:
+		return "", final
+	case ctx.Err() != nil:
+		return "", e.quit(fl, sp, ctx.Err())
+	}
+	var ex *retry.ExhaustedError
+	if errors.As(err, &ex) {
+		err = ex.Err
+	}
+	if ex != nil || badCopy(err, tries) && !stop(err) {
+		err = fmt.Errorf("%s bytes %d-%d: %d attempts: %w", r.p.Name, fl.off, fl.off+fl.n-1, tries, err)
+	}
+	return "", e.quit(fl, sp, err)
+}
+
+// openPart opens (and sizes) NAME.partial on first use.
+func (e *engine) openPart(r *partRun) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.f != nil {
+		return nil
+	}
+	f, err := os.OpenFile(e.partialPath(r.p.Name), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return source.Permanent(fmt.Errorf("open %s: %w", e.partialPath(r.p.Name), err))
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() != r.p.Size {
+		if err := f.Truncate(r.p.Size); err != nil {
+			f.Close()
+			return source.Permanent(fmt.Errorf("size %s to %d bytes: %w", e.partialPath(r.p.Name), r.p.Size, err))
+		}
+	}
+	r.f = f
+	return nil
+}
+
+// pull moves the bytes of span sp not yet written into the part file
+// through the rate limiter and the stall watchdog, hashing them into h.
+func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, buf []byte) error {
+	sp.mu.Lock()
+	off, n := sp.pos, sp.end-sp.pos
+	sp.mu.Unlock()
+	if n <= 0 {
+		return nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watch := newStallWatch(e.opts.Timeout, cancel)
+	defer watch.stop()
+	asked := time.Now()
+	rc, err := e.src.ReadRange(rctx, r.obj, off, n)
+	if err != nil {
+		return watch.explain(err)
+	}
+	defer rc.Close()
+	e.answered(time.Since(asked))
+	return e.copySpan(e.limit(rctx, rc), r, sp, h, buf, watch)
+}
+
+// copySpan reads the bytes of sp from body into the part file and h. It
+// stops at sp.end, which a split may lower while it runs (the response
+// is then closed early).
+func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf []byte, watch *stallWatch) error {
+	for {
+		watch.kick()
+		want := sp.left()
+		if want <= 0 {
+			return nil
+		}
+		k, rerr := body.Read(buf[:min(int64(len(buf)), want)])
+		if k > 0 {
+			e.count(r, k)
+			sp.mu.Lock()
+			w := min(int64(k), sp.end-sp.pos)
+			var werr error
+			if w > 0 {
+				if _, werr = r.f.WriteAt(buf[:w], sp.pos); werr == nil {
+					h.Write(buf[:w])
+					sp.pos += w
+				}
+			}
+			sp.mu.Unlock()
+			if werr != nil {
+				return source.Permanent(fmt.Errorf("write %s: %w (free space in DEST, then run again)", e.partialPath(r.p.Name), werr))
+			}
+		}
+		if rerr == io.EOF {
+			if sp.left() > 0 {
+				return io.ErrUnexpectedEOF
+			}
+			return nil
+		}
+		if rerr != nil {
+			return watch.explain(rerr)
+		}
+	}
+}
+
+// count records k bytes pulled over the link for part r.
+func (e *engine) count(r *partRun, k int) {
+	e.opts.Progress.Pulled(r.p.Name, int64(k))
+	e.mu.Lock()
+	e.pulled += int64(k)
+	e.mu.Unlock()
+}
+
+func (e *engine) limit(ctx context.Context, rc io.Reader) io.Reader {
+	if e.opts.Limiter != nil {
+		return e.opts.Limiter.Reader(ctx, rc)
+	}
+	return rc
+}
+
+// copyRange reads bytes [off+*pos, off+n) of the part from body, hashes
+// them into h and, with write, writes them into the part file; *pos
+// advances with every byte.
+func (e *engine) copyRange(body io.Reader, r *partRun, off, n int64, pos *int64, write bool, h hash.Hash, buf []byte, watch *stallWatch) error {
+	for *pos < n {
+		watch.kick()
+		k, rerr := body.Read(buf[:min(int64(len(buf)), n-*pos)])
+		if k > 0 {
+			h.Write(buf[:k])
+			if write {
+				if _, werr := r.f.WriteAt(buf[:k], off+*pos); werr != nil {
+					return source.Permanent(fmt.Errorf("write %s: %w (free space in DEST, then run again)", e.partialPath(r.p.Name), werr))
+				}
+			}
+			*pos += int64(k)
+			e.count(r, k)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return watch.explain(rerr)
+		}
+	}
+	if *pos < n {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+// wholeJob is the piece index of a job that streams a whole object.
+const wholeJob = -1
+
+// fetchWhole fetches a part whose server ignores Range in one stream from
+// its first byte, writing the pieces still missing and passing over the
+// others, with retries. Each piece is recorded as it completes.
+func (e *engine) fetchWhole(ctx context.Context, r *partRun, buf []byte) error {
+	if err := e.openPart(r); err != nil {
+		return err
+	}
+	err := retry.Do(ctx, e.opts.policy(r.p.Name, func(err error, _ int) bool {
+		return !errors.Is(err, source.ErrChanged) && !source.IsPermanent(err)
+	}, func(err error, attempt int) string {
+		return fmt.Sprintf("%s: %v; retrying (%d/%d)", r.p.Name, err, attempt, e.opts.Retries)
+	}), func(int) error { return e.stream(ctx, r, buf) })
+	var ex *retry.ExhaustedError
+	if errors.As(err, &ex) {
+		return fmt.Errorf("%s (one stream; the server ignores Range): %d attempts: %w", r.p.Name, ex.Attempts, ex.Err)
+	}
+	return err
+}
+
+// stream makes one pass over the whole object.
+func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watch := newStallWatch(e.opts.Timeout, cancel)
+	defer watch.stop()
+	rc, err := e.src.ReadRange(rctx, r.obj, 0, r.p.Size)
+	if err != nil {
+		return watch.explain(err)
+	}
+	defer rc.Close()
+	body := e.limit(rctx, rc)
+	var bad error
+	for i := 0; i < r.n; i++ {
+		off, n := chunk.PieceRange(r.p.Size, e.st.PieceSize, i)
+		e.mu.Lock()
+		need := r.missing(i)
+		e.mu.Unlock()
+		h := chunk.NewPieceHash(r.p.PieceHash)
+		var pos int64
+		if err := e.copyRange(body, r, off, n, &pos, need, h, buf, watch); err != nil {
+			return err
+		}
+		if !need {
+			continue
+		}
+		sum := hex.EncodeToString(h.Sum(nil))
+		if r.pieceRefs != nil && r.pieceRefs[i] != sum {
+			bad = fmt.Errorf("%s piece %d: %w", r.p.Name, i, errPieceMismatch)
+			continue // still missing: the next pass fetches it again
+		}
+		e.mu.Lock()
+		e.written(r, i, sum)
+		e.signal()
+		e.mu.Unlock()
+	}
+	return bad
+}
+
+// stallWatch cancels a transfer that moves no byte for the timeout.
+type stallWatch struct {
+	t       *time.Timer
+	d       time.Duration
+	mu      sync.Mutex
+	stalled bool
+}
+
+func newStallWatch(d time.Duration, cancel context.CancelFunc) *stallWatch {
+	w := &stallWatch{d: d}
+	w.t = time.AfterFunc(d, func() {
+		w.mu.Lock()
+		w.stalled = true
+		w.mu.Unlock()
+		cancel()
+	})
+	return w
+}
+
+func (w *stallWatch) kick() { w.t.Reset(w.d) }
+
+func (w *stallWatch) stop() { w.t.Stop() }
+
+// explain turns the cancellation the watchdog caused into errStalled.
+func (w *stallWatch) explain(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stalled {
+		return fmt.Errorf("%w (%s)", errStalled, w.d)
+	}
+	return err
+}
