@@ -18,22 +18,27 @@ import (
 // ErrNoJournal means DEST has no journal.jsonl: no run was recorded there.
 var ErrNoJournal = errors.New("no haul journal")
 
-// Journal event kinds (Event.Event). The names are part of the file format.
+// Journal event kinds (Event.Event), the one vocabulary of events: the
+// engine reports its events (fetch.Event.Kind) with these names, and the
+// job writes them here as they come. The names are part of the file format.
 const (
-	EventRunStart     = "run_start"     // a command began; carries PID
-	EventRunEnd       = "run_end"       // it ended: ExitCode, Bytes pulled in the run, Seconds
-	EventStepStart    = "step_start"    // Step began (haul run: fetch, verify, repair, restore)
-	EventStepEnd      = "step_end"      // Step ended: Seconds, Bytes pulled by it, ExitCode if it failed
-	EventPartFetched  = "part_fetched"  // Part is complete on disk; Bytes pulled for it in this run
-	EventPartVerified = "part_verified" // Part proven: VerifiedBy
-	EventPartBroken   = "part_broken"   // Part failed a reference: Message says which and where
-	EventPartRepaired = "part_repaired" // Part replaced and proven: From, Bytes pulled
-	EventPartChanged  = "part_changed"  // Part changed at the source and restarts from zero
-	EventRestoreStart = "restore_start" // unpacking began
-	EventRestoreEnd   = "restore_end"   // unpacking ended: Seconds, Bytes written
-	EventDeadline     = "deadline"      // --until/--max-time reached: Message
-	EventWarning      = "warning"       // anything an operator should read later: Message
-	EventProgress     = "progress"      // optional checkpoint: Bytes pulled so far in this run
+	EventRunStart       = "run_start"       // a command began; carries PID
+	EventRunEnd         = "run_end"         // it ended: ExitCode, Bytes pulled in the run, Seconds
+	EventStepStart      = "step_start"      // Step began (haul run: fetch, verify, repair, restore)
+	EventStepEnd        = "step_end"        // Step ended: Seconds, Bytes pulled by it, ExitCode if it failed
+	EventPartFetched    = "part_fetched"    // Part is complete on disk; Bytes pulled for it in this run
+	EventPartVerified   = "part_verified"   // Part proven: VerifiedBy
+	EventPartUnverified = "part_unverified" // Part complete, but no reference or structural check applies
+	EventPartMissing    = "part_missing"    // Part named by a reference or the archive but not at the source
+	EventPartBroken     = "part_broken"     // Part failed a reference: Message says which and where
+	EventPartRepaired   = "part_repaired"   // Part replaced and proven: From, Bytes pulled
+	EventPartChanged    = "part_changed"    // Part changed at the source and restarts from zero
+	EventRestoreStart   = "restore_start"   // unpacking began
+	EventRestoreEnd     = "restore_end"     // unpacking ended: Seconds, Bytes written
+	EventDeadline       = "deadline"        // --until/--max-time reached: Message
+	EventWarning        = "warning"         // anything an operator should read later: Message
+	EventRetry          = "retry"           // a piece, a part or a listing is tried again: Message says why
+	EventProgress       = "progress"        // optional checkpoint: Bytes pulled so far in this run
 )
 
 // Steps of haul run (Event.Step).

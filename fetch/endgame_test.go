@@ -108,8 +108,8 @@ func TestEndgameSplitsLastPieces(t *testing.T) {
 			if split < 4 {
 				t.Fatalf("%d ranges start inside a piece (%v); want the 4 idle connections to take halves", split, s.ranges)
 			}
-			if over := e.pulled - 1<<20; over < 0 || over > int64(len(s.ranges))*4<<10 {
-				t.Fatalf("pulled %d bytes for a part of %d: %d over, more than one read per request", e.pulled, 1<<20, over)
+			if over := e.pulled.Load() - 1<<20; over < 0 || over > int64(len(s.ranges))*4<<10 {
+				t.Fatalf("pulled %d bytes for a part of %d: %d over, more than one read per request", e.pulled.Load(), 1<<20, over)
 			}
 		})
 	}
@@ -133,8 +133,8 @@ func TestEndgameSplitPieceDamaged(t *testing.T) {
 	if s.flipAt != -1 {
 		t.Fatal("no read covered the byte to damage")
 	}
-	if over := e.pulled - 1<<20; over < 256<<10 || over > 256<<10+int64(len(s.ranges))*4<<10 {
-		t.Fatalf("pulled %d bytes: want the part and the damaged piece once more (plus a read per request)", e.pulled)
+	if over := e.pulled.Load() - 1<<20; over < 256<<10 || over > 256<<10+int64(len(s.ranges))*4<<10 {
+		t.Fatalf("pulled %d bytes: want the part and the damaged piece once more (plus a read per request)", e.pulled.Load())
 	}
 }
 

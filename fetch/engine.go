@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
@@ -24,7 +25,7 @@ type engine struct {
 	runs    []*partRun
 	changed chan struct{} // closed and replaced on every change, under mu
 	stop    error         // why the workers stop early (nil while running)
-	pulled  int64
+	pulled  atomic.Int64  // bytes pulled in this call (Summary.Pulled); opts.Meter counts the run
 	// nudge asks the committer for a commit now; commitsStarted and
 	// commitsDone number the commits (under mu), so a worker can wait
 	// until the piece it wrote is durable.
@@ -345,7 +346,7 @@ func (e *engine) finish(ctx context.Context, j job, sum string, err error) (comm
 	case errors.Is(err, source.ErrRangeIgnored):
 		if !r.whole {
 			r.whole = true
-			e.opts.Progress.Event(Event{Kind: EventWarning, Part: r.p.Name, Message: fmt.Sprintf("the server of %s ignores Range requests: fetching it in one stream", r.p.Name)})
+			e.opts.Progress.Event(Event{Kind: chunk.EventWarning, Part: r.p.Name, Message: fmt.Sprintf("the server of %s ignores Range requests: fetching it in one stream", r.p.Name)})
 		}
 	default:
 		e.failed(ctx, r, err)
@@ -387,7 +388,7 @@ func (e *engine) failed(ctx context.Context, r *partRun, err error) {
 	switch {
 	case ctx.Err() != nil:
 	case errors.Is(err, source.ErrChanged):
-		e.opts.Progress.Event(Event{Kind: EventPartChanged, Part: r.p.Name, Message: fmt.Sprintf("part %s changed at the source during the run; starting it again", r.p.Name)})
+		e.opts.Progress.Event(Event{Kind: chunk.EventPartChanged, Part: r.p.Name, Message: fmt.Sprintf("part %s changed at the source during the run; starting it again", r.p.Name)})
 		if e.stop == nil {
 			e.stop = errRelist
 		}
@@ -401,7 +402,7 @@ func (e *engine) failed(ctx context.Context, r *partRun, err error) {
 		if e.repair {
 			r.p.Error = e.badCopy(err)
 		}
-		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: r.p.Name, Message: fmt.Sprintf("part %s is broken: %s", r.p.Name, r.p.Error)})
+		e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: r.p.Name, Message: fmt.Sprintf("part %s is broken: %s", r.p.Name, r.p.Error)})
 	default:
 		if e.stop == nil {
 			e.stop = fmt.Errorf("%w: %v", ErrNetworkDown, err)

@@ -33,7 +33,10 @@ type Options struct {
 	Timeout       time.Duration    // stall timeout, default 60 s
 	Limiter       *bwlimit.Limiter // --bwlimit; nil = unlimited
 	Progress      Progress
-	Backoff       retry.Backoff // nil = retry.DefaultBackoff
+	// Meter, if not nil, counts the bytes pulled, across the steps of a
+	// job (Summary.Pulled counts one call's).
+	Meter   *Meter
+	Backoff retry.Backoff // nil = retry.DefaultBackoff
 	// SetCheck decodes a whole set split at arbitrary bytes (parts in
 	// order, at their final paths) and returns a *integrity.FormatError
 	// naming the first bad part, or an error wrapping ErrNoVerdict when it

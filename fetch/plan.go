@@ -75,7 +75,7 @@ func (e *engine) prepare(ctx context.Context) error {
 				// Another copy of the same part: keep the good pieces.
 				p.Version = o.Version()
 			} else {
-				e.opts.Progress.Event(Event{Kind: EventPartChanged, Part: o.Name, Message: fmt.Sprintf("part %s changed at the source (size or version differs); fetching it again from zero", o.Name)})
+				e.opts.Progress.Event(Event{Kind: chunk.EventPartChanged, Part: o.Name, Message: fmt.Sprintf("part %s changed at the source (size or version differs); fetching it again from zero", o.Name)})
 				e.resetPart(p)
 				e.adopt(p, o)
 			}
@@ -129,7 +129,7 @@ func (e *engine) prepare(ctx context.Context) error {
 			if !p.Complete() {
 				p.Status = chunk.Missing
 				p.Error = why + " but not found at the source"
-				e.opts.Progress.Event(Event{Kind: EventPartMissing, Part: name, Message: "part " + name + " is " + why + " but not found at " + e.src.String()})
+				e.opts.Progress.Event(Event{Kind: chunk.EventPartMissing, Part: name, Message: "part " + name + " is " + why + " but not found at " + e.src.String()})
 			}
 			seen[name] = true
 			parts = append(parts, p)

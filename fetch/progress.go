@@ -1,17 +1,6 @@
 package fetch
 
-// Event kinds reported through Progress.Event; the CLI writes them to the
-// journal and shows those that matter.
-const (
-	EventPartVerified   = "part_verified"
-	EventPartUnverified = "part_unverified"
-	EventPartBroken     = "part_broken"
-	EventPartMissing    = "part_missing"
-	EventPartChanged    = "part_changed"
-	EventPartRepaired   = "part_repaired"
-	EventRetry          = "retry"
-	EventWarning        = "warning"
-)
+import "sync/atomic"
 
 // PartProgress is one part as the engine starts on it.
 type PartProgress struct {
@@ -23,7 +12,7 @@ type PartProgress struct {
 
 // Event is something that happened to a part.
 type Event struct {
-	Kind       string
+	Kind       string // one of chunk's Event* kinds, which the journal records
 	Part       string
 	Message    string
 	VerifiedBy []string
@@ -47,3 +36,24 @@ type nopProgress struct{}
 func (nopProgress) Plan([]PartProgress)  {}
 func (nopProgress) Pulled(string, int64) {}
 func (nopProgress) Event(Event)          {}
+
+// Meter counts the bytes pulled over the link: the one byte counter of a
+// run. The engine adds every byte it receives (retries included) as it
+// arrives; the job reads it for the journal's checkpoints, steps and run
+// total while the run goes. A nil Meter counts nothing.
+type Meter struct{ n atomic.Int64 }
+
+// Add counts n more bytes.
+func (m *Meter) Add(n int64) {
+	if m != nil {
+		m.n.Add(n)
+	}
+}
+
+// Total is every byte counted so far.
+func (m *Meter) Total() int64 {
+	if m == nil {
+		return 0
+	}
+	return m.n.Load()
+}

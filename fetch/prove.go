@@ -77,17 +77,17 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 			return source.Permanent(err)
 		}
 		p.VerifiedBy, p.Error = res.VerifiedBy, ""
-		kind := EventPartVerified
+		kind := chunk.EventPartVerified
 		p.Status = chunk.Verified
 		if len(res.VerifiedBy) == 0 {
-			p.Status, kind = chunk.Unverified, EventPartUnverified
+			p.Status, kind = chunk.Unverified, chunk.EventPartUnverified
 		}
 		msg := fmt.Sprintf("part %s verified by %s", p.Name, strings.Join(res.VerifiedBy, ", "))
-		if kind == EventPartUnverified {
+		if kind == chunk.EventPartUnverified {
 			msg = fmt.Sprintf("part %s is complete but unverified: no reference or structural check applies", p.Name)
 		}
 		if e.repair {
-			kind = EventPartRepaired
+			kind = chunk.EventPartRepaired
 		}
 		e.opts.Progress.Event(Event{Kind: kind, Part: p.Name, Message: msg, VerifiedBy: res.VerifiedBy})
 		return nil
@@ -105,7 +105,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 			p.Error = e.badCopy(res.Err)
 			msg = fmt.Sprintf("part %s: %s", p.Name, p.Error)
 		}
-		e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: p.Name, Message: msg})
+		e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: p.Name, Message: msg})
 		return nil
 	}
 	bad := refetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
@@ -115,7 +115,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 			p.Hashes[i] = ""
 		}
 	}
-	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries)})
+	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries)})
 	return nil
 }
 
@@ -264,13 +264,13 @@ func (e *engine) setCheck(ctx context.Context) error {
 			if err := e.dir().unname(c); err != nil {
 				return err
 			}
-			e.opts.Progress.Event(Event{Kind: EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
+			e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
 		}
 		return e.save()
 	}
 	p.Attempts++
 	p.Error = fe.Error()
-	e.opts.Progress.Event(Event{Kind: EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
+	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
 	if err := e.dir().unname(p); err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func (e *engine) badCopy(err error) string {
 func (e *engine) summary() *Summary {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := &Summary{Parts: len(e.st.Parts), Pulled: e.pulled, Detail: map[string]string{}}
+	s := &Summary{Parts: len(e.st.Parts), Pulled: e.pulled.Load(), Detail: map[string]string{}}
 	for _, p := range e.st.Parts {
 		s.BytesTotal += p.Size
 		switch p.Status {

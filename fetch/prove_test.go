@@ -97,7 +97,7 @@ func TestFetchManifestBesideSums(t *testing.T) {
 	}
 	for name := range flips {
 		if !slices.ContainsFunc(rec.events, func(e Event) bool {
-			return e.Kind == EventRetry && e.Part == name && strings.Contains(e.Message, "fetching 1 piece(s) again")
+			return e.Kind == chunk.EventRetry && e.Part == name && strings.Contains(e.Message, "fetching 1 piece(s) again")
 		}) {
 			t.Errorf("no re-fetch of one piece of %s reported: %+v", name, rec.events)
 		}

@@ -166,7 +166,7 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 			} else if errors.Is(err, source.ErrChanged) {
 				return errRelist
 			} else if err != nil {
-				e.opts.Progress.Event(Event{Kind: EventWarning, Part: p.Name, Message: fmt.Sprintf("remote hashing unavailable (%v); copying part %s whole", err, p.Name)})
+				e.opts.Progress.Event(Event{Kind: chunk.EventWarning, Part: p.Name, Message: fmt.Sprintf("remote hashing unavailable (%v); copying part %s whole", err, p.Name)})
 			}
 		}
 	}

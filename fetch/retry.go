@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/retry"
@@ -18,7 +19,7 @@ var errStalled = errors.New("no data for the stall timeout")
 var errPieceMismatch = retry.Mark(retry.Data, errors.New("piece does not match the manifest"))
 
 // policy is the run's retry policy for one operation: opts.Retries
-// attempts with opts.Backoff, each retry reported as an EventRetry
+// attempts with opts.Backoff, each retry reported as an chunk.EventRetry
 // (part may be ""); ok says which failures are worth another try.
 func (o *Options) policy(part string, ok func(err error, attempt int) bool, say func(err error, attempt int) string) retry.Policy {
 	return retry.Policy{
@@ -26,7 +27,7 @@ func (o *Options) policy(part string, ok func(err error, attempt int) bool, say 
 		Backoff:  o.Backoff,
 		Retry:    ok,
 		OnRetry: func(err error, attempt int) {
-			o.Progress.Event(Event{Kind: EventRetry, Part: part, Message: say(err, attempt)})
+			o.Progress.Event(Event{Kind: chunk.EventRetry, Part: part, Message: say(err, attempt)})
 		},
 	}
 }

@@ -125,8 +125,8 @@ func TestFetchObjectChangesMidRun(t *testing.T) {
 			t.Fatalf("%s is not the new object (err %v)", n, err)
 		}
 	}
-	if !rec.saw(EventPartChanged, names[0]) {
-		t.Errorf("no %s event for %s", EventPartChanged, names[0])
+	if !rec.saw(chunk.EventPartChanged, names[0]) {
+		t.Errorf("no %s event for %s", chunk.EventPartChanged, names[0])
 	}
 }
 

@@ -181,9 +181,8 @@ func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf
 // count records k bytes pulled over the link for part r.
 func (e *engine) count(r *partRun, k int) {
 	e.opts.Progress.Pulled(r.p.Name, int64(k))
-	e.mu.Lock()
-	e.pulled += int64(k)
-	e.mu.Unlock()
+	e.pulled.Add(int64(k))
+	e.opts.Meter.Add(int64(k))
 }
 
 func (e *engine) limit(ctx context.Context, rc io.Reader) io.Reader {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"flag"
-
-	"github.com/haul-dev/haul/chunk"
 )
 
 // chainOpts are the flags of an incremental chain (GNU tar
@@ -36,29 +34,4 @@ func (c *chainOpts) check(assemble string) error {
 		return usagef("--assemble joins the parts of one DEST")
 	}
 	return nil
-}
-
-// dests is the chain, ending with the session's DEST.
-func (c *chainOpts) dests(last string) []string {
-	return append(append([]string(nil), c.bases...), last)
-}
-
-// lockBases holds the lock of every earlier DEST of the chain while it is
-// restored, so that no fetch changes them underneath.
-func (c *chainOpts) lockBases() (unlock func(), err error) {
-	var held []*chunk.LockFile
-	unlock = func() {
-		for _, l := range held {
-			l.Unlock()
-		}
-	}
-	for _, d := range c.bases {
-		l, err := chunk.LockFor(d, "restore")
-		if err != nil {
-			unlock()
-			return nil, err
-		}
-		held = append(held, l)
-	}
-	return unlock, nil
 }

@@ -15,9 +15,8 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
 	"github.com/haul-dev/haul/fetch/source"
-	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/atomicfile"
-	"github.com/haul-dev/haul/restore"
+	"github.com/haul-dev/haul/internal/job"
 )
 
 // opts is every flag of every command; registerFor picks a command's own.
@@ -278,25 +277,13 @@ func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
 	return enc.Encode(v)
 }
 
-// exitCode maps an error to the SPEC's exit codes, in one place.
+// exitCode maps an error to the SPEC's exit codes: a usage error is 2,
+// everything else is the job's outcome (job.ExitCode, which the journal
+// records too).
 func exitCode(err error) int {
 	var ue *usageError
-	var unsafe *restore.UnsafeError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ue):
+	if errors.As(err, &ue) {
 		return 2
-	case errors.As(err, &unsafe), errors.Is(err, restore.ErrPassword), errors.Is(err, restore.ErrNoSpace):
-		return 1
-	// fetch's errors say "network down" themselves (fetch.ErrNetworkDown)
-	// when the one classifier, internal/retry, calls them the link failing.
-	case errors.Is(err, fetch.ErrInterrupted), errors.Is(err, fetch.ErrNetworkDown), errors.Is(err, chunk.ErrLocked), errors.Is(err, restore.ErrBusy),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return 75
-	case errors.Is(err, fetch.ErrIncomplete), errors.Is(err, restore.ErrNotReady),
-		errors.Is(err, integrity.ErrMismatch), errors.Is(err, integrity.ErrFormat):
-		return 3
 	}
-	return 1
+	return job.ExitCode(err)
 }

@@ -23,13 +23,12 @@ import (
 // Tests shorten it (internal/testhook).
 var logInterval = testhook.LogInterval(10 * time.Second)
 
-// reporter shows progress (bars on a terminal, plain log lines otherwise)
-// and writes every part-level event to the journal. It implements
-// fetch.Progress and restore.Progress.
+// reporter shows progress (bars on a terminal, plain log lines otherwise).
+// It implements fetch.Progress and restore.Progress; the job writes the
+// journal, not the reporter.
 type reporter struct {
-	a       *app
-	mode    string // bars, log, none
-	journal *chunk.Journal
+	a    *app
+	mode string // bars, log, none
 
 	mu      sync.Mutex
 	parts   map[string]*partBar
@@ -64,7 +63,7 @@ type partBar struct {
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-func newReporter(a *app, mode string, j *chunk.Journal) *reporter {
+func newReporter(a *app, mode string) *reporter {
 	switch mode {
 	case "", "auto":
 		mode = "log"
@@ -75,7 +74,7 @@ func newReporter(a *app, mode string, j *chunk.Journal) *reporter {
 	default:
 		mode = "log"
 	}
-	r := &reporter{a: a, mode: mode, journal: j, parts: map[string]*partBar{}, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &reporter{a: a, mode: mode, parts: map[string]*partBar{}, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -113,25 +112,23 @@ func (r *reporter) Pulled(part string, n int64) {
 	r.mu.Unlock()
 }
 
-// Event implements fetch.Progress: every event goes to the journal; those
-// that matter are shown.
+// Event implements fetch.Progress: the events that matter are shown.
 func (r *reporter) Event(e fetch.Event) {
-	r.journal.Log(chunk.Event{Event: e.Kind, Part: e.Part, Message: e.Message, VerifiedBy: e.VerifiedBy, Bytes: e.Bytes})
 	r.mu.Lock()
 	if p := r.parts[e.Part]; p != nil {
 		switch e.Kind {
-		case fetch.EventPartVerified, fetch.EventPartRepaired:
+		case chunk.EventPartVerified, chunk.EventPartRepaired:
 			p.status, p.done = chunk.Verified, p.size
-		case fetch.EventPartUnverified:
+		case chunk.EventPartUnverified:
 			p.status, p.done = chunk.Unverified, p.size
-		case fetch.EventPartBroken:
+		case chunk.EventPartBroken:
 			p.status = chunk.Broken
-		case fetch.EventPartChanged, fetch.EventRetry:
+		case chunk.EventPartChanged, chunk.EventRetry:
 			p.status = chunk.Partial
 		}
 	}
 	r.mu.Unlock()
-	if e.Kind == fetch.EventRetry && r.mode == "bars" {
+	if e.Kind == chunk.EventRetry && r.mode == "bars" {
 		return // the bars show it; the journal keeps it
 	}
 	r.logf("%s", e.Message)
@@ -149,7 +146,6 @@ func (r *reporter) RestoreStart(total int64) {
 func (r *reporter) RestoreBytes(n int64) { r.restoreIn.Add(n) }
 func (r *reporter) RestoreFile(string)   { r.restoreFiles.Add(1) }
 func (r *reporter) Warn(msg string) {
-	r.journal.Log(chunk.Event{Event: "warning", Message: msg})
 	r.logf("warning: %s", msg)
 }
 
@@ -173,8 +169,6 @@ func (r *reporter) logf(format string, a ...any) {
 	fmt.Fprintf(r.a.stdout, "%s %s\n", time.Now().Format("15:04:05"), line)
 }
 
-func (r *reporter) pulledTotal() int64 { return r.pulled.Load() }
-
 // loop writes the periodic log line or refreshes the bars.
 func (r *reporter) loop() {
 	defer close(r.done)
@@ -184,19 +178,12 @@ func (r *reporter) loop() {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	lastCheckpoint := time.Now()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
 			r.rates.add(time.Now(), r.pulled.Load())
-			// A checkpoint of the bytes pulled so far, so that the report
-			// of a run killed with -9 still shows what it moved.
-			if time.Since(lastCheckpoint) >= 30*time.Second {
-				lastCheckpoint = time.Now()
-				r.journal.Log(chunk.Event{Event: chunk.EventProgress, Bytes: r.pulled.Load()})
-			}
 			switch r.mode {
 			case "log":
 				if r.total > 0 || r.restoreIn.Load() > 0 {

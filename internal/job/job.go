@@ -1,0 +1,334 @@
+// Package job runs haul's commands on a DEST as one job, with no CLI:
+//
+//  1. Begin takes DEST/.haul/lock (another run: exit 75 at once), opens the
+//     journal, logs run_start with the redacted command line, and sets the
+//     deadline (--until/--max-time) on the context.
+//  2. Each step (Fetch, Verify, Repair, Restore) is bracketed in the
+//     journal by step_start and step_end (seconds, bytes pulled, exit code
+//     when it failed); the engine's and the restore's events reach the
+//     journal through a decorator the job puts in front of the UI, and
+//     the bytes come from one counter, the run's fetch.Meter.
+//  3. RunAll is `haul run`: fetch (which verifies and re-fetches on its
+//     own), then restore, each skipped when already done.
+//  4. End logs run_end with the exit code (ExitCode) and releases the lock.
+//
+// SetCheck is the adapter that lets fetch prove a set split at arbitrary
+// bytes by test-decoding it with restore, naming the parts a failed
+// checksum may blame.
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/internal/redact"
+	"github.com/haul-dev/haul/internal/units"
+	"github.com/haul-dev/haul/restore"
+)
+
+// UI is what a job shows as it goes: the engine's and the restore's
+// progress. It never writes the journal; the job does.
+type UI interface {
+	fetch.Progress
+	restore.Progress
+}
+
+// Options configures a job.
+type Options struct {
+	// Cmd names the command (fetch, verify, repair, restore, run) in the
+	// lock and the journal.
+	Cmd  string
+	Dest string
+	// Args is the command line, logged in run_start with every URL
+	// redacted.
+	Args []string
+	// Deadline, if not zero, stops the job cleanly (exit 75) then.
+	Deadline time.Time
+	// UI shows progress; nil shows nothing.
+	UI UI
+	// Logf prints a line that matters (a step's summary); nil prints
+	// nothing.
+	Logf func(format string, args ...any)
+}
+
+// Job is one run of a command on a DEST.
+type Job struct {
+	o       Options
+	lock    *chunk.LockFile
+	journal *chunk.Journal
+	ui      journaled
+	meter   fetch.Meter
+	start   time.Time
+	cancel  context.CancelFunc
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// ErrDeadline is the cause of a stop at --until or --max-time.
+var ErrDeadline = errors.New("deadline reached (--until/--max-time)")
+
+// checkpointEvery is how often the bytes pulled so far are logged, so that
+// the report of a run killed with -9 still shows what it moved.
+const checkpointEvery = 30 * time.Second
+
+// Begin starts a job: DEST must exist (fetch and run create it), the lock
+// is taken, the journal opened and run_start logged. The context it
+// returns ends at the deadline.
+func Begin(ctx context.Context, o Options) (context.Context, *Job, error) {
+	if o.Cmd != "verify" && o.Cmd != "restore" && o.Cmd != "repair" {
+		if err := os.MkdirAll(o.Dest, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("DEST %s: %w (choose a writable directory)", o.Dest, err)
+		}
+	}
+	if _, err := os.Stat(o.Dest); err != nil {
+		return nil, nil, fmt.Errorf("DEST %s: %w", o.Dest, err)
+	}
+	lock, err := chunk.LockFor(o.Dest, o.Cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	jr, err := chunk.OpenJournal(o.Dest, o.Cmd)
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	j := &Job{o: o, lock: lock, journal: jr, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	j.ui = journaled{j: jr, ui: o.UI}
+	jr.Log(chunk.Event{Event: chunk.EventRunStart, Message: strings.Join(redactArgs(o.Args), " ")})
+	if !o.Deadline.IsZero() {
+		ctx, j.cancel = context.WithDeadlineCause(ctx, o.Deadline, ErrDeadline)
+		jr.Log(chunk.Event{Event: chunk.EventDeadline, Message: o.Deadline.Format(time.RFC3339)})
+	}
+	go j.checkpoints()
+	return ctx, j, nil
+}
+
+// checkpoints logs the bytes pulled so far every checkpointEvery.
+func (j *Job) checkpoints() {
+	defer close(j.done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+			j.journal.Log(chunk.Event{Event: chunk.EventProgress, Bytes: j.meter.Total()})
+		}
+	}
+}
+
+// End logs run_end with err's exit code and the bytes the job pulled,
+// releases the lock, and returns err.
+func (j *Job) End(err error) error {
+	close(j.stop)
+	<-j.done
+	code := ExitCode(err)
+	ev := chunk.Event{Event: chunk.EventRunEnd, ExitCode: &code, Seconds: time.Since(j.start).Seconds(), Bytes: j.meter.Total()}
+	if err != nil {
+		ev.Message = oneLine(err.Error())
+	}
+	j.journal.Log(ev)
+	if j.cancel != nil {
+		j.cancel()
+	}
+	j.journal.Close()
+	j.lock.Unlock()
+	return err
+}
+
+// Step brackets one step of the job in the journal.
+func (j *Job) Step(name string, f func() error) error {
+	t := time.Now()
+	j.journal.Log(chunk.Event{Event: chunk.EventStepStart, Step: name})
+	before := j.meter.Total()
+	err := f()
+	ev := chunk.Event{Event: chunk.EventStepEnd, Step: name, Seconds: time.Since(t).Seconds(), Bytes: j.meter.Total() - before}
+	if err != nil {
+		ev.Message = oneLine(err.Error())
+		code := ExitCode(err)
+		ev.ExitCode = &code
+	}
+	j.journal.Log(ev)
+	return err
+}
+
+// engineOptions puts the job's progress, meter and set check into fo.
+func (j *Job) engineOptions(fo fetch.Options) fetch.Options {
+	fo.Progress = j.ui
+	fo.Meter = &j.meter
+	fo.SetCheck, fo.SetCheckLabel = SetCheck, "decode"
+	return fo
+}
+
+// Fetch is the fetch step.
+func (j *Job) Fetch(ctx context.Context, fo fetch.Options) error {
+	return j.Step(chunk.StepFetch, func() error {
+		sum, err := fetch.Fetch(ctx, j.engineOptions(fo))
+		if sum != nil {
+			j.o.Logf("fetch: %d parts, %d verified, %d unverified, %d broken, %d missing; %s pulled",
+				sum.Parts, sum.Verified, sum.Unverified, len(sum.Broken), len(sum.Missing), units.FormatBytes(sum.Pulled))
+		}
+		return wrapDeadline(ctx, err)
+	})
+}
+
+// Verify is the verify step. show gets the report before the outcome is
+// decided (the CLI prints it); a part not proven fails the step with
+// fetch.ErrIncomplete.
+func (j *Job) Verify(ctx context.Context, show func(*fetch.VerifyReport) error) error {
+	return j.Step(chunk.StepVerify, func() error {
+		rep, err := fetch.Verify(ctx, fetch.Options{Dest: j.o.Dest, SetCheck: SetCheck, SetCheckLabel: "decode"})
+		if err != nil {
+			return wrapDeadline(ctx, err)
+		}
+		if show != nil {
+			if err := show(rep); err != nil {
+				return err
+			}
+		}
+		if rep.OK {
+			return nil
+		}
+		var bad []string
+		for _, p := range rep.Parts {
+			if p.Status != chunk.Verified && p.Status != chunk.Unverified {
+				bad = append(bad, p.Name+" ("+p.Status+")")
+				j.journal.Log(chunk.Event{Event: chunk.EventPartBroken, Part: p.Name, Message: p.Error})
+			}
+		}
+		return fmt.Errorf("%s; run: haul repair %s (or haul repair --from ssh://HOST/DIR %s): %w", strings.Join(bad, ", "), j.o.Dest, j.o.Dest, fetch.ErrIncomplete)
+	})
+}
+
+// Repair is the repair step, from the original source or from.
+func (j *Job) Repair(ctx context.Context, fo fetch.Options, from string) error {
+	return j.Step(chunk.StepRepair, func() error {
+		sum, err := fetch.Repair(ctx, j.engineOptions(fo), from)
+		if sum != nil {
+			j.o.Logf("repair: %d parts, %d broken, %d missing; %s pulled", sum.Parts, len(sum.Broken), len(sum.Missing), units.FormatBytes(sum.Pulled))
+		}
+		return wrapDeadline(ctx, err)
+	})
+}
+
+// Restore is the restore step; ro.Progress is the job's. bases are the
+// DESTs of the sets before this one in an incremental chain (level 0
+// first): they are locked while the chain is applied, so that no fetch
+// changes them underneath.
+func (j *Job) Restore(ctx context.Context, ro restore.Options, bases []string) error {
+	return j.Step(chunk.StepRestore, func() error {
+		j.journal.Log(chunk.Event{Event: chunk.EventRestoreStart})
+		t := time.Now()
+		ro.Progress = j.ui
+		unlock, err := lockAll(bases)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		err = restore.RunChain(ctx, chain(bases, j.o.Dest), ro)
+		ev := chunk.Event{Event: chunk.EventRestoreEnd, Seconds: time.Since(t).Seconds()}
+		if err != nil {
+			ev.Message = oneLine(err.Error())
+		}
+		j.journal.Log(ev)
+		if err == nil {
+			target := ro.Into
+			if target == "" {
+				target = ro.Assemble
+			}
+			j.o.Logf("restore: done into %s", target)
+		}
+		return wrapDeadline(ctx, err)
+	})
+}
+
+// chain is the incremental chain ending with dest.
+func chain(bases []string, dest string) []string {
+	return append(append([]string(nil), bases...), dest)
+}
+
+// lockAll holds the lock of every DEST in dests.
+func lockAll(dests []string) (unlock func(), err error) {
+	var held []*chunk.LockFile
+	unlock = func() {
+		for _, l := range held {
+			l.Unlock()
+		}
+	}
+	for _, d := range dests {
+		l, err := chunk.LockFor(d, "restore")
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		held = append(held, l)
+	}
+	return unlock, nil
+}
+
+// RunAll is `haul run`: each step is skipped when already done, so the
+// same line in cron every 15 minutes does the right thing. Fetch verifies
+// each part as it lands and re-fetches broken ones from the source up to
+// --retries: the verify and repair steps are in it.
+func (j *Job) RunAll(ctx context.Context, fo fetch.Options, ro restore.Options, bases []string) error {
+	if st, err := chunk.Load(j.o.Dest); err == nil && allComplete(st) {
+		if done, _ := restore.DoneChain(chain(bases, j.o.Dest), ro.Into); done {
+			j.o.Logf("run: every part verified and already restored into %s; nothing to do", ro.Into)
+			return nil
+		}
+	}
+	if err := j.Fetch(ctx, fo); err != nil {
+		return err
+	}
+	return j.Restore(ctx, ro, bases)
+}
+
+func allComplete(st *chunk.State) bool {
+	for _, p := range st.Parts {
+		if !p.Complete() {
+			return false
+		}
+	}
+	return len(st.Parts) > 0
+}
+
+// wrapDeadline says which deadline stopped the run.
+func wrapDeadline(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if errors.Is(context.Cause(ctx), ErrDeadline) {
+		return fmt.Errorf("stopped at the deadline (--until/--max-time); state saved: run the same command again to continue: %w", fetch.ErrInterrupted)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w by a signal; state saved: run the same command again to continue", fetch.ErrInterrupted)
+	}
+	return err
+}
+
+// redactArgs hides query strings (presigned signatures) in the journal.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.Contains(a, "://") {
+			a = redact.URL(a)
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// oneLine keeps an error message on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
