@@ -1,10 +1,12 @@
-// Package fetch owns the sources (S3, HTTP(S), SFTP, local directories)
-// and the transfer engine that moves the parts of a set into DEST, proves
-// them, and repairs them.
+// Package fetch is the transfer engine that moves the parts of a set into
+// DEST, proves them, and repairs them. The sources it reads from (S3,
+// HTTP(S), SFTP, local directories) and their contract are in fetch/source;
+// what is retried is decided by internal/retry.
 //
 // A run (Fetch, or Repair with another source):
 //
-//  1. Open the SOURCE and list its directory; SelectSet keeps the parts
+//  1. Open the SOURCE (source/open) and list its directory;
+//     source.SelectSet keeps the parts
 //     (natural order, name prefix, --include/--exclude) and the reference
 //     files beside them (sum files, haul manifests).
 //  2. prepare reads the references, asks the source for its own
@@ -32,5 +34,12 @@
 //     is fetched again.
 //
 // Errors say what to do next: IncompleteError (exit 3), ErrInterrupted and
-// ErrNetworkDown (exit 75, run again), permanent errors (exit 1).
+// ErrNetworkDown (exit 75, run again), permanent errors (exit 1). Every
+// retry loop (opening and listing, pieces, whole-object streams, reference
+// files) runs through retry.Do with the run's policy (--retries, backoff).
+//
+// Files: fetch.go (Options, Fetch, Summary), engine.go (the engine, its
+// workers), transfer.go, commit.go, prove.go, endgame.go, plan.go,
+// refs.go, dest.go and verify.go (Verify needs no engine), repair.go,
+// retry.go, progress.go (events, the Meter), manifest.go, errors.go.
 package fetch
