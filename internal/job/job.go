@@ -102,7 +102,11 @@ func Begin(ctx context.Context, o Options) (context.Context, *Job, error) {
 		o.Logf = func(string, ...any) {}
 	}
 	j := &Job{o: o, lock: lock, journal: jr, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
-	j.ui = journaled{j: jr, ui: o.UI}
+	if o.UI == nil {
+		o.UI = quiet{}
+	}
+	j.o = o
+	j.ui = journaled{j: jr, UI: o.UI}
 	jr.Log(chunk.Event{Event: chunk.EventRunStart, Message: strings.Join(redactArgs(o.Args), " ")})
 	if !o.Deadline.IsZero() {
 		ctx, j.cancel = context.WithDeadlineCause(ctx, o.Deadline, ErrDeadline)

@@ -9,55 +9,29 @@ import (
 // of the engine and every restore warning is written to the journal, then
 // passed on. The UI only shows.
 type journaled struct {
-	j  *chunk.Journal
-	ui UI // nil: nothing is shown
+	j *chunk.Journal
+	UI
 }
 
-var (
-	_ fetch.Progress = journaled{}
-	_ UI             = journaled{}
-)
-
-func (p journaled) Plan(parts []fetch.PartProgress) {
-	if p.ui != nil {
-		p.ui.Plan(parts)
-	}
-}
-
-func (p journaled) Pulled(part string, n int64) {
-	if p.ui != nil {
-		p.ui.Pulled(part, n)
-	}
-}
+var _ UI = journaled{}
 
 func (p journaled) Event(e fetch.Event) {
 	p.j.Log(chunk.Event{Event: e.Kind, Part: e.Part, Message: e.Message, VerifiedBy: e.VerifiedBy, Bytes: e.Bytes})
-	if p.ui != nil {
-		p.ui.Event(e)
-	}
-}
-
-func (p journaled) RestoreStart(total int64) {
-	if p.ui != nil {
-		p.ui.RestoreStart(total)
-	}
-}
-
-func (p journaled) RestoreBytes(n int64) {
-	if p.ui != nil {
-		p.ui.RestoreBytes(n)
-	}
-}
-
-func (p journaled) RestoreFile(name string) {
-	if p.ui != nil {
-		p.ui.RestoreFile(name)
-	}
+	p.UI.Event(e)
 }
 
 func (p journaled) Warn(msg string) {
 	p.j.Log(chunk.Event{Event: chunk.EventWarning, Message: msg})
-	if p.ui != nil {
-		p.ui.Warn(msg)
-	}
+	p.UI.Warn(msg)
 }
+
+// quiet is the UI of a job that shows nothing.
+type quiet struct{}
+
+func (quiet) Plan([]fetch.PartProgress) {}
+func (quiet) Pulled(string, int64)      {}
+func (quiet) Event(fetch.Event)         {}
+func (quiet) RestoreStart(int64)        {}
+func (quiet) RestoreBytes(int64)        {}
+func (quiet) RestoreFile(string)        {}
+func (quiet) Warn(string)               {}
