@@ -339,21 +339,32 @@ func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
 // connection that had been idle turned out dead, it runs once more on
 // another.
 func (s *sftpSource) do(ctx context.Context, op func(c *sftpConn) error) error {
-	for attempt := 0; ; attempt++ {
-		c, fresh, err := s.acquire(ctx)
+	var broken, fresh bool // of the last try
+	err := retry.Do(ctx, retry.Policy{
+		Attempts: 2,
+		Backoff:  func(int) time.Duration { return 0 },
+		// Only a connection that had been idle and turned out dead is
+		// worth another try, at once and on another connection.
+		Retry: func(error, int) bool { return broken && !fresh },
+	}, func(int) error {
+		c, f, err := s.acquire(ctx)
+		broken, fresh = false, f
 		if err != nil {
 			return err
 		}
 		err = op(c)
 		s.release(c)
-		if err == nil || ctx.Err() != nil || !(retry.IsNetwork(err) || c.dead()) {
-			return err
+		if err != nil && ctx.Err() == nil && (retry.IsNetwork(err) || c.dead()) {
+			broken = true
+			c.close()
 		}
-		c.close()
-		if fresh || attempt > 0 {
-			return err
-		}
+		return err
+	})
+	var ex *retry.ExhaustedError
+	if errors.As(err, &ex) {
+		return ex.Err
 	}
+	return err
 }
 
 // wrap words an error for the caller: missing files are ErrNotFound and
