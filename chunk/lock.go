@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrLocked means another haul process holds DEST/.haul/lock. The run should
@@ -92,9 +90,9 @@ func LockFor(dest, cmd string) (*LockFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if busy, err := tryLockFile(f); busy || err != nil {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
+		if busy {
 			return nil, holder(path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
@@ -140,16 +138,6 @@ func holder(path string) error {
 	return e
 }
 
-// flock calls flock(2), retrying when a signal interrupts it.
-func flock(f *os.File, how int) error {
-	for try := 0; ; try++ {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR || try == 100 {
-			return err
-		}
-	}
-}
-
 // Unlock releases the lock. The file stays, emptied of the holder's details.
 // Unlocking twice, or a nil LockFile, is harmless.
 func (l *LockFile) Unlock() error {
@@ -162,7 +150,7 @@ func (l *LockFile) Unlock() error {
 		return nil
 	}
 	terr := l.f.Truncate(0) // while still held: the next holder rewrites it anyway
-	uerr := flock(l.f, unix.LOCK_UN)
+	uerr := unlockFile(l.f)
 	cerr := l.f.Close()
 	l.f = nil
 	if err := errors.Join(terr, uerr, cerr); err != nil {

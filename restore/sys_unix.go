@@ -17,7 +17,7 @@ func lchtimes(d *os.Root, name string, mtime time.Time) error {
 		return err
 	}
 	defer f.Close()
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime.UnixNano())}
+	ts := []unix.Timespec{{Nsec: utimeOmit}, unix.NsecToTimespec(mtime.UnixNano())}
 	return unix.UtimesNanoAt(int(f.Fd()), name, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
