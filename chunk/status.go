@@ -37,12 +37,17 @@ type StatusReport struct {
 	Deadline   *time.Time   `json:"deadline,omitempty"`
 	Plan       string       `json:"plan,omitempty"`
 	Parts      []PartStatus `json:"parts"`
+	// Dest is the directory, for the commands WriteText suggests.
+	Dest string `json:"-"`
 }
 
 // BuildStatus summarises a state; the journal gives the recent rate (the
 // last run that moved bytes) and the deadline the last run was given.
 func BuildStatus(st *State, events []Event, now time.Time) StatusReport {
 	r := StatusReport{State: SetDone, Parts: []PartStatus{}}
+	if len(st.Parts) == 0 {
+		r.State = SetIncomplete // stopped before the set was known: nothing is done
+	}
 	for _, p := range st.Parts {
 		done := p.BytesDone(st.PieceSize)
 		r.BytesTotal += p.Size
@@ -116,7 +121,11 @@ func (r StatusReport) WriteText(w io.Writer) error {
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
 	if r.State == SetBroken {
-		b.WriteString("next: haul repair DEST (or haul repair --from ssh://HOST/DIR DEST)\n")
+		dest := r.Dest
+		if dest == "" {
+			dest = "DEST"
+		}
+		fmt.Fprintf(&b, "next: haul repair %s (or haul repair --from ssh://HOST/DIR %s)\n", dest, dest)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

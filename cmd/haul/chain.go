@@ -1,7 +1,7 @@
 package main
 
 import (
-	"flag"
+	"github.com/spf13/pflag"
 )
 
 // chainOpts are the flags of an incremental chain (GNU tar
@@ -14,13 +14,14 @@ import (
 // the last is applied; every set must be fetched and proven first.
 type chainOpts struct {
 	incremental bool
-	bases       listFlag // the DESTs before the session's own, in order
+	bases       []string // the DESTs before the session's own, in order
 }
 
-func (c *chainOpts) register(fs *flag.FlagSet, cmd string) {
+func (c *chainOpts) register(fs *pflag.FlagSet, cmd string) {
 	fs.BoolVar(&c.incremental, "incremental", false, "apply the name lists of GNU tar incremental archives (remove what a later level dropped); several DESTs are a chain, level 0 first")
 	if cmd == "run" {
-		fs.Var(&c.bases, "base", "DEST of an earlier set of the incremental chain, already fetched (repeatable, level 0 first)")
+		text := "DEST of an earlier set of the incremental chain, already fetched (repeatable, level 0 first)"
+		fs.Var(pathList{&c.bases}, "base", text)
 	}
 }
 

@@ -20,22 +20,23 @@ import (
 // cmdDemo runs the whole job on a generated Bitrix-style backup served by
 // an in-process slow, faulty HTTP server: fetch (cut short by --max-time,
 // then resumed), a part damaged on disk, verify, repair, restore, report.
-func cmdDemo(ctx context.Context, a *app, args []string) error {
-	o, pos, err := parse("demo", args, 0, 1)
-	if err != nil {
-		return err
-	}
+func cmdDemo(ctx context.Context, a *app, o *opts, pos []string) (err error) {
 	dir := ""
 	if len(pos) == 1 {
 		dir = pos[0]
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-	} else if dir, err = os.MkdirTemp("", "haul-demo-"); err != nil {
-		return err
-	}
-	if o.size < 1<<20 {
-		return usagef("--size %s: want at least 1MiB", units.FormatBytes(o.size))
+	} else {
+		if dir, err = os.MkdirTemp("", "haul-demo-"); err != nil {
+			return err
+		}
+		// Without DIR nothing is kept: a demo run leaves no 100 MB behind.
+		defer func() {
+			if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+				err = fmt.Errorf("demo: remove %s: %w", dir, rerr)
+			}
+		}()
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(a.stdout, "\n== "+format+"\n", args...) }
 	tree, served, dest, into := filepath.Join(dir, "site"), filepath.Join(dir, "server"), filepath.Join(dir, "dest"), filepath.Join(dir, "restored")
@@ -132,7 +133,11 @@ func cmdDemo(ctx context.Context, a *app, args []string) error {
 	if err := step(0, "report", dest); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "\nserved %s for a %s set; everything is in %s\n", units.FormatBytes(srv.BytesSent()), units.FormatBytes(dirSize(served)), dir)
+	kept := "removed " + dir + " (give DIR to keep the files)"
+	if len(pos) == 1 {
+		kept = "everything is in " + dir
+	}
+	fmt.Fprintf(a.stdout, "\nserved %s for a %s set; %s\n", units.FormatBytes(srv.BytesSent()), units.FormatBytes(dirSize(served)), kept)
 	return nil
 }
 

@@ -342,7 +342,10 @@ func TestFetchFaults(t *testing.T) {
 func e2eOneLine(t *testing.T, r result) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
-	if len(lines) == 0 || !strings.HasPrefix(lines[0], "haul ") || len(lines[0]) < 20 {
+	for i, l := range lines {
+		lines[i] = unstamp(t, l)
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "haul") || len(lines[0]) < 20 {
 		t.Fatalf("exit %d: want one clear line on stderr, got:\n%s", r.code, r.stderr)
 	}
 	for _, l := range lines[1:] {

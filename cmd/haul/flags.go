@@ -1,18 +1,16 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
+	"os"
+	"path"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/haul-dev/haul/fetch"
-	"github.com/haul-dev/haul/fetch/source"
+	"github.com/spf13/pflag"
+
 	"github.com/haul-dev/haul/internal/bwlimit"
-	"github.com/haul-dev/haul/internal/retry"
-	"github.com/haul-dev/haul/internal/testhook"
 	"github.com/haul-dev/haul/internal/units"
 )
 
@@ -23,168 +21,203 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
-// listFlag collects a repeatable flag.
-type listFlag []string
+// Every flag value is checked in its Set, so a bad value stops the command
+// line before anything runs, with exit 2 and one line naming the flag (pflag
+// adds the flag's name and the value to the error). Each Type is the
+// placeholder the help shows.
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-// sizeFlag parses sizes with K/M/G suffixes.
-type sizeFlag struct{ n *int64 }
-
-func (s sizeFlag) String() string {
-	if s.n == nil {
-		return ""
-	}
-	return units.FormatBytes(*s.n)
+// intValue is an int within [min, max].
+type intValue struct {
+	p        *int
+	min, max int
 }
-func (s sizeFlag) Set(v string) error {
-	n, err := units.ParseSize(v)
+
+func (v intValue) String() string { return strconv.Itoa(*v.p) }
+func (v intValue) Type() string   { return "N" }
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
 	if err != nil {
-		return err
+		return fmt.Errorf("not a whole number")
 	}
-	*s.n = n
+	if n < v.min || n > v.max {
+		return fmt.Errorf("want %d to %d", v.min, v.max)
+	}
+	*v.p = n
 	return nil
 }
 
-// common holds the flags shared by the commands that move data.
-type common struct {
-	connections int
-	chunkSize   int64
-	bwlimit     string
-	until       string
-	maxTime     time.Duration
-	retries     int
-	timeout     time.Duration
-	progress    string
-	endpoint    string
-	region      string
-	anonymous   bool
-	identity    string
-	knownHosts  string
-	acceptNew   bool
-	password    string
-	include     listFlag
-	exclude     listFlag
-	manifest    string
-	list        string
-	probe       bool
-	json        bool
-	// chunkSizeSet is whether --chunk-size was given.
-	chunkSizeSet bool
+// sizeValue is a size with K/M/G suffixes within [min, max].
+type sizeValue struct {
+	p        *int64
+	min, max int64
+	set      *bool // set when the flag is given (nil: not tracked)
 }
 
-func (c *common) register(fs *flag.FlagSet) {
-	fs.IntVar(&c.connections, "connections", 8, "concurrent transfers in total")
-	fs.IntVar(&c.connections, "j", 8, "short for --connections")
-	c.chunkSize = 8 << 20
-	fs.Var(sizeFlag{&c.chunkSize}, "chunk-size", "piece size for transfers (default 8MiB; smaller, down to 256KiB, for a set too small to give every connection four pieces)")
-	fs.StringVar(&c.bwlimit, "bwlimit", "", `cap the total rate: RATE or "HH:MM,RATE HH:MM,RATE …" (off = unlimited)`)
-	fs.StringVar(&c.until, "until", "", "stop cleanly at this local time HH:MM (exit 75)")
-	fs.DurationVar(&c.maxTime, "max-time", 0, "stop cleanly after this long (exit 75)")
-	fs.IntVar(&c.retries, "retries", 10, "attempts per piece before a part is declared broken")
-	fs.DurationVar(&c.timeout, "timeout", 60*time.Second, "retry a transfer that moves no byte for this long")
-	fs.StringVar(&c.progress, "progress", "auto", "auto|bars|log|none")
-	fs.StringVar(&c.endpoint, "endpoint", "", "S3 endpoint URL (or AWS_ENDPOINT_URL)")
-	fs.StringVar(&c.region, "region", "", "S3 region (or AWS_REGION)")
-	fs.BoolVar(&c.anonymous, "anonymous", false, "S3 without credentials (public buckets)")
-	fs.StringVar(&c.identity, "identity", "", "SSH private key file")
-	fs.StringVar(&c.identity, "i", "", "short for --identity")
-	fs.StringVar(&c.knownHosts, "known-hosts", "", "known_hosts file (default ~/.ssh/known_hosts)")
-	fs.BoolVar(&c.acceptNew, "accept-new-host-key", false, "trust and record an unknown SSH host key (a changed key is always refused)")
-	fs.StringVar(&c.password, "password-file", "", "file holding the password of an encrypted archive")
-	fs.Var(&c.include, "include", "select parts matching GLOB (repeatable)")
-	fs.Var(&c.exclude, "exclude", "skip parts matching GLOB (repeatable)")
-	fs.StringVar(&c.manifest, "manifest", "", "reference file (sum file or haul manifest), PATH or URL")
-	fs.StringVar(&c.list, "list", "", "file with one URL per line")
-	fs.BoolVar(&c.probe, "probe-parts", false, "derive NAME.1, NAME.2 … from one URL by trying until 404")
+func (v sizeValue) String() string { return compactSize(*v.p) }
+func (v sizeValue) Type() string   { return "SIZE" }
+func (v sizeValue) Set(s string) error {
+	n, err := units.ParseSize(s)
+	if err != nil {
+		return err
+	}
+	if n < v.min || n > v.max {
+		return fmt.Errorf("want %s to %s", compactSize(v.min), compactSize(v.max))
+	}
+	*v.p = n
+	if v.set != nil {
+		*v.set = true
+	}
+	return nil
 }
 
-// fetchOptions turns the flags into engine options.
-func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, error) {
-	o := fetch.Options{
-		Sources:     sources,
-		Dest:        dest,
-		Connections: c.connections,
-		PieceSize:   c.chunkSize,
-		Retries:     c.retries,
-		// Without --chunk-size, a set of small parts gets smaller pieces.
-		AutoPieceSize: !c.chunkSizeSet,
-		Timeout:       c.timeout,
-		Manifest:      c.manifest,
-		Filter:        source.Filter{Include: c.include, Exclude: c.exclude},
-		Open: source.OpenOptions{
-			S3:         source.S3Options{Endpoint: c.endpoint, Region: c.region, Anonymous: c.anonymous},
-			SSH:        source.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt(), Connections: c.connections},
-			ProbeParts: c.probe,
-		},
-	}
-	if c.connections < 1 || c.connections > 256 {
-		return o, usagef("--connections %d: want 1 to 256", c.connections)
-	}
-	if c.chunkSize < 64<<10 || c.chunkSize > 1<<30 {
-		return o, usagef("--chunk-size %s: want 64KiB to 1GiB", units.FormatBytes(c.chunkSize))
-	}
-	if c.bwlimit != "" {
-		sched, err := bwlimit.ParseBandwidth(c.bwlimit)
-		if err != nil {
-			return o, usagef("--bwlimit: %v", err)
+// compactSize writes a size the way it is typed: 8MiB, 256KiB, 1000.
+func compactSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		n int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.n && n%u.n == 0 {
+			return fmt.Sprintf("%d%s", n/u.n, u.s)
 		}
-		o.Limiter = bwlimit.NewLimiter(sched, nil)
 	}
-	if testhook.FastRetry() {
-		// Fault tests finish in seconds; never set in production.
-		o.Backoff = retry.FastBackoff
-	}
-	return o, nil
+	return strconv.FormatInt(n, 10)
 }
 
-// parseArgs parses GNU style: flags may stand before or after positional
-// arguments, "--flag value" and "--flag=value", and "--" ends flags.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
+// durationValue is a duration > 0; zero (the default) means "not set".
+type durationValue struct{ p *time.Duration }
+
+func (v durationValue) String() string {
+	if *v.p == 0 {
+		return ""
+	}
+	return shortDuration(*v.p)
+}
+func (v durationValue) Type() string { return "DURATION" }
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration (like 90s, 45m, 6h)")
+	}
+	if d <= 0 {
+		return fmt.Errorf("want a duration above zero")
+	}
+	*v.p = d
+	return nil
+}
+
+// enumValue is one of a fixed set of words.
+type enumValue struct {
+	p     *string
+	words []string
+}
+
+func (v enumValue) String() string { return *v.p }
+func (v enumValue) Type() string   { return strings.Join(v.words, "|") }
+func (v enumValue) Set(s string) error {
+	for _, w := range v.words {
+		if s == w {
+			*v.p = s
+			return nil
 		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
+	}
+	return fmt.Errorf("want one of %s", strings.Join(v.words, ", "))
+}
+
+// checkedString is a string checked by a parser when set; Type is the
+// placeholder.
+type checkedString struct {
+	p     *string
+	typ   string
+	check func(string) error
+}
+
+func (v checkedString) String() string { return *v.p }
+func (v checkedString) Type() string   { return v.typ }
+func (v checkedString) Set(s string) error {
+	if err := v.check(s); err != nil {
+		return err
+	}
+	*v.p = s
+	return nil
+}
+
+// globList is a repeatable --include/--exclude GLOB.
+type globList struct{ p *[]string }
+
+func (v globList) String() string { return strings.Join(*v.p, ",") }
+func (v globList) Type() string   { return "GLOB" }
+func (v globList) Set(s string) error {
+	if _, err := path.Match(s, ""); err != nil {
+		return fmt.Errorf("bad glob: %v", err)
+	}
+	*v.p = append(*v.p, s)
+	return nil
+}
+
+// pathList is a repeatable flag of paths (--base DIR).
+type pathList struct{ p *[]string }
+
+func (v pathList) String() string     { return strings.Join(*v.p, ",") }
+func (v pathList) Type() string       { return "DIR" }
+func (v pathList) Set(s string) error { *v.p = append(*v.p, s); return nil }
+
+func checkBandwidth(s string) error { _, err := bwlimit.ParseBandwidth(s); return err }
+func checkUntil(s string) error     { _, err := units.ParseUntil(s, time.Now()); return err }
+
+// envPrefix starts the environment name of every flag: --bwlimit is also
+// HAUL_BWLIMIT. Names HAUL_TEST_* and HAUL_MINIO belong to the tests; no
+// flag starts with "test-" or is named "minio", so they never collide.
+const envPrefix = "HAUL_"
+
+// envName is the environment variable that may give flag name.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// noEnv are flags that are never read from the environment: they ask for
+// output rather than configure a job.
+var noEnv = map[string]bool{"help": true, "version": true}
+
+// applyEnv sets every flag not given on the command line from its
+// HAUL_<FLAG> variable, so that a systemd unit can use EnvironmentFile=. A
+// flag on the command line wins. A bad value is a usage error naming the
+// variable.
+func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || noEnv[f.Name] {
+			return
 		}
-		name := strings.TrimLeft(a, "-")
-		if k := strings.IndexByte(name, '='); k >= 0 {
-			flags = append(flags, a)
-			name = name[:k]
-			if fs.Lookup(name) == nil {
-				return nil, usagef("unknown flag %s", a[:strings.IndexByte(a, '=')])
+		v, ok := getenv(envName(f.Name))
+		if !ok || v == "" {
+			return
+		}
+		if isList(f) {
+			for _, item := range strings.Fields(v) {
+				if serr := f.Value.Set(item); serr != nil {
+					err = usagef("%s=%s: %v", envName(f.Name), v, serr)
+					return
+				}
 			}
-			continue
+			f.Changed = true
+			return
 		}
-		if name == "h" || name == "help" {
-			return nil, flag.ErrHelp
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = usagef("%s=%s: %v", envName(f.Name), v, serr)
 		}
-		f := fs.Lookup(name)
-		if f == nil {
-			return nil, usagef("unknown flag %s", a)
-		}
-		flags = append(flags, a)
-		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
-			continue
-		}
-		if i+1 >= len(args) {
-			return nil, usagef("flag %s needs a value", a)
-		}
-		flags = append(flags, args[i+1])
-		i++
-	}
-	if err := fs.Parse(flags); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usagef("%v", err)
-	}
-	return pos, nil
+	})
+	return err
 }
+
+// isList is whether a flag is repeatable: its variable takes several
+// values separated by spaces.
+func isList(f *pflag.Flag) bool {
+	switch f.Value.(type) {
+	case globList, pathList:
+		return true
+	}
+	return false
+}
+
+// lookupEnv reads the environment; tests of applyEnv pass their own.
+var lookupEnv = os.LookupEnv

@@ -6,147 +6,153 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
 )
-
-// command is one `haul CMD`.
-type command struct {
-	name    string
-	args    string
-	summary string
-	run     func(ctx context.Context, a *app, args []string) error
-}
-
-var commands []command
-
-func init() {
-	commands = []command{
-		{"fetch", "[flags] SOURCE... DEST", "download every part, resumably; verify each; re-fetch broken ones", cmdFetch},
-		{"verify", "[--json] DEST", "re-check the parts on disk against every reference", cmdVerify},
-		{"repair", "[flags] [--from URL] DEST", "replace only broken or missing parts (or pieces), from the source or from URL", cmdRepair},
-		{"restore", "[flags] DEST... (--into DIR | --assemble FILE)", "join the verified parts in order and unpack them (or write the joined archive)", cmdRestore},
-		{"run", "[flags] SOURCE... DEST --into DIR", "fetch → verify → repair → restore, each step skipped when done; the cron entry point", cmdRun},
-		{"status", "[--json] DEST", "what is done, what is left, what is broken, ETA", cmdStatus},
-		{"report", "[--json] DEST", "the journal: every run and step with its times, bytes and rates", cmdReport},
-		{"manifest", "[--piece-size SIZE] [-o FILE] SOURCE|DIR", "write a haul manifest (per-part and per-piece SHA-256) for a set", cmdManifest},
-		{"demo", "[DIR]", "the whole job against a built-in slow, faulty server; no setup needed", cmdDemo},
-	}
-}
 
 // app carries the process's streams, so tests can run commands in-process.
 type app struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
-	// stdoutTTY is whether stdout is a terminal (bars vs log lines).
-	stdoutTTY bool
+	// stdoutTTY and stderrTTY are whether they are terminals: bars vs log
+	// lines, dated error lines.
+	stdoutTTY, stderrTTY bool
+	// quiet and verbose are -q and -v.
+	quiet, verbose bool
+	// startLine is what the next reporter prints first in log mode: the
+	// command, its (redacted) source and DEST, and the version.
+	startLine string
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, stdoutTTY: isTerminal(os.Stdout)}
+	ctx, stop := signalContext(context.Background())
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, stdoutTTY: isTerminal(os.Stdout), stderrTTY: isTerminal(os.Stderr)}
 	code := a.main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
+// signalStop is the cause of a stop by SIGINT or SIGTERM. It is a
+// context.Canceled, so every layer treats it as a clean stop (exit 75).
+type signalStop struct{ sig os.Signal }
+
+func (e signalStop) Error() string {
+	switch e.sig {
+	case os.Interrupt:
+		return "stopped by SIGINT (Ctrl-C)"
+	case syscall.SIGTERM:
+		return "stopped by SIGTERM"
+	}
+	return "stopped by signal " + e.sig.String()
+}
+
+func (e signalStop) Is(target error) bool { return target == context.Canceled }
+
+// signalContext is cancelled, with a signalStop cause, at the first SIGINT
+// or SIGTERM.
+func signalContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(signalStop{s})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
+}
+
 // main runs one command line and returns the exit code.
 func (a *app) main(ctx context.Context, args []string) int {
+	root := a.rootCommand()
 	if len(args) == 0 {
-		a.usage(a.stderr)
+		a.writeHelp(a.stderr, root)
 		return 2
 	}
-	name := args[0]
-	switch name {
-	case "help", "-h", "--help":
-		if len(args) > 1 {
-			if c := findCommand(args[1]); c != nil {
-				a.commandUsage(a.stdout, c)
-				return 0
-			}
-			fmt.Fprintf(a.stderr, "haul: unknown command %q; run: haul help\n", args[1])
-			return 2
-		}
-		a.usage(a.stdout)
-		return 0
-	case "version", "--version":
-		fmt.Fprintln(a.stdout, "haul", version)
-		return 0
+	if err := unknownCommand(root, args); err != nil {
+		return a.fail(nil, err)
 	}
-	c := findCommand(name)
-	if c == nil {
-		fmt.Fprintf(a.stderr, "haul: unknown command %q; run: haul help\n", name)
-		return 2
-	}
-	err := c.run(ctx, a, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		a.commandUsage(a.stdout, c)
-		return 0
-	}
-	code := exitCode(err)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil {
-		fmt.Fprintf(a.stderr, "haul %s: %s\n", c.name, oneLine(err.Error()))
-		if code == 2 {
-			fmt.Fprintf(a.stderr, "usage: haul %s %s (see: haul help %s)\n", c.name, c.args, c.name)
-		}
+		return a.fail(cmd, err)
 	}
+	return 0
+}
+
+// fail prints err on one line (unless it is a quiet exit) and returns the
+// exit code. Not on a terminal the line starts with the date, as log
+// lines do.
+func (a *app) fail(cmd *cobra.Command, err error) int {
+	code := exitCode(err)
+	var q *quietExit
+	if errors.As(err, &q) {
+		return code
+	}
+	name := "haul"
+	if cmd != nil && cmd.HasParent() {
+		name = "haul " + cmd.Name()
+	}
+	line := name + ": " + oneLine(err.Error())
+	if code == 2 && cmd != nil && cmd.HasParent() && !strings.Contains(line, "haul help") {
+		line += fmt.Sprintf(" (usage: haul %s; see haul help %s)", cmd.Use, cmd.Name())
+	}
+	if !a.stderrTTY {
+		line = stamp(time.Now()) + " " + line
+	}
+	fmt.Fprintln(a.stderr, line)
 	return code
 }
 
-const version = "0.1.0"
+// quietExit ends a command with an exit code and no message: the command
+// already said everything (haul status).
+type quietExit struct{ code int }
 
-func findCommand(name string) *command {
-	for i := range commands {
-		if commands[i].name == name {
-			return &commands[i]
+func (e *quietExit) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// stampLayout is RFC 3339 with a numeric offset even in UTC, so a log read
+// next week, elsewhere, still says when.
+const stampLayout = "2006-01-02T15:04:05-07:00"
+
+func stamp(t time.Time) string { return t.Format(stampLayout) }
+
+// unknownCommand refuses a first word that names no command, suggesting the
+// nearest ones: `haul fecth` → did you mean fetch?
+func unknownCommand(root *cobra.Command, args []string) error {
+	for _, w := range args {
+		if w == "--" {
+			return nil
 		}
+		if strings.HasPrefix(w, "-") {
+			continue // -v, -q, -V, -h: flags of the root
+		}
+		for _, c := range root.Commands() {
+			if c.Name() == w || c.HasAlias(w) {
+				return nil
+			}
+		}
+		if w == "help" || w == cobra.ShellCompRequestCmd || w == cobra.ShellCompNoDescRequestCmd {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q", w)
+		if s := root.SuggestionsFor(w); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usagef("%s (see: haul help)", msg)
 	}
 	return nil
 }
 
-func (a *app) usage(w io.Writer) {
-	fmt.Fprintln(w, "haul moves large multi-part backups from slow storage, proves every part, and restores them.")
-	fmt.Fprintln(w, "\nusage: haul COMMAND [flags] ARGS")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'haul help COMMAND' for a command's flags. Exit codes: 0 done, 1 needs a person,")
-	fmt.Fprintln(w, "2 usage, 3 broken or missing parts remain, 75 incomplete but resumable (run again later).")
-}
-
-func (a *app) commandUsage(w io.Writer, c *command) {
-	fmt.Fprintf(w, "usage: haul %s %s\n\n%s\n", c.name, c.args, c.summary)
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	registerFor(c.name, fs)
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	if len(names) == 0 {
-		return
-	}
-	sort.Strings(names)
-	fmt.Fprintln(w, "\nflags:")
-	for _, n := range names {
-		f := fs.Lookup(n)
-		dash := "--"
-		if len(n) == 1 {
-			dash = "-"
-		}
-		def := ""
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-			def = " (default " + f.DefValue + ")"
-		}
-		fmt.Fprintf(w, "  %s%-22s %s%s\n", dash, n, f.Usage, def)
-	}
-}
-
-// oneLine keeps an error message on one line.
+// oneLine keeps an error message on one line, each prefix once.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+	return dedupPrefix(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " "))
 }

@@ -135,7 +135,7 @@ func TestProgressLogWhenNotATerminal(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, "\x1b[") || strings.Contains(r.stdout, "\r") {
 		t.Errorf("escape codes in non-terminal output:\n%q", r.stdout)
 	}
-	if !regexp.MustCompile(`\d+:\d+:\d+ .* / .*\(\d+\.\d%\), .*, ETA .*, parts \d+/\d+ done, \d+ broken`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`\d+-\d+-\d+T\d+:\d+:\d+[+-]\d\d:\d\d .* / .*\(\d+\.\d%\), .*, ETA .*, parts \d+/\d+ done, \d+ broken`).MatchString(r.stdout) {
 		t.Errorf("no periodic log line with bytes, %%, rate, ETA and parts:\n%s", r.stdout)
 	}
 	e2eIdentical(t, dest, parts)

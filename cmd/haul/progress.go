@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cheggaaa/pb/v3"
+	"github.com/mattn/go-runewidth"
 	"golang.org/x/term"
 
 	"github.com/haul-dev/haul/chunk"
@@ -59,22 +60,50 @@ type partBar struct {
 	size, done int64
 	status     string
 	last       time.Time
+	// pulled is what this run moved for the part (its rate).
+	pulled int64
+	// rate is the part's recent rate, sampled at each redraw of the bars.
+	rate rateWindow
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-func newReporter(a *app, mode string) *reporter {
+// plainTerminal is whether the terminal asked for plain lines: TERM=dumb
+// (no cursor movement) or NO_COLOR (no decoration).
+func plainTerminal() bool {
+	return os.Getenv("TERM") == "dumb" || os.Getenv("NO_COLOR") != ""
+}
+
+// progressMode resolves --progress: auto is bars on a terminal that can
+// draw them, dated log lines otherwise, nothing with -q. Bars asked for on
+// a dumb terminal are log lines too.
+func progressMode(a *app, mode string) string {
+	if a.quiet {
+		return "none"
+	}
 	switch mode {
 	case "", "auto":
-		mode = "log"
-		if a.stdoutTTY {
-			mode = "bars"
+		switch {
+		case a.stdoutTTY && !plainTerminal():
+			return "bars"
 		}
-	case "bars", "log", "none":
-	default:
-		mode = "log"
+		return "log"
+	case "bars":
+		if os.Getenv("TERM") == "dumb" {
+			return "log"
+		}
 	}
+	return mode
+}
+
+func newReporter(a *app, mode string) *reporter {
+	mode = progressMode(a, mode)
 	r := &reporter{a: a, mode: mode, parts: map[string]*partBar{}, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	if a.startLine != "" && (mode == "log" || (mode == "bars" && a.verbose)) {
+		r.logf("%s", a.startLine)
+	}
+	a.startLine = ""
+	r.rates.add(r.started, 0)
 	go r.loop()
 	return r
 }
@@ -103,6 +132,7 @@ func (r *reporter) Pulled(part string, n int64) {
 	r.pulled.Add(n)
 	r.mu.Lock()
 	if p := r.parts[part]; p != nil {
+		p.pulled += n
 		p.done = min(p.done+n, p.size)
 		p.last = time.Now()
 		if p.status == chunk.Pending {
@@ -114,6 +144,7 @@ func (r *reporter) Pulled(part string, n int64) {
 
 // Event implements fetch.Progress: the events that matter are shown.
 func (r *reporter) Event(e fetch.Event) {
+	e.Message = dedupPrefix(e.Message)
 	r.mu.Lock()
 	if p := r.parts[e.Part]; p != nil {
 		switch e.Kind {
@@ -128,7 +159,7 @@ func (r *reporter) Event(e fetch.Event) {
 		}
 	}
 	r.mu.Unlock()
-	if e.Kind == chunk.EventRetry && r.mode == "bars" {
+	if e.Kind == chunk.EventRetry && r.mode == "bars" && !r.a.verbose {
 		return // the bars show it; the journal keeps it
 	}
 	r.logf("%s", e.Message)
@@ -166,7 +197,7 @@ func (r *reporter) logf(format string, a ...any) {
 		fmt.Fprintln(r.a.stdout, line)
 		return
 	}
-	fmt.Fprintf(r.a.stdout, "%s %s\n", time.Now().Format("15:04:05"), line)
+	fmt.Fprintf(r.a.stdout, "%s %s\n", stamp(time.Now()), line)
 }
 
 // loop writes the periodic log line or refreshes the bars.
@@ -196,46 +227,63 @@ func (r *reporter) loop() {
 	}
 }
 
-// statusLine is the cron log line: bytes, %, rate, ETA, parts.
+// statusLine is the cron log line: bytes, %, rate, ETA, parts. Until two
+// samples a log interval apart exist the rate is "measuring", never 0 B/s.
 func (r *reporter) statusLine() string {
 	if in := r.restoreIn.Load(); in > 0 {
 		return fmt.Sprintf("restore: %s read, %d files written", units.FormatBytes(in), r.restoreFiles.Load())
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	done := r.base + r.pulled.Load()
-	done = max(0, min(done, r.total))
-	var ok, broken int
-	for _, p := range r.parts {
-		switch p.status {
-		case chunk.Verified, chunk.Unverified:
-			ok++
-		case chunk.Broken, chunk.Missing:
-			broken++
-		}
-	}
-	rate := r.rates.rate()
-	eta := "?"
-	if rate > 0 {
-		eta = units.FormatDuration(time.Duration(float64(r.total-done) / rate * float64(time.Second)))
+	done := max(0, min(r.base+r.pulled.Load(), r.total))
+	c := r.countsLocked()
+	rate, ok := r.rates.rate()
+	speed, eta := "measuring the rate", "ETA soon known"
+	switch {
+	case ok && rate > 0:
+		speed = units.FormatRate(rate)
+		eta = "ETA " + units.FormatDuration(time.Duration(float64(r.total-done)/rate*float64(time.Second)))
+	case ok:
+		speed, eta = "no bytes in the last minute", "ETA unknown"
 	}
 	pct := 100.0
 	if r.total > 0 {
 		pct = float64(done) * 100 / float64(r.total)
 	}
-	return fmt.Sprintf("%s / %s (%.1f%%), %s, ETA %s, parts %d/%d done, %d broken",
-		units.FormatBytes(done), units.FormatBytes(r.total), pct, units.FormatRate(rate), eta, ok, len(r.parts), broken)
+	return fmt.Sprintf("%s / %s (%.1f%%), %s, %s, parts %d/%d done, %d broken",
+		units.FormatBytes(done), units.FormatBytes(r.total), pct, speed, eta, c.ok, len(r.parts), c.broken)
+}
+
+// partCounts are the parts by state, for the log line and the bars.
+type partCounts struct{ ok, verified, broken, inFlight int }
+
+func (r *reporter) countsLocked() partCounts {
+	var c partCounts
+	for _, p := range r.parts {
+		switch p.status {
+		case chunk.Verified:
+			c.ok++
+			c.verified++
+		case chunk.Unverified:
+			c.ok++
+		case chunk.Broken, chunk.Missing:
+			c.broken++
+		case chunk.Partial:
+			c.inFlight++
+		}
+	}
+	return c
 }
 
 // startBars sets up the bars; callers hold r.mu.
 func (r *reporter) startBars() {
 	r.bar = pb.New64(r.total).Set(pb.Bytes, true).Set(pb.Static, true).Set("prefix", "total ")
-	r.bar.SetTemplateString(`{{string . "prefix"}}{{counters . }} {{bar . }} {{percent . }} {{speed . }} {{rtime . "ETA %s"}}`)
+	r.bar.SetTemplateString(`{{string . "prefix"}}{{counters . }} {{bar . }} {{percent . }} {{speed . "%s/s" "measuring"}} {{rtime . "ETA %s"}}`)
 	r.bar.SetCurrent(r.base)
 	r.bar.Start()
 	for i := 0; i < 4; i++ {
 		s := pb.New64(1).Set(pb.Bytes, true).Set(pb.Static, true)
-		s.SetTemplateString(`  {{string . "prefix"}} {{counters . }} {{bar . }} {{percent . }}`)
+		s.SetTemplateString(`  {{string . "prefix"}} {{counters . }} {{bar . }} {{percent . }} {{string . "rate"}}`)
 		s.Start()
 		r.slots = append(r.slots, s)
 		r.shown = append(r.shown, false)
@@ -243,8 +291,9 @@ func (r *reporter) startBars() {
 	r.bars = true
 }
 
-// updateBars redraws the frame: pending event lines, then the total bar
-// and the parts that moved most recently. Callers must not hold r.mu.
+// updateBars redraws the frame: pending event lines, then the total bar,
+// the parts count and the parts that moved most recently, each with its
+// rate and state. Callers must not hold r.mu.
 func (r *reporter) updateBars() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -255,6 +304,7 @@ func (r *reporter) updateBars() {
 	if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil && w > 20 {
 		cols = w
 	}
+	now := time.Now()
 	if r.restoreTotal > 0 {
 		r.bar.Set("prefix", fmt.Sprintf("restore (%d files) ", r.restoreFiles.Load()))
 		r.bar.SetTotal(r.restoreTotal)
@@ -266,49 +316,74 @@ func (r *reporter) updateBars() {
 	var active []string
 	for _, n := range r.order {
 		p := r.parts[n]
-		if p.status == chunk.Partial && time.Since(p.last) < 5*time.Second {
+		if p.status == chunk.Partial && now.Sub(p.last) < 5*time.Second {
+			p.rate.add(now, p.pulled)
 			active = append(active, n)
 		}
 	}
 	sort.SliceStable(active, func(i, j int) bool { return r.parts[active[i]].last.After(r.parts[active[j]].last) })
 	var b strings.Builder
-	if r.lastRows > 0 {
-		fmt.Fprintf(&b, "\x1b[%dA", r.lastRows)
-	}
-	b.WriteString("\r\x1b[J")
+	b.WriteString(r.eraseLocked())
 	for _, l := range r.above {
 		b.WriteString(l + "\n")
 	}
 	r.above = r.above[:0]
 	rows := 0
-	line := func(bar *pb.ProgressBar) {
-		bar.SetWidth(cols - 1)
-		b.WriteString(bar.String() + "\n")
+	line := func(s string) {
+		b.WriteString(s + "\n")
 		rows++
 	}
-	line(r.bar)
+	r.bar.SetWidth(cols - 1)
+	line(r.bar.String())
+	c := r.countsLocked()
+	if len(r.parts) > 0 {
+		line(fitWidth(fmt.Sprintf("parts %d/%d verified, %d unverified, %d broken, %d in flight", c.verified, len(r.parts), c.ok-c.verified, c.broken, c.inFlight), cols-1))
+	}
 	for i, s := range r.slots {
 		if i >= len(active) {
 			continue
 		}
 		p := r.parts[active[i]]
+		rate := "measuring"
+		if v, ok := p.rate.rate(); ok {
+			rate = units.FormatRate(v)
+		}
 		s.Set("prefix", shorten(active[i], 28))
+		s.Set("rate", rate+" "+p.status)
 		s.SetTotal(p.size)
 		s.SetCurrent(p.done)
-		line(s)
+		s.SetWidth(cols - 1)
+		line(s.String())
 	}
 	r.lastRows = rows
 	io.WriteString(r.a.stdout, b.String())
 }
 
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s + strings.Repeat(" ", n-len(s))
+// eraseLocked returns the codes that move up over the last frame and clear
+// it, so nothing of it stays on the screen.
+func (r *reporter) eraseLocked() string {
+	s := "\r\x1b[J"
+	if r.lastRows > 0 {
+		s = fmt.Sprintf("\x1b[%dA", r.lastRows) + s
 	}
-	return "…" + s[len(s)-n+1:]
+	r.lastRows = 0
+	return s
 }
 
-// finish stops the output and prints a clean summary line.
+// shorten fits a name into n terminal cells, cutting from the left (the
+// end of a part name says which part it is), padded to exactly n cells.
+func shorten(s string, n int) string {
+	if runewidth.StringWidth(s) > n {
+		s = runewidth.TruncatePrefix(s, n, "…")
+	}
+	return runewidth.FillRight(s, n)
+}
+
+// fitWidth cuts a line to n terminal cells.
+func fitWidth(s string, n int) string { return runewidth.Truncate(s, n, "…") }
+
+// finish stops the output and prints a clean summary line. The bars are
+// erased first, so no stale frame stays above or below the summary.
 func (r *reporter) finish() {
 	select {
 	case <-r.stop:
@@ -317,12 +392,18 @@ func (r *reporter) finish() {
 	}
 	close(r.stop)
 	<-r.done
+	r.mu.Lock()
 	if r.bars {
-		r.updateBars()
-		r.mu.Lock()
+		var b strings.Builder
+		b.WriteString(r.eraseLocked())
+		for _, l := range r.above {
+			b.WriteString(l + "\n")
+		}
+		r.above = r.above[:0]
 		r.bars = false
-		r.mu.Unlock()
+		io.WriteString(r.a.stdout, b.String())
 	}
+	r.mu.Unlock()
 	if r.mode != "none" && r.pulled.Load() > 0 {
 		el := time.Since(r.started)
 		r.logf("pulled %s in %s (%s average)", units.FormatBytes(r.pulled.Load()), units.FormatDuration(el), units.FormatRate(float64(r.pulled.Load())/max(el.Seconds(), 0.001)))
@@ -349,17 +430,20 @@ func (w *rateWindow) add(t time.Time, n int64) {
 	}
 }
 
-func (w *rateWindow) rate() float64 {
+// rate is the bytes per second over the window; ok is false until the
+// window spans a second, when there is nothing to say yet.
+func (w *rateWindow) rate() (rate float64, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.samples) < 2 {
-		return 0
+		return 0, false
 	}
 	a, b := w.samples[0], w.samples[len(w.samples)-1]
-	if d := b.t.Sub(a.t).Seconds(); d > 0 {
-		return float64(b.n-a.n) / d
+	d := b.t.Sub(a.t).Seconds()
+	if d < 1 {
+		return 0, false
 	}
-	return 0
+	return float64(b.n-a.n) / d, true
 }
 
 // passphrasePrompt asks for an SSH key passphrase on the terminal; nil

@@ -62,7 +62,7 @@ type Job struct {
 	o       Options
 	lock    *chunk.LockFile
 	journal *chunk.Journal
-	ui      journaled
+	ui      *journaled
 	meter   fetch.Meter
 	start   time.Time
 	cancel  context.CancelFunc
@@ -106,7 +106,7 @@ func Begin(ctx context.Context, o Options) (context.Context, *Job, error) {
 		o.UI = quiet{}
 	}
 	j.o = o
-	j.ui = journaled{j: jr, UI: o.UI}
+	j.ui = newJournaled(jr, o.UI)
 	jr.Log(chunk.Event{Event: chunk.EventRunStart, Message: strings.Join(redactArgs(o.Args), " ")})
 	if !o.Deadline.IsZero() {
 		ctx, j.cancel = context.WithDeadlineCause(ctx, o.Deadline, ErrDeadline)

@@ -1,6 +1,8 @@
 package job
 
 import (
+	"sync"
+
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
 )
@@ -11,16 +13,42 @@ import (
 type journaled struct {
 	j *chunk.Journal
 	UI
+
+	// pulled is what this run moved for each part: a part that ends
+	// verified with pulled > 0 was fetched by this run, which the report
+	// counts from part_fetched.
+	mu     sync.Mutex
+	pulled map[string]int64
 }
 
-var _ UI = journaled{}
+var _ UI = (*journaled)(nil)
 
-func (p journaled) Event(e fetch.Event) {
+func newJournaled(j *chunk.Journal, ui UI) *journaled {
+	return &journaled{j: j, UI: ui, pulled: map[string]int64{}}
+}
+
+func (p *journaled) Pulled(part string, n int64) {
+	p.mu.Lock()
+	p.pulled[part] += n
+	p.mu.Unlock()
+	p.UI.Pulled(part, n)
+}
+
+func (p *journaled) Event(e fetch.Event) {
+	if e.Kind == chunk.EventPartVerified || e.Kind == chunk.EventPartUnverified {
+		p.mu.Lock()
+		n := p.pulled[e.Part]
+		delete(p.pulled, e.Part) // a part fetched again later counts again
+		p.mu.Unlock()
+		if n > 0 {
+			p.j.Log(chunk.Event{Event: chunk.EventPartFetched, Part: e.Part, Bytes: n})
+		}
+	}
 	p.j.Log(chunk.Event{Event: e.Kind, Part: e.Part, Message: e.Message, VerifiedBy: e.VerifiedBy, Bytes: e.Bytes})
 	p.UI.Event(e)
 }
 
-func (p journaled) Warn(msg string) {
+func (p *journaled) Warn(msg string) {
 	p.j.Log(chunk.Event{Event: chunk.EventWarning, Message: msg})
 	p.UI.Warn(msg)
 }

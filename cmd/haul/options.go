@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/internal/bwlimit"
+	"github.com/haul-dev/haul/internal/retry"
+	"github.com/haul-dev/haul/internal/testhook"
+)
+
+// opts is every flag of every command; each command registers the groups
+// it takes. A group is one function, so a new flag (or a new group, for
+// the AWS profile or --give-up-after) is added in one place and shows up in
+// the help, the completions, the man pages and HAUL_<FLAG> at once.
+type opts struct {
+	common
+	from      string
+	into      string
+	assemble  string
+	sameOwner bool
+	out       string
+	pieceSize int64
+	size      int64
+	chain     chainOpts
+}
+
+// common holds the flags shared by the commands that move data.
+type common struct {
+	connections int
+	chunkSize   int64
+	bwlimit     string
+	until       string
+	maxTime     time.Duration
+	retries     int
+	timeout     time.Duration
+	progress    string
+	endpoint    string
+	region      string
+	anonymous   bool
+	identity    string
+	knownHosts  string
+	acceptNew   bool
+	password    string
+	include     []string
+	exclude     []string
+	manifest    string
+	list        string
+	probe       bool
+	json        bool
+	// chunkSizeSet is whether --chunk-size was given.
+	chunkSizeSet bool
+}
+
+// text is a plain string flag whose help shows typ as its placeholder.
+func text(fs *pflag.FlagSet, p *string, name, short, typ, usage string) {
+	fs.VarP(checkedString{p, typ, func(string) error { return nil }}, name, short, usage)
+}
+
+// addTransfer: how pieces move (fetch, repair, run).
+func (o *opts) addTransfer(fs *pflag.FlagSet) {
+	o.connections, o.chunkSize, o.retries, o.timeout = 8, 8<<20, 10, 60*time.Second
+	fs.VarP(intValue{&o.connections, 1, 256}, "connections", "j", "concurrent transfers in total")
+	fs.Var(sizeValue{&o.chunkSize, 64 << 10, 1 << 30, &o.chunkSizeSet}, "chunk-size", "piece size for transfers; when not given, a set too small to give every connection four pieces gets smaller ones, down to 256KiB")
+	fs.Var(checkedString{&o.bwlimit, "RATE", checkBandwidth}, "bwlimit", `cap the total rate: RATE (512K, 2M, off) or a timetable "HH:MM,RATE HH:MM,RATE …"`)
+	fs.Var(intValue{&o.retries, 1, 1000}, "retries", "attempts per piece before a part is declared broken")
+	fs.Var(timeoutValue{&o.timeout}, "timeout", "retry a transfer that moves no byte for this long")
+	fs.Var(globList{&o.include}, "include", "select parts matching GLOB (repeatable)")
+	fs.Var(globList{&o.exclude}, "exclude", "skip parts matching GLOB (repeatable)")
+	text(fs, &o.manifest, "manifest", "", "PATH|URL", "reference file: a sum file or a haul manifest")
+	text(fs, &o.list, "list", "", "FILE", "file with one SOURCE URL per line (# starts a comment)")
+	fs.BoolVar(&o.probe, "probe-parts", false, "derive NAME.1, NAME.2 … from one URL by trying until 404")
+}
+
+// addDeadline: a clean stop with the state saved (exit 75).
+func (o *opts) addDeadline(fs *pflag.FlagSet) {
+	fs.Var(checkedString{&o.until, "HH:MM", checkUntil}, "until", "stop cleanly at this local time (exit 75)")
+	fs.Var(durationValue{&o.maxTime}, "max-time", "stop cleanly after this long (exit 75)")
+}
+
+// progressModes are the values of --progress.
+var progressModes = []string{"auto", "bars", "log", "none"}
+
+func (o *opts) addProgress(fs *pflag.FlagSet) {
+	o.progress = "auto"
+	fs.Var(enumValue{&o.progress, progressModes}, "progress", "auto: bars on a terminal, a dated log line every 10s otherwise")
+}
+
+// addS3 and addSSH: how sources are reached.
+func (o *opts) addS3(fs *pflag.FlagSet) {
+	text(fs, &o.endpoint, "endpoint", "", "URL", "S3 endpoint (else AWS_ENDPOINT_URL)")
+	text(fs, &o.region, "region", "", "REGION", "S3 region (else AWS_REGION)")
+	fs.BoolVar(&o.anonymous, "anonymous", false, "S3 without credentials (public buckets)")
+}
+
+func (o *opts) addSSH(fs *pflag.FlagSet) {
+	text(fs, &o.identity, "identity", "i", "FILE", "SSH private key")
+	text(fs, &o.knownHosts, "known-hosts", "", "FILE", "known_hosts file (else ~/.ssh/known_hosts)")
+	fs.BoolVar(&o.acceptNew, "accept-new-host-key", false, "trust and record an unknown SSH host key (a changed key is always refused)")
+}
+
+// addRestore: where and how the set is unpacked (restore, run).
+func (o *opts) addRestore(fs *pflag.FlagSet) {
+	text(fs, &o.into, "into", "", "DIR", "restore the tree into DIR (built beside it, moved into place when complete)")
+	fs.BoolVar(&o.sameOwner, "same-owner", false, "keep the archive's owners (root only)")
+	text(fs, &o.password, "password-file", "", "FILE", "file holding the password of an encrypted archive")
+}
+
+func (o *opts) addJSON(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.json, "json", false, "print JSON (fields in the README)")
+}
+
+// timeoutValue is --timeout: a duration above zero, default 60s.
+type timeoutValue struct{ p *time.Duration }
+
+func (v timeoutValue) String() string     { return shortDuration(*v.p) }
+func (v timeoutValue) Type() string       { return "DURATION" }
+func (v timeoutValue) Set(s string) error { return durationValue(v).Set(s) }
+
+// fetchOptions turns the flags into engine options. Every value was
+// checked when it was parsed.
+func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, error) {
+	o := fetch.Options{
+		Sources:     sources,
+		Dest:        dest,
+		Connections: c.connections,
+		PieceSize:   c.chunkSize,
+		Retries:     c.retries,
+		// Without --chunk-size, a set of small parts gets smaller pieces.
+		AutoPieceSize: !c.chunkSizeSet,
+		Timeout:       c.timeout,
+		Manifest:      c.manifest,
+		Filter:        source.Filter{Include: c.include, Exclude: c.exclude},
+		Open: source.OpenOptions{
+			S3:         source.S3Options{Endpoint: c.endpoint, Region: c.region, Anonymous: c.anonymous},
+			SSH:        source.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt(), Connections: c.connections},
+			ProbeParts: c.probe,
+		},
+	}
+	if c.bwlimit != "" {
+		sched, err := bwlimit.ParseBandwidth(c.bwlimit)
+		if err != nil {
+			return o, usagef("--bwlimit: %v", err)
+		}
+		o.Limiter = bwlimit.NewLimiter(sched, nil)
+	}
+	if testhook.FastRetry() {
+		// Fault tests finish in seconds; never set in production.
+		o.Backoff = retry.FastBackoff
+	}
+	return o, nil
+}
+
+// shortDuration writes a duration as it is typed: 60s, 90m, 24h.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0 && d < 10*time.Hour:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0 && d < 10*time.Minute:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}
