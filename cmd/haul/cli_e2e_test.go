@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/internal/testenv"
 )
 
@@ -191,11 +192,25 @@ func TestStatusExitCodes(t *testing.T) {
 	}
 
 	// Incomplete: a slow set cut short by --max-time.
-	_, _, urls, _ := slowSet(t, 2<<20, 1<<20, 128<<10)
+	slow := e2eSet(24, 1<<20, 1<<20)
+	urls := e2eURLs(e2eServe(t, slow, testenv.ConnRate(64<<10)), slow)
 	dest2 := t.TempDir()
-	wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none", "--max-time", "1s", "--chunk-size", "64K"}, append(urls, dest2)...)...), 75)
+	r = runHaul(t, nil, append([]string{"fetch", "--progress", "none", "--max-time", "1s", "--chunk-size", "64K"}, append(urls, dest2)...)...)
+	wantCode(t, r, 75)
+	if msg := strings.TrimSpace(r.stderr); !strings.HasSuffix(msg, "run the same command again to continue") {
+		t.Errorf("the deadline message does not end with what to do: %s", msg)
+	}
 	wantCode(t, runHaul(t, nil, "status", dest2), 75)
 	wantCode(t, runHaul(t, nil, "status", "--json", dest2), 75)
+	// verify on a set still downloading says to finish the fetch, not to
+	// repair.
+	if st, err := chunk.Load(dest2); err == nil && len(st.Parts) > 0 {
+		r = runHaul(t, nil, "verify", dest2)
+		wantCode(t, r, 75)
+		if strings.Contains(r.stderr, "repair") || !strings.Contains(r.stderr, "fetch") {
+			t.Errorf("verify on an unfinished set: %s", r.stderr)
+		}
+	}
 }
 
 // TestReportKilledRun: a run killed with -9 is reported as "ended":

@@ -187,8 +187,10 @@ func (j *Job) Fetch(ctx context.Context, fo fetch.Options) error {
 }
 
 // Verify is the verify step. show gets the report before the outcome is
-// decided (the CLI prints it); a part not proven fails the step with
-// fetch.ErrIncomplete.
+// decided (the CLI prints it). A broken or missing part fails the step
+// with fetch.ErrIncomplete (run repair); a set whose parts are only pending
+// or partial, with fetch.ErrInterrupted (finish the fetch), and no
+// part_broken is logged for them.
 func (j *Job) Verify(ctx context.Context, show func(*fetch.VerifyReport) error) error {
 	return j.Step(chunk.StepVerify, func() error {
 		rep, err := fetch.Verify(ctx, fetch.Options{Dest: j.o.Dest, SetCheck: SetCheck, SetCheckLabel: "decode"})
@@ -203,14 +205,23 @@ func (j *Job) Verify(ctx context.Context, show func(*fetch.VerifyReport) error) 
 		if rep.OK {
 			return nil
 		}
-		var bad []string
+		var bad, unfinished []string
 		for _, p := range rep.Parts {
-			if p.Status != chunk.Verified && p.Status != chunk.Unverified {
+			switch p.Status {
+			case chunk.Verified, chunk.Unverified:
+			case chunk.Pending, chunk.Partial:
+				// Not broken: this part is still being fetched.
+				unfinished = append(unfinished, p.Name+" ("+p.Status+")")
+			default:
 				bad = append(bad, p.Name+" ("+p.Status+")")
 				j.journal.Log(chunk.Event{Event: chunk.EventPartBroken, Part: p.Name, Message: p.Error})
 			}
 		}
-		return fmt.Errorf("%s; run: haul repair %s (or haul repair --from ssh://HOST/DIR %s): %w", strings.Join(bad, ", "), j.o.Dest, j.o.Dest, fetch.ErrIncomplete)
+		if len(bad) == 0 {
+			// Still downloading: repair is not the answer, finishing is.
+			return &said{fmt.Sprintf("the set is not fetched yet: %s; run the fetch (haul fetch or haul run) again to finish", strings.Join(unfinished, ", ")), fetch.ErrInterrupted}
+		}
+		return &said{fmt.Sprintf("%s; run: haul repair %s (or haul repair --from ssh://HOST/DIR %s)", strings.Join(bad, ", "), j.o.Dest, j.o.Dest), fetch.ErrIncomplete}
 	})
 }
 
@@ -311,14 +322,32 @@ func wrapDeadline(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() == nil {
 		return err
 	}
-	if errors.Is(context.Cause(ctx), ErrDeadline) {
-		return fmt.Errorf("stopped at the deadline (--until/--max-time); state saved: run the same command again to continue: %w", fetch.ErrInterrupted)
+	cause := context.Cause(ctx)
+	if errors.Is(cause, ErrDeadline) {
+		return &said{"stopped at the deadline (--until/--max-time); state saved, run the same command again to continue", fetch.ErrInterrupted}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w by a signal; state saved: run the same command again to continue", fetch.ErrInterrupted)
+		// The caller's cause names the stop ("stopped by SIGTERM"); a bare
+		// cancel has none to give.
+		why := "stopped"
+		if cause != nil && cause != context.Canceled && cause != context.DeadlineExceeded {
+			why = cause.Error()
+		}
+		return &said{why + "; state saved, run the same command again to continue", fetch.ErrInterrupted}
 	}
 	return err
 }
+
+// said is an error whose message is complete as written; it wraps the
+// sentinel that gives its exit code, which the message does not repeat
+// ("…; run the same command again to continue", not "…: interrupted").
+type said struct {
+	msg string
+	err error
+}
+
+func (e *said) Error() string { return e.msg }
+func (e *said) Unwrap() error { return e.err }
 
 // redactArgs hides query strings (presigned signatures) in the journal.
 func redactArgs(args []string) []string {
