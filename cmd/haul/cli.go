@@ -166,8 +166,9 @@ func (a *app) rootCommand() *cobra.Command {
 			return nil
 		},
 	})
-	root.InitDefaultHelpCmd()
+	// As cobra does when it executes: completion, then help (moved last).
 	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
 			c.Short = "print the shell completion script for bash, zsh, fish or powershell"

@@ -45,15 +45,17 @@ type e2eStatusPart struct {
 func e2eReadStatus(t *testing.T, dest string) e2eStatus {
 	t.Helper()
 	r := runHaul(t, nil, "status", "--json", dest)
-	wantCode(t, r, 0)
 	var st e2eStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
+	// The exit code follows the state (README: 0 done, 3 broken, 75
+	// incomplete).
+	wantCode(t, r, map[string]int{chunk.SetDone: 0, chunk.SetBroken: 3, chunk.SetIncomplete: 75}[st.State])
 	// Every field SPEC names is there.
 	var raw map[string]any
 	json.Unmarshal([]byte(r.stdout), &raw)
-	for _, k := range []string{"state", "bytes_total", "bytes_done", "eta_seconds", "parts"} {
+	for _, k := range []string{"schema", "state", "bytes_total", "bytes_done", "eta_seconds", "parts", "counts"} {
 		if _, ok := raw[k]; !ok {
 			t.Fatalf("status --json lacks %q: %s", k, r.stdout)
 		}
