@@ -28,23 +28,13 @@ var commands []command
 func init() {
 	commands = []command{
 		{"fetch", "[flags] SOURCE... DEST", "download every part, resumably; verify each; re-fetch broken ones", 1, -1,
-			func(o *opts, fs *pflag.FlagSet) {
-				o.addTransfer(fs)
-				o.addDeadline(fs)
-				o.addProgress(fs)
-				o.addS3(fs)
-				o.addSSH(fs)
-			}, cmdFetch},
+			func(o *opts, fs *pflag.FlagSet) { o.addMover(fs) }, cmdFetch},
 		{"verify", "[--json] DEST", "re-check the parts on disk against every reference", 1, 1,
 			func(o *opts, fs *pflag.FlagSet) { o.addJSON(fs) }, cmdVerify},
 		{"repair", "[flags] [--from SOURCE] DEST", "replace only broken or missing parts (or pieces), from the source or from --from", 1, 1,
 			func(o *opts, fs *pflag.FlagSet) {
 				text(fs, &o.from, "from", "", "SOURCE", "fetch the replacements from this source (e.g. ssh://user@host/dir/)")
-				o.addTransfer(fs)
-				o.addDeadline(fs)
-				o.addProgress(fs)
-				o.addS3(fs)
-				o.addSSH(fs)
+				o.addMover(fs)
 			}, cmdRepair},
 		{"restore", "[flags] DEST... (--into DIR | --assemble FILE)", "join the verified parts in order and unpack them (or write the joined archive)", 1, -1,
 			func(o *opts, fs *pflag.FlagSet) {
@@ -58,11 +48,7 @@ func init() {
 			func(o *opts, fs *pflag.FlagSet) {
 				o.addRestore(fs)
 				o.chain.register(fs, "run")
-				o.addTransfer(fs)
-				o.addDeadline(fs)
-				o.addProgress(fs)
-				o.addS3(fs)
-				o.addSSH(fs)
+				o.addMover(fs)
 			}, cmdRun},
 		{"status", "[--json] DEST", "what is done, what is left, what is broken, ETA (exit 0 done, 3 broken, 75 incomplete)", 1, 1,
 			func(o *opts, fs *pflag.FlagSet) { o.addJSON(fs) }, cmdStatus},

@@ -76,6 +76,16 @@ func (o *opts) addTransfer(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.probe, "probe-parts", false, "derive NAME.1, NAME.2 … from one URL by trying until 404")
 }
 
+// addMover: every flag of the commands that move data (fetch, repair,
+// run), in the order the help lists them.
+func (o *opts) addMover(fs *pflag.FlagSet) {
+	o.addTransfer(fs)
+	o.addDeadline(fs)
+	o.addProgress(fs)
+	o.addS3(fs)
+	o.addSSH(fs)
+}
+
 // addDeadline: a clean stop with the state saved (exit 75).
 func (o *opts) addDeadline(fs *pflag.FlagSet) {
 	fs.Var(checkedString{&o.until, "HH:MM", checkUntil}, "until", "stop cleanly at this local time (exit 75)")
