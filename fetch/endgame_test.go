@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +65,7 @@ func runSlow(t *testing.T, dir, dest string, flipAt int64) (*slowSource, *engine
 	opts := testOptions(dir, dest)
 	opts.Connections = 8
 	opts.PieceSize = 256 << 10
+	opts.Progress = &recorder{}
 	opts.defaults()
 	op, err := open.Open(context.Background(), dir, source.OpenOptions{})
 	if err != nil {
@@ -135,6 +137,18 @@ func TestEndgameSplitPieceDamaged(t *testing.T) {
 	}
 	if over := e.pulled.Load() - 1<<20; over < 256<<10 || over > 256<<10+int64(len(s.ranges))*4<<10 {
 		t.Fatalf("pulled %d bytes: want the part and the damaged piece once more (plus a read per request)", e.pulled.Load())
+	}
+	// The retry line names the part and the piece once each.
+	rec := e.opts.Progress.(*recorder)
+	var retries []string
+	for _, ev := range rec.events {
+		if ev.Kind == chunk.EventRetry {
+			retries = append(retries, ev.Message)
+		}
+	}
+	want := "db.dump piece 3: does not match the manifest; retrying (1/"
+	if len(retries) != 1 || !strings.HasPrefix(retries[0], want) || strings.Count(retries[0], "db.dump") != 1 {
+		t.Fatalf("retry lines %q, want one that starts %q and names the part once", retries, want)
 	}
 }
 

@@ -16,7 +16,7 @@ var errStalled = errors.New("no data for the stall timeout")
 
 // errPieceMismatch is a piece whose digest differs from its manifest's:
 // the bytes are bad (retry.Data), not the link.
-var errPieceMismatch = retry.Mark(retry.Data, errors.New("piece does not match the manifest"))
+var errPieceMismatch = retry.Mark(retry.Data, errors.New("does not match the manifest"))
 
 // policy is the run's retry policy for one operation: opts.Retries
 // attempts with opts.Backoff, each retry reported as an chunk.EventRetry

@@ -70,7 +70,9 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, err
 			return nil
 		}
 		if err == nil {
-			err = fmt.Errorf("%s piece %d: %w", r.p.Name, j.i, errPieceMismatch)
+			// Unwrapped: the retry line and the final error name the
+			// part and the piece once.
+			err = errPieceMismatch
 		}
 		// The whole piece again, on this worker.
 		sp = e.again(fl)
@@ -90,7 +92,7 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, err
 		err = ex.Err
 	}
 	if ex != nil || badCopy(err, tries) && !stop(err) {
-		err = fmt.Errorf("%s bytes %d-%d: %d attempts: %w", r.p.Name, fl.off, fl.off+fl.n-1, tries, err)
+		err = fmt.Errorf("%s piece %d (bytes %d-%d): %d attempts: %w", r.p.Name, j.i, fl.off, fl.off+fl.n-1, tries, err)
 	}
 	return "", e.quit(fl, sp, err)
 }
@@ -272,7 +274,8 @@ func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 		}
 		sum := hex.EncodeToString(h.Sum(nil))
 		if r.pieceRefs != nil && r.pieceRefs[i] != sum {
-			bad = fmt.Errorf("%s piece %d: %w", r.p.Name, i, errPieceMismatch)
+			// The retry line names the part.
+			bad = fmt.Errorf("piece %d: %w", i, errPieceMismatch)
 			continue // still missing: the next pass fetches it again
 		}
 		e.mu.Lock()

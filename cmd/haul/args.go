@@ -62,18 +62,3 @@ func (a *app) announce(cmd string, srcs []string, dest string) {
 	b.WriteString(" → " + dest + "; " + readBuildInfo().short())
 	a.startLine = b.String()
 }
-
-// dedupPrefix drops a "WORDS: " segment that repeats the one before it, as
-// when a layer adds the part name its error already starts with:
-// "x piece 0: x piece 0: EOF" is shown as "x piece 0: EOF".
-func dedupPrefix(msg string) string {
-	segs := strings.Split(msg, ": ")
-	out := segs[:1]
-	for _, s := range segs[1:] {
-		if s == out[len(out)-1] && len(segs) > 1 {
-			continue
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, ": ")
-}

@@ -70,19 +70,6 @@ func TestShortenByWidth(t *testing.T) {
 	}
 }
 
-func TestDedupPrefix(t *testing.T) {
-	for in, want := range map[string]string{
-		"x piece 0: x piece 0: unexpected EOF; retrying (1/10)": "x piece 0: unexpected EOF; retrying (1/10)",
-		"site.tar.gz.3: site.tar.gz.3: manifest mismatch":       "site.tar.gz.3: manifest mismatch",
-		"fetch a: b: c": "fetch a: b: c",
-		"no colon":      "no colon",
-	} {
-		if got := dedupPrefix(in); got != want {
-			t.Errorf("dedupPrefix(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestCheckDuplicates(t *testing.T) {
 	ok := [][]string{
 		{"https://h/a/x.1", "https://h/a/x.2"},

@@ -152,7 +152,7 @@ func unknownCommand(root *cobra.Command, args []string) error {
 	return nil
 }
 
-// oneLine keeps an error message on one line, each prefix once.
+// oneLine keeps an error message on one line.
 func oneLine(s string) string {
-	return dedupPrefix(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " "))
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }

@@ -144,7 +144,6 @@ func (r *reporter) Pulled(part string, n int64) {
 
 // Event implements fetch.Progress: the events that matter are shown.
 func (r *reporter) Event(e fetch.Event) {
-	e.Message = dedupPrefix(e.Message)
 	r.mu.Lock()
 	if p := r.parts[e.Part]; p != nil {
 		switch e.Kind {
