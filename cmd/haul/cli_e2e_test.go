@@ -210,6 +210,16 @@ func TestStatusExitCodes(t *testing.T) {
 		if strings.Contains(r.stderr, "repair") || !strings.Contains(r.stderr, "fetch") {
 			t.Errorf("verify on an unfinished set: %s", r.stderr)
 		}
+		// Nor does the journal call a part only pending or partial broken.
+		events, err := chunk.ReadJournal(dest2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if e.Event == chunk.EventPartBroken {
+				t.Errorf("verify logged part_broken for %s, which is only unfinished", e.Part)
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
@@ -82,6 +84,11 @@ func TestRunWithoutCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		total += fi.Size()
+		// The report counts the parts a run fetched from part_fetched,
+		// which the job's journal decorator writes, not the UI.
+		if w := fmt.Sprintf("part_fetched part=%s bytes=%d", filepath.Base(p), fi.Size()); !slices.Contains(lib, w) {
+			t.Errorf("journal lacks %q:\n%s", w, strings.Join(lib, "\n"))
+		}
 	}
 	if last := lib[len(lib)-1]; last != fmt.Sprintf("run_end 0 bytes=%d", total) {
 		t.Errorf("last line %q, want the run's end with every byte of the set pulled once (%d)", last, total)
@@ -178,5 +185,39 @@ func assertSameTree(t *testing.T, orig, got string) {
 	a, b := sums(orig), sums(got)
 	if len(a) == 0 || !reflect.DeepEqual(a, b) {
 		t.Fatalf("restored tree %s differs from %s (%d files vs %d)", got, orig, len(b), len(a))
+	}
+}
+
+// TestStopMessages: a stop at the deadline or by the caller's cause says
+// what stopped the run and what to do, and nothing after it, and still
+// exits 75.
+func TestStopMessages(t *testing.T) {
+	sigterm := errors.New("stopped by SIGTERM")
+	deadline, cancel := context.WithDeadlineCause(context.Background(), time.Now(), ErrDeadline)
+	defer cancel()
+	<-deadline.Done()
+	bySignal, stop := context.WithCancelCause(context.Background())
+	stop(sigterm)
+	bare, stopBare := context.WithCancel(context.Background())
+	stopBare()
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{"deadline", deadline, context.DeadlineExceeded, "stopped at the deadline (--until/--max-time); state saved, run the same command again to continue"},
+		{"signal", bySignal, context.Canceled, "stopped by SIGTERM; state saved, run the same command again to continue"},
+		{"bare cancel", bare, context.Canceled, "stopped; state saved, run the same command again to continue"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := wrapDeadline(tt.ctx, tt.err)
+			if err.Error() != tt.want {
+				t.Errorf("message %q, want %q", err, tt.want)
+			}
+			if code := ExitCode(err); code != 75 {
+				t.Errorf("exit %d, want 75", code)
+			}
+		})
 	}
 }
