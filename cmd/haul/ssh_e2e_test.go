@@ -247,8 +247,23 @@ func TestSSHFetchKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20261120, 4)) // the same moments on every run
 	kills := 0
 	for try := 0; try < 6 && kills < 3; try++ {
+		before := savedBytes(dest)
 		cmd, done := h.start(t, args...)
-		delay := time.Duration(700+rng.IntN(600)) * time.Millisecond
+		// Kill only once this run has saved progress of its own (on a
+		// loaded machine the SSH handshake alone can take a second), at a
+		// random moment after that.
+		deadline := time.Now().Add(60 * time.Second)
+		for savedBytes(dest) <= before {
+			select {
+			case r := <-done:
+				t.Fatalf("haul ended (exit %d) before it saved any progress: make the link slower\n%s", r.code, r.stderr)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("try %d: no progress saved after 60s", try)
+			}
+		}
+		delay := time.Duration(rng.IntN(600)) * time.Millisecond
 		select {
 		case r := <-done:
 			t.Fatalf("haul ended (exit %d) before the kill after %s: make the link slower\n%s", r.code, delay, r.stderr)
@@ -813,4 +828,18 @@ func TestSSHRepairCopyChangesMidway(t *testing.T) {
 	}
 	wantCode(t, h.run(t, nil, "verify", dest), 0)
 	e2eIdentical(t, dest, parts)
+}
+
+// savedBytes is how many bytes DEST's state records as durably done (0
+// when there is no state yet).
+func savedBytes(dest string) int64 {
+	st, err := chunk.Load(dest)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, p := range st.Parts {
+		n += p.BytesDone(st.PieceSize)
+	}
+	return n
 }
