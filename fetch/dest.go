@@ -45,8 +45,8 @@ func partNames(st *chunk.State) []string {
 }
 
 // checkParts runs checkOnDisk on each part with a bounded pool of
-// workers. Each worker touches only the part it holds; it returns when
-// every part is checked or, soon after, when ctx ends.
+// workers. Each worker touches only the part it holds; it
+// returns when every part is checked or, soon after, when ctx ends.
 func (d destDir) checkParts(ctx context.Context, st *chunk.State, parts []*chunk.Part) {
 	names := partNames(st)
 	q := make(chan *chunk.Part)
@@ -74,15 +74,19 @@ feed:
 	wg.Wait()
 }
 
-// checkOnDisk verifies one part file and sets its status.
+// checkOnDisk verifies one part file by its content and sets its status;
+// a proven part records the file and digest it was proven in.
 func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co integrity.CheckOptions) {
 	fi, err := os.Stat(path)
 	switch {
 	case err != nil:
-		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("file %s is gone", path), nil
+		p.Status, p.Error, p.VerifiedBy = chunk.Missing, fmt.Sprintf("file %s is gone from DEST", path), nil
+		p.Done = nil
+		p.ClearProof()
 		return
 	case fi.Size() != p.Size:
 		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("size %d, expected %d", fi.Size(), p.Size), nil
+		p.ClearProof()
 		return
 	}
 	res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs, co)
@@ -91,6 +95,7 @@ func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co
 	}
 	if res.Err != nil {
 		p.Status, p.Error, p.VerifiedBy = chunk.Broken, res.Err.Error(), nil
+		p.ClearProof()
 		if path != d.partialPath(p.Name) {
 			// A broken part must not keep its final name.
 			if os.Rename(path, d.partialPath(p.Name)) == nil {
@@ -108,6 +113,9 @@ func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co
 	p.Status = chunk.Verified
 	if len(res.VerifiedBy) == 0 {
 		p.Status = chunk.Unverified
+	}
+	if fi, err := os.Stat(d.finalPath(p.Name)); err == nil {
+		p.SetProof(chunk.StampOf(fi), res.CRC32C)
 	}
 }
 

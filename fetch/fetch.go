@@ -123,6 +123,9 @@ func Fetch(ctx context.Context, opts Options) (_ *Summary, err error) {
 	}
 	e := &engine{opts: &opts, src: op.Source}
 	defer func() { e.src.Close() }()
+	if err := e.recheckDest(ctx, true); err != nil {
+		return nil, err
+	}
 	for {
 		err := e.prepareRun(ctx)
 		if err == nil {
