@@ -115,9 +115,9 @@ type Checker struct {
 	// The verdicts behind result.Err, kept so that locate can replace a
 	// whole-part mismatch with the piece that causes it.
 	sizeErr, sigErr, formatErr error
-	verdicts           []error // per refs[i]; nil where it passed
-	sums               map[string][]byte
-	pieceSums          map[int64][]string
+	verdicts                   []error // per refs[i]; nil where it passed
+	sums                       map[string][]byte
+	pieceSums                  map[int64][]string
 }
 
 // NeedsWholeSHA256 reports whether a Checker for refs computes the

@@ -3,9 +3,9 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
-	"hash/crc32"
 	"sort"
 	"strconv"
 	"sync"
