@@ -7,15 +7,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/atomicfile"
+	"github.com/haul-dev/haul/internal/redact"
 )
 
 // destDir is DEST: where the part files are. Verify works on it alone;
@@ -172,3 +176,81 @@ func (d destDir) setCheckVerify(ctx context.Context, opts *Options, st *chunk.St
 	}
 	return nil
 }
+
+// setOf names the set some SOURCE arguments select, so that two runs can
+// tell whether they fetch the same one: each argument with its secrets
+// and what changes between equal links left out (a presigned URL's query
+// string, user info), a local path made absolute.
+func setOf(sources []string) []string {
+	out := make([]string, 0, len(sources))
+	for _, s := range sources {
+		if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+			u.RawQuery, u.Fragment, u.User = "", "", nil
+			s = u.String()
+		} else if abs, err := filepath.Abs(strings.TrimPrefix(s, "file://")); err == nil {
+			s = abs
+		}
+		out = append(out, strings.TrimSuffix(s, "/"))
+	}
+	return out
+}
+
+// sameSet checks that DEST holds no other set than the one opts fetch
+// (a DEST holds one set): a different source is refused with
+// ErrOtherSet, naming both and the fixes, unless opts.Replace, which
+// discards the old set's parts and state first. The same source given
+// with fresh presigned links is the same set and keeps its progress, as
+// is a list of links sharing one with the old list.
+func sameSet(opts *Options) error {
+	st, err := loadState(opts.Dest)
+	if errors.Is(err, chunk.ErrNoState) || err == nil && len(st.Parts) == 0 || err == nil && len(st.Sources) == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old, now := setOf(st.Sources), setOf(opts.Sources)
+	for _, s := range now {
+		if slices.Contains(old, s) {
+			return nil
+		}
+	}
+	if !opts.Replace {
+		return source.Permanent(&OtherSetError{Dest: opts.Dest, Old: redactAll(st.Sources), New: redactAll(opts.Sources)})
+	}
+	d := destDir(opts.Dest)
+	for _, p := range st.Parts {
+		for _, path := range []string{d.finalPath(p.Name), d.partialPath(p.Name)} {
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return source.Permanent(fmt.Errorf("--replace: %w", err))
+			}
+		}
+	}
+	if err := os.Remove(chunk.StatePath(opts.Dest)); err != nil {
+		return source.Permanent(fmt.Errorf("--replace: %w", err))
+	}
+	opts.Progress.Event(Event{Kind: chunk.EventWarning, Message: fmt.Sprintf("--replace: discarded the set from %s (%d parts) that %s held", strings.Join(redactAll(st.Sources), " "), len(st.Parts), opts.Dest)})
+	return atomicfile.SyncDir(opts.Dest)
+}
+
+func redactAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = redact.URL(s)
+	}
+	return out
+}
+
+// OtherSetError says DEST holds another set than the one asked for
+// (exit 1).
+type OtherSetError struct {
+	Dest     string
+	Old, New []string // the sources, redacted
+}
+
+func (e *OtherSetError) Error() string {
+	return fmt.Sprintf("DEST %s holds another set (from %s), not the one from %s: use another DEST, or give --replace to discard the old set",
+		e.Dest, strings.Join(e.Old, " "), strings.Join(e.New, " "))
+}
+
+func (e *OtherSetError) Unwrap() error { return ErrDest }

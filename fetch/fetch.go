@@ -45,6 +45,9 @@ type Options struct {
 	// prove. Label names it in verified_by.
 	SetCheck      func(ctx context.Context, paths []string, names []string) error
 	SetCheckLabel string
+	// Replace lets a fetch into a DEST holding another set discard it
+	// (--replace); without it that fetch stops (*OtherSetError).
+	Replace bool
 }
 
 func (o *Options) defaults() {
@@ -109,6 +112,9 @@ func Fetch(ctx context.Context, opts Options) (_ *Summary, err error) {
 	defer func() { err = settle(err) }()
 	opts.defaults()
 	if err := ensureDest(opts.Dest); err != nil {
+		return nil, err
+	}
+	if err := sameSet(&opts); err != nil {
 		return nil, err
 	}
 	if err := opts.Filter.Validate(); err != nil {

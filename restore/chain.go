@@ -281,8 +281,9 @@ func RestoreChain(ctx context.Context, sets [][]Part, opts Options) error {
 			}
 		}
 		err = a.extract(ctx, x)
-		if err == nil {
-			err = a.j.CheckDigests()
+		var de *DigestError
+		if cerr := a.j.CheckDigests(err != nil); errors.As(cerr, &de) || err == nil {
+			err = cerr
 		}
 		a.close()
 		first = nil

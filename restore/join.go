@@ -237,7 +237,9 @@ func (j *Join) readPart(i int, p []byte, off int64) (int, error) {
 	}
 	n, err := f.ReadAt(p, off)
 	if derr := j.digest(i, p[:n], off); derr != nil {
-		return n, derr
+		// The bytes are withheld: a decoder must not act on them (and
+		// report their damage as the archive's) before it sees the error.
+		return 0, derr
 	}
 	return n, err
 }
@@ -262,10 +264,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // CheckDigests completes the digest of every part not read to its end in
 // order (a zip's entries are read where the directory says, a decoder
 // may stop early) and returns a *DigestError for the first that differs.
-// A restore calls it before it puts anything in place.
-func (j *Join) CheckDigests() error {
+// A restore calls it before it puts anything in place. After a failed
+// restore, with started, it checks only the parts the restore began to
+// read, so that damage found there is reported as the change on disk it
+// is rather than as an archive error.
+func (j *Join) CheckDigests(started bool) error {
 	buf := make([]byte, 1<<20)
 	for i, p := range j.parts {
+		if started && j.next[i] == 0 {
+			continue
+		}
 		for j.want[i] >= 0 && j.next[i] < p.Size {
 			n := min(int64(len(buf)), p.Size-j.next[i])
 			if _, err := j.ReadAt(buf[:n], j.starts[i]+j.next[i]); err != nil {
