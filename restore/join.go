@@ -338,3 +338,23 @@ func (s *section) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// EndsEarlyError says a set of parts ends before its last entry does: an
+// entry's header claims more bytes than the set holds, the sign of its
+// last part(s) missing (a set cut short that has no LN field or end
+// marker to tell).
+type EndsEarlyError struct {
+	Entry  string // the entry that runs past the end
+	Claims int64  // the bytes its header claims
+	Left   int64  // the bytes the set still holds
+	Last   string // the set's last part
+	Parts  int    // how many parts the set has
+}
+
+func (e *EndsEarlyError) Error() string {
+	what := fmt.Sprintf("the set ends early: entry %q claims %d bytes, only %d are left after it", e.Entry, e.Claims, e.Left)
+	return what + fmt.Sprintf("; the set is missing its last part(s), after %s: fetch the whole set (every part after %s), then restore again", e.Last, e.Last)
+}
+
+// Unwrap makes an EndsEarlyError parts not ready (exit 3).
+func (e *EndsEarlyError) Unwrap() error { return ErrNotReady }

@@ -293,3 +293,78 @@ func TestFreshPresignedLinksSameSet(t *testing.T) {
 	}
 	e2eIdentical(t, dest, parts)
 }
+
+// Case 4: a Bitrix set whose last volume is absent from a local directory
+// (its first volume's LN names it) is not done: fetch and status say the
+// volume is missing.
+func TestBitrixLastVolumeMissingLocal(t *testing.T) {
+	site, src, dest := filepath.Join(t.TempDir(), "site"), t.TempDir(), t.TempDir()
+	if err := gen.Tree(site, 4, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := gen.BitrixSet(site, src, "backup_20261120", 256<<10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 3 {
+		t.Fatalf("the set has %d volumes", len(paths))
+	}
+	last := filepath.Base(paths[len(paths)-1])
+	if err := os.Remove(paths[len(paths)-1]); err != nil {
+		t.Fatal(err)
+	}
+	r := runHaul(t, nil, "fetch", "--progress", "none", src+"/", dest)
+	wantCode(t, r, 3)
+	if !strings.Contains(r.stderr, last) || !strings.Contains(r.stderr, "missing") {
+		t.Fatalf("fetch does not say %s is missing:\n%s", last, r.stderr)
+	}
+	st := runHaul(t, nil, "status", dest)
+	if strings.Contains(st.stdout, "state: done") || !strings.Contains(st.stdout, last) {
+		t.Fatalf("status does not name the missing %s:\n%s", last, st.stdout)
+	}
+}
+
+// A gap in numbered names (x.000, x.002 without x.001) is a missing part.
+func TestGapInNumberedNames(t *testing.T) {
+	src, dest := t.TempDir(), t.TempDir()
+	parts := e2eNumberedSet("db.bin", 9, 3000, 3000, 3000)
+	e2eWriteDir(t, src, []e2ePart{parts[0], parts[2]})
+	r := runHaul(t, nil, "fetch", "--progress", "none", src+"/", dest)
+	wantCode(t, r, 3)
+	if !strings.Contains(r.stderr, "db.bin.001") || !strings.Contains(r.stderr, "missing") {
+		t.Fatalf("fetch does not say db.bin.001 is missing:\n%s", r.stderr)
+	}
+}
+
+// Case 8: a set cut short at the end (no LN, no reference to tell) fails
+// restore as a set missing its last part(s), exit 3, naming the last part
+// it has — not as an unsafe entry.
+func TestSetEndsEarly(t *testing.T) {
+	site, src, dest := filepath.Join(t.TempDir(), "site"), t.TempDir(), t.TempDir()
+	if err := gen.Tree(site, 8, 600<<10); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := gen.SplitTarGz(site, src, "site.tar", 100<<10, gen.FormatTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 4 {
+		t.Fatalf("the set has %d parts", len(paths))
+	}
+	for _, p := range paths[len(paths)-2:] {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have := filepath.Base(paths[len(paths)-3])
+	wantCode(t, runHaul(t, nil, "fetch", "--progress", "none", src+"/", dest), 0)
+	into := filepath.Join(t.TempDir(), "into")
+	r := runHaul(t, nil, "restore", "--progress", "none", dest, "--into", into)
+	wantCode(t, r, 3)
+	if !strings.Contains(r.stderr, "missing its last part") || !strings.Contains(r.stderr, have) || strings.Contains(r.stderr, "unsafe") {
+		t.Fatalf("restore of a set cut short after %s says:\n%s", have, r.stderr)
+	}
+	if _, err := os.Stat(into); err == nil {
+		t.Fatal("a tree was put in place from a set cut short")
+	}
+}
