@@ -79,7 +79,7 @@ func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (cha
 	}
 	dirty = dirty || len(changes) > 0 || len(reprove) > 0 && o.Write
 	why := make([]string, len(reprove))
-	forEach(ctx, len(reprove), func(i int) { why[i] = reprove1(ctx, reprove[i], final(reprove[i]), o) })
+	ForEach(ctx, len(reprove), maxRecheckers, func(i int) { why[i] = reprove1(ctx, reprove[i], final(reprove[i]), o) })
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -142,12 +142,13 @@ func reprove1(ctx context.Context, p *Part, path string, o RecheckOptions) strin
 	return ""
 }
 
-// forEach runs f(0) … f(n-1) on up to maxRecheckers goroutines (one per
-// core at most); it stops handing out work when ctx ends.
-func forEach(ctx context.Context, n int, f func(i int)) {
+// ForEach runs f(0) … f(n-1) on up to workers goroutines (one per core
+// at most): the bounded pool that reads part files. It stops handing out
+// work when ctx ends, and returns when every f it started has returned.
+func ForEach(ctx context.Context, n, workers int, f func(i int)) {
 	q := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), maxRecheckers, n) {
+	for range min(runtime.GOMAXPROCS(0), workers, n) {
 		wg.Go(func() {
 			for i := range q {
 				f(i)

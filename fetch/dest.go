@@ -10,10 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
@@ -49,33 +47,18 @@ func partNames(st *chunk.State) []string {
 }
 
 // checkParts runs checkOnDisk on each part with a bounded pool of
-// workers. Each worker touches only the part it holds; it
+// workers (chunk.ForEach). Each worker touches only the part it holds; it
 // returns when every part is checked or, soon after, when ctx ends.
 func (d destDir) checkParts(ctx context.Context, st *chunk.State, parts []*chunk.Part) {
 	names := partNames(st)
-	q := make(chan *chunk.Part)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), maxVerifiers, len(parts)) {
-		wg.Go(func() {
-			for p := range q {
-				path := d.finalPath(p.Name)
-				if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
-					path = d.partialPath(p.Name)
-				}
-				d.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, names))
-			}
-		})
-	}
-feed:
-	for _, p := range parts {
-		select {
-		case q <- p:
-		case <-ctx.Done():
-			break feed
+	chunk.ForEach(ctx, len(parts), maxVerifiers, func(i int) {
+		p := parts[i]
+		path := d.finalPath(p.Name)
+		if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
+			path = d.partialPath(p.Name)
 		}
-	}
-	close(q)
-	wg.Wait()
+		d.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, names))
+	})
 }
 
 // checkOnDisk verifies one part file by its content and sets its status;
