@@ -1,9 +1,13 @@
 package chunk
 
 import (
+	"context"
 	"crypto/sha256"
+	"fmt"
 	"hash"
 	"hash/crc32"
+	"io"
+	"os"
 	"time"
 
 	"github.com/haul-dev/haul/integrity"
@@ -65,7 +69,50 @@ type Part struct {
 	Error      string   `json:"error,omitempty"`
 	// Attempts counts whole-part re-fetches after a failed verification.
 	Attempts int `json:"attempts,omitempty"`
+	// Dev, Ino, MtimeNS and DiskSize are the part file as it was when it
+	// was last proven (Stamp): a file that stats the same still holds the
+	// proven bytes, so a verdict costs one stat; one that differs is
+	// proven again by its content before it counts.
+	Dev      uint64 `json:"dev,omitempty"`
+	Ino      uint64 `json:"ino,omitempty"`
+	MtimeNS  int64  `json:"mtime_ns,omitempty"`
+	DiskSize int64  `json:"disk_size,omitempty"`
+	// CRC32C is the CRC-32C (Castagnoli, hex) of the whole part as it was
+	// proven. Restore computes it over the bytes it reads and stops on a
+	// difference: it guards against change after proof, at a fraction of
+	// a SHA-256's cost.
+	CRC32C string `json:"crc32c,omitempty"`
 }
+
+// Stamp is what a stat says about a part file: enough to tell that the
+// file was replaced (another inode), rewritten (mtime) or cut (size).
+type Stamp struct {
+	Size     int64
+	Dev, Ino uint64
+	MtimeNS  int64
+}
+
+// StampOf returns the stamp of a file's FileInfo (from os.Stat).
+func StampOf(fi os.FileInfo) Stamp {
+	s := Stamp{Size: fi.Size(), MtimeNS: fi.ModTime().UnixNano()}
+	s.Dev, s.Ino = devIno(fi)
+	return s
+}
+
+// Stamp returns the stamp recorded when the part was last proven; the
+// zero Stamp when none was.
+func (p *Part) Stamp() Stamp {
+	return Stamp{Size: p.DiskSize, Dev: p.Dev, Ino: p.Ino, MtimeNS: p.MtimeNS}
+}
+
+// SetProof records the file a part was proven in and its CRC-32C.
+func (p *Part) SetProof(s Stamp, crc string) {
+	p.DiskSize, p.Dev, p.Ino, p.MtimeNS, p.CRC32C = s.Size, s.Dev, s.Ino, s.MtimeNS, crc
+}
+
+// ClearProof forgets the recorded file and digest: the bytes are no
+// longer the proven ones.
+func (p *Part) ClearProof() { p.SetProof(Stamp{}, "") }
 
 // Piece digests for Part.Hashes.
 const (
@@ -129,3 +176,34 @@ func (p *Part) BytesDone(pieceSize int64) int64 {
 // Complete reports whether the part's bytes are all present on disk
 // under their final name.
 func (p *Part) Complete() bool { return p.Status == Verified || p.Status == Unverified }
+
+// Unchanged reports whether fi, the stat of p's file, is the file p was
+// proven in: same size, device, inode and mtime, with a digest recorded.
+func (p *Part) Unchanged(fi os.FileInfo) bool {
+	return p.CRC32C != "" && fi.Mode().IsRegular() && StampOf(fi) == p.Stamp()
+}
+
+// FileCRC32C returns the CRC-32C (hex) of the file at path, read in one
+// sequential pass; it stops with ctx's error when ctx ends.
+func FileCRC32C(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close() // read-only
+	h := crc32.New(castagnoli)
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			return fmt.Sprintf("%08x", h.Sum32()), nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}

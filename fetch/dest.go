@@ -7,15 +7,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
+	"slices"
+	"strings"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/atomicfile"
+	"github.com/haul-dev/haul/internal/redact"
 )
 
 // destDir is DEST: where the part files are. Verify works on it alone;
@@ -45,44 +47,33 @@ func partNames(st *chunk.State) []string {
 }
 
 // checkParts runs checkOnDisk on each part with a bounded pool of
-// workers. Each worker touches only the part it holds; it returns when
-// every part is checked or, soon after, when ctx ends.
+// workers (chunk.ForEach). Each worker touches only the part it holds; it
+// returns when every part is checked or, soon after, when ctx ends.
 func (d destDir) checkParts(ctx context.Context, st *chunk.State, parts []*chunk.Part) {
 	names := partNames(st)
-	q := make(chan *chunk.Part)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), maxVerifiers, len(parts)) {
-		wg.Go(func() {
-			for p := range q {
-				path := d.finalPath(p.Name)
-				if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
-					path = d.partialPath(p.Name)
-				}
-				d.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, names))
-			}
-		})
-	}
-feed:
-	for _, p := range parts {
-		select {
-		case q <- p:
-		case <-ctx.Done():
-			break feed
+	chunk.ForEach(ctx, len(parts), maxVerifiers, func(i int) {
+		p := parts[i]
+		path := d.finalPath(p.Name)
+		if _, err := os.Stat(path); err != nil && p.Status == chunk.Broken {
+			path = d.partialPath(p.Name)
 		}
-	}
-	close(q)
-	wg.Wait()
+		d.checkOnDisk(ctx, p, path, detectChecks(path, p.Name, names))
+	})
 }
 
-// checkOnDisk verifies one part file and sets its status.
+// checkOnDisk verifies one part file by its content and sets its status;
+// a proven part records the file and digest it was proven in.
 func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co integrity.CheckOptions) {
 	fi, err := os.Stat(path)
 	switch {
 	case err != nil:
-		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("file %s is gone", path), nil
+		p.Status, p.Error, p.VerifiedBy = chunk.Missing, fmt.Sprintf("file %s is gone from DEST", path), nil
+		p.Done = nil
+		p.ClearProof()
 		return
 	case fi.Size() != p.Size:
 		p.Status, p.Error, p.VerifiedBy = chunk.Broken, fmt.Sprintf("size %d, expected %d", fi.Size(), p.Size), nil
+		p.ClearProof()
 		return
 	}
 	res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs, co)
@@ -91,6 +82,7 @@ func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co
 	}
 	if res.Err != nil {
 		p.Status, p.Error, p.VerifiedBy = chunk.Broken, res.Err.Error(), nil
+		p.ClearProof()
 		if path != d.partialPath(p.Name) {
 			// A broken part must not keep its final name.
 			if os.Rename(path, d.partialPath(p.Name)) == nil {
@@ -108,6 +100,9 @@ func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co
 	p.Status = chunk.Verified
 	if len(res.VerifiedBy) == 0 {
 		p.Status = chunk.Unverified
+	}
+	if fi, err := os.Stat(d.finalPath(p.Name)); err == nil {
+		p.SetProof(chunk.StampOf(fi), res.CRC32C)
 	}
 }
 
@@ -164,3 +159,81 @@ func (d destDir) setCheckVerify(ctx context.Context, opts *Options, st *chunk.St
 	}
 	return nil
 }
+
+// setOf names the set some SOURCE arguments select, so that two runs can
+// tell whether they fetch the same one: each argument with its secrets
+// and what changes between equal links left out (a presigned URL's query
+// string, user info), a local path made absolute.
+func setOf(sources []string) []string {
+	out := make([]string, 0, len(sources))
+	for _, s := range sources {
+		if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+			u.RawQuery, u.Fragment, u.User = "", "", nil
+			s = u.String()
+		} else if abs, err := filepath.Abs(strings.TrimPrefix(s, "file://")); err == nil {
+			s = abs
+		}
+		out = append(out, strings.TrimSuffix(s, "/"))
+	}
+	return out
+}
+
+// sameSet checks that DEST holds no other set than the one opts fetch
+// (a DEST holds one set): a different source is refused with
+// ErrOtherSet, naming both and the fixes, unless opts.Replace, which
+// discards the old set's parts and state first. The same source given
+// with fresh presigned links is the same set and keeps its progress, as
+// is a list of links sharing one with the old list.
+func sameSet(opts *Options) error {
+	st, err := loadState(opts.Dest)
+	if errors.Is(err, chunk.ErrNoState) || err == nil && len(st.Parts) == 0 || err == nil && len(st.Sources) == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old, now := setOf(st.Sources), setOf(opts.Sources)
+	for _, s := range now {
+		if slices.Contains(old, s) {
+			return nil
+		}
+	}
+	if !opts.Replace {
+		return source.Permanent(&OtherSetError{Dest: opts.Dest, Old: redactAll(st.Sources), New: redactAll(opts.Sources)})
+	}
+	d := destDir(opts.Dest)
+	for _, p := range st.Parts {
+		for _, path := range []string{d.finalPath(p.Name), d.partialPath(p.Name)} {
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return source.Permanent(fmt.Errorf("--replace: %w", err))
+			}
+		}
+	}
+	if err := os.Remove(chunk.StatePath(opts.Dest)); err != nil {
+		return source.Permanent(fmt.Errorf("--replace: %w", err))
+	}
+	opts.Progress.Event(Event{Kind: chunk.EventWarning, Message: fmt.Sprintf("--replace: discarded the set from %s (%d parts) that %s held", strings.Join(redactAll(st.Sources), " "), len(st.Parts), opts.Dest)})
+	return atomicfile.SyncDir(opts.Dest)
+}
+
+func redactAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = redact.URL(s)
+	}
+	return out
+}
+
+// OtherSetError says DEST holds another set than the one asked for
+// (exit 1).
+type OtherSetError struct {
+	Dest     string
+	Old, New []string // the sources, redacted
+}
+
+func (e *OtherSetError) Error() string {
+	return fmt.Sprintf("DEST %s holds another set (from %s), not the one from %s: use another DEST, or give --replace to discard the old set",
+		e.Dest, strings.Join(e.Old, " "), strings.Join(e.New, " "))
+}
+
+func (e *OtherSetError) Unwrap() error { return ErrDest }

@@ -45,6 +45,9 @@ type Options struct {
 	// prove. Label names it in verified_by.
 	SetCheck      func(ctx context.Context, paths []string, names []string) error
 	SetCheckLabel string
+	// Replace lets a fetch into a DEST holding another set discard it
+	// (--replace); without it that fetch stops (*OtherSetError).
+	Replace bool
 }
 
 func (o *Options) defaults() {
@@ -111,6 +114,9 @@ func Fetch(ctx context.Context, opts Options) (_ *Summary, err error) {
 	if err := ensureDest(opts.Dest); err != nil {
 		return nil, err
 	}
+	if err := sameSet(&opts); err != nil {
+		return nil, err
+	}
 	if err := opts.Filter.Validate(); err != nil {
 		return nil, source.Permanent(fmt.Errorf("%w: %v", source.ErrBadSource, err))
 	}
@@ -123,6 +129,9 @@ func Fetch(ctx context.Context, opts Options) (_ *Summary, err error) {
 	}
 	e := &engine{opts: &opts, src: op.Source}
 	defer func() { e.src.Close() }()
+	if err := e.recheckDest(ctx, true); err != nil {
+		return nil, err
+	}
 	for {
 		err := e.prepareRun(ctx)
 		if err == nil {

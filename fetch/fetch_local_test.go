@@ -15,6 +15,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/gen"
 	"github.com/haul-dev/haul/internal/retry"
 	"github.com/haul-dev/haul/internal/testenv"
@@ -35,12 +36,24 @@ func makeSet(t *testing.T, dir, name string, n int, size int) map[string][]byte 
 		for j := range b {
 			b[j] = byte(rng.Uint32())
 		}
+		signed(pn, b)
 		if err := os.WriteFile(filepath.Join(dir, pn), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		parts[pn] = b
 	}
 	return parts
+}
+
+// signed makes random bytes start as the format the name claims (a name
+// is a claim: integrity.CheckSignature), yet not as a gzip stream a
+// structural check would decode.
+func signed(name string, b []byte) {
+	sig := integrity.ClaimedSignature(name)
+	if len(b) > len(sig) {
+		copy(b, sig)
+		b[len(sig)] = 0
+	}
 }
 
 func writeSums(t *testing.T, dir string, parts map[string][]byte) {

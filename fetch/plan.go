@@ -111,14 +111,12 @@ func (e *engine) prepare(ctx context.Context) error {
 	}
 	// Names that a sum file, a manifest or the archive itself (Bitrix LN)
 	// promises but the source lacks.
-	promised := map[string]string{}
+	promised, err := source.Promised(ctx, e.src, set)
+	if err != nil {
+		return err
+	}
 	for name := range refs.byName {
 		promised[name] = "named by a reference file"
-	}
-	if ex, ok := e.src.(source.Expecter); ok {
-		for _, name := range ex.Expected() {
-			promised[name] = "named by the first volume's LN field"
-		}
 	}
 	for name, why := range promised {
 		if !seen[name] && e.opts.Filter.Match(name) {

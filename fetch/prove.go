@@ -76,6 +76,11 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		if err := atomicfile.SyncDir(e.opts.Dest); err != nil {
 			return source.Permanent(err)
 		}
+		fi, err := os.Stat(e.finalPath(p.Name))
+		if err != nil {
+			return source.Permanent(err)
+		}
+		p.SetProof(chunk.StampOf(fi), res.CRC32C)
 		p.VerifiedBy, p.Error = res.VerifiedBy, ""
 		kind := chunk.EventPartVerified
 		p.Status = chunk.Verified
@@ -154,8 +159,7 @@ func refetchPieces(size, pieceSize int64, n int, bad []int, badSize int64) []int
 //   - A manifest alone: its piece hashes were compared with each piece
 //     as it landed (its SHA-256 over the bytes written and fsynced), so
 //     they count without being computed again; the pass computes what the
-//     other references and the structural checks need, and is skipped
-//     when nothing is left for it.
+//     other references and the structural checks need, and the CRC-32C.
 //   - A manifest beside another whole-part SHA-256 reference (SHA256SUMS,
 //     integrity.NeedsWholeSHA256), in a fetch: pieces landed with cheap
 //     CRC32C digests (pieceDigest), and the pass proves both references
@@ -180,10 +184,10 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 			refs = append(refs, ref)
 		}
 	}
+	// The pass runs even when the pieces proved every reference: it
+	// computes the CRC-32C restore checks the part against later, and the
+	// signature check of the format the name claims.
 	checks := detectChecks(path, r.p.Name, partNames(e.st))
-	if len(proven) > 0 && len(refs) == 0 && !checks.Gzip && !checks.Bitrix {
-		return integrity.Result{VerifiedBy: proven}
-	}
 	res := integrity.VerifyFile(ctx, path, r.p.Name, r.p.Size, refs, checks)
 	res.VerifiedBy = append(proven, res.VerifiedBy...)
 	return res

@@ -23,6 +23,12 @@ import (
 func Repair(ctx context.Context, opts Options, from string) (_ *Summary, err error) {
 	defer func() { err = settle(err) }()
 	opts.defaults()
+	// Every verdict is re-established first: a part changed or deleted
+	// since it was proven is repaired like one found broken.
+	e := &engine{opts: &opts, repair: true}
+	if err := e.recheckDest(ctx, false); err != nil {
+		return nil, err
+	}
 	st, err := chunk.Load(opts.Dest)
 	if err != nil {
 		return nil, err
@@ -46,7 +52,7 @@ func Repair(ctx context.Context, opts Options, from string) (_ *Summary, err err
 		return nil, err
 	}
 	opts.Filter = source.Filter{Include: names}
-	e := &engine{opts: &opts, src: op.Source, repair: true}
+	e.src = op.Source
 	defer func() { e.src.Close() }()
 
 	// Decide which pieces to move before the engine starts. A copy that

@@ -2,8 +2,12 @@ package fetch
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/integrity"
 )
 
 // PartCheck is one part's verify outcome (the JSON of `haul verify`).
@@ -34,14 +38,14 @@ const maxVerifiers = 4
 func Verify(ctx context.Context, opts Options) (_ *VerifyReport, err error) {
 	defer func() { err = settle(err) }()
 	opts.defaults()
-	st, err := chunk.Load(opts.Dest)
+	st, err := loadState(opts.Dest)
 	if err != nil {
 		return nil, err
 	}
 	d := destDir(opts.Dest)
 	var todo []*chunk.Part
 	for _, p := range st.Parts {
-		if p.Complete() || p.Status == chunk.Broken {
+		if p.Complete() || p.Status == chunk.Broken || p.Status == chunk.Missing && p.Size > 0 && exists(d.finalPath(p.Name)) {
 			todo = append(todo, p)
 		}
 	}
@@ -72,4 +76,70 @@ func Verify(ctx context.Context, opts Options) (_ *VerifyReport, err error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// LoadChecked loads DEST's state with every verdict re-established
+// (chunk.Recheck), changing nothing on disk: for `haul status`, which
+// holds no lock.
+func LoadChecked(ctx context.Context, dest string) (*chunk.State, []chunk.Change, error) {
+	st, err := loadState(dest)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes, _, err := chunk.Recheck(ctx, dest, st, chunk.RecheckOptions{Prove: proveFile(st)})
+	return st, changes, settle(err)
+}
+
+// CheckDest re-establishes every verdict in DEST's state (chunk.Recheck)
+// and saves it: a part that changed on disk is broken (its file renamed
+// to NAME.partial), one deleted is missing. The caller holds DEST's lock.
+func CheckDest(ctx context.Context, dest string) ([]chunk.Change, error) {
+	return checkDest(ctx, dest, false)
+}
+
+func checkDest(ctx context.Context, dest string, keep bool) ([]chunk.Change, error) {
+	st, err := loadState(dest)
+	if errors.Is(err, chunk.ErrNoState) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	changes, dirty, err := chunk.Recheck(ctx, dest, st, chunk.RecheckOptions{Write: true, Keep: keep, Prove: proveFile(st)})
+	if err == nil && dirty {
+		err = chunk.Save(dest, st)
+	}
+	return changes, settle(err)
+}
+
+// proveFile proves a part file in full, as Verify does.
+func proveFile(st *chunk.State) func(context.Context, *chunk.Part, string) ([]string, string, error) {
+	return func(ctx context.Context, p *chunk.Part, path string) ([]string, string, error) {
+		res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs, detectChecks(path, p.Name, partNames(st)))
+		return res.VerifiedBy, res.CRC32C, res.Err
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// loadState reads DEST's state.
+func loadState(dest string) (*chunk.State, error) { return chunk.Load(dest) }
+
+// recheckDest is Recheck for an engine's run, with its events.
+func (e *engine) recheckDest(ctx context.Context, keep bool) error {
+	changes, err := checkDest(ctx, e.opts.Dest, keep)
+	for _, c := range changes {
+		kind, msg := chunk.EventPartBroken, fmt.Sprintf("part %s: %s", c.Part, c.Why)
+		if c.Status == chunk.Missing {
+			kind = chunk.EventPartMissing
+		}
+		if c.Status == chunk.Partial {
+			msg += "; fetching the pieces that differ again"
+		}
+		e.opts.Progress.Event(Event{Kind: kind, Part: c.Part, Message: msg})
+	}
+	return err
 }

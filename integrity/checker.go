@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"slices"
@@ -54,6 +55,9 @@ type Result struct {
 	// Uncompressed is the total decompressed size of the gzip members when
 	// the gzip check passed, else 0.
 	Uncompressed int64
+	// CRC32C is the CRC-32C (Castagnoli, hex) of every byte written: the
+	// digest restore checks the part against later (chunk.Part.CRC32C).
+	CRC32C string
 	// Err is the first failure: a *MismatchError (a size mismatch first,
 	// then references in order) or else a *FormatError from a structural
 	// check. VerifyFile may also return I/O and context errors here.
@@ -101,18 +105,19 @@ type Checker struct {
 	pieceList []*pieceHasher
 	gz        *gzipCheck
 
-	head  [BitrixHeaderLen]byte
+	head  [SignatureLen]byte
 	headN int
 	n     int64
+	crc   uint32
 
 	done   bool
 	result Result
 	// The verdicts behind result.Err, kept so that locate can replace a
 	// whole-part mismatch with the piece that causes it.
-	sizeErr, formatErr error
-	verdicts           []error // per refs[i]; nil where it passed
-	sums               map[string][]byte
-	pieceSums          map[int64][]string
+	sizeErr, sigErr, formatErr error
+	verdicts                   []error // per refs[i]; nil where it passed
+	sums                       map[string][]byte
+	pieceSums                  map[int64][]string
 }
 
 // NeedsWholeSHA256 reports whether a Checker for refs computes the
@@ -207,6 +212,7 @@ func (c *Checker) Write(p []byte) (int, error) {
 	if c.headN < len(c.head) {
 		c.headN += copy(c.head[c.headN:], p)
 	}
+	c.crc = crc32.Update(c.crc, castagnoli, p)
 	for _, h := range c.hashList {
 		h.Write(p)
 	}
@@ -271,16 +277,23 @@ func (c *Checker) Result() Result {
 		res.Pieces = c.piecesAt(c.opts.PieceSize)
 	}
 	c.formatErr = c.structural(&res)
+	c.sigErr = CheckSignature(c.part, c.head[:c.headN])
+	res.CRC32C = fmt.Sprintf("%08x", c.crc)
 	res.Err = c.firstErr()
 	c.result = res
 	return res
 }
 
-// firstErr is the verdict's error: a size mismatch, else the first
-// reference's mismatch in order, else a structural failure.
+// firstErr is the verdict's error: a size mismatch, else a part that is
+// not the format its name claims (the clearest word on an error page
+// served in its place), else the first reference's mismatch in order,
+// else a structural failure.
 func (c *Checker) firstErr() error {
 	if c.sizeErr != nil {
 		return c.sizeErr
+	}
+	if c.sigErr != nil {
+		return c.sigErr
 	}
 	for _, err := range c.verdicts {
 		if err != nil {

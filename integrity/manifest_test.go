@@ -36,6 +36,7 @@ func TestManifestRoundTrip(t *testing.T) {
 		"site.tar.gz.1": randBytes(21, 4096*2), // exactly two pieces
 		"site.tar.gz.2": nil,                   // empty: no pieces
 	}
+	copy(parts["site.tar.gz"], ClaimedSignature("site.tar.gz")) // a name is a claim
 	text, written := buildManifest(t, 4096, parts, "site.tar.gz", "site.tar.gz.1", "site.tar.gz.2")
 
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")

@@ -135,6 +135,7 @@ func TestParseSumFileErrors(t *testing.T) {
 // Sum-file references go straight into a Checker.
 func TestSumFileReferencesCheck(t *testing.T) {
 	data := textBytes(5000)
+	copy(data, ClaimedSignature("site.tar.gz")) // a name is a claim
 	sums := independentSums(data)
 	text := sums[SHA256] + "  ./site.tar.gz\n"
 	refs, err := ParseReferenceFile("SHA256SUMS", strings.NewReader(text))

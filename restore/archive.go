@@ -220,6 +220,10 @@ func (a *archive) walkTar(ctx context.Context, ra *readAhead, visit func(hdr *ta
 		}
 		if a.tarTotal >= 0 && hasData(hdr) {
 			if left := a.tarTotal - ra.outPos; hdr.Size > left {
+				if parts := a.j.Parts(); len(parts) > 1 {
+					// A set cut short, far likelier than a hostile header.
+					return &EndsEarlyError{Entry: hdr.Name, Claims: hdr.Size, Left: max(left, 0), Last: parts[len(parts)-1].Name}
+				}
 				return &UnsafeError{Name: hdr.Name, Reason: fmt.Sprintf("its header claims %d bytes, only %d are left in the archive", hdr.Size, max(left, 0))}
 			}
 		}

@@ -112,7 +112,7 @@ func readySet(dest string, inChain bool, prog progress) (*chunk.State, []Part, e
 		if inChain {
 			name = filepath.Join(dest, p.Name)
 		}
-		parts = append(parts, Part{Name: name, Path: filepath.Join(dest, p.Name), Size: p.Size})
+		parts = append(parts, Part{Name: name, Path: filepath.Join(dest, p.Name), Size: p.Size, CRC32C: p.CRC32C})
 	}
 	if len(notReady.Parts) > 0 {
 		return nil, nil, notReady
@@ -281,6 +281,10 @@ func RestoreChain(ctx context.Context, sets [][]Part, opts Options) error {
 			}
 		}
 		err = a.extract(ctx, x)
+		var de *DigestError
+		if cerr := a.j.CheckDigests(err != nil); errors.As(cerr, &de) || err == nil {
+			err = cerr
+		}
 		a.close()
 		first = nil
 		if err != nil {

@@ -3,9 +3,11 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/haul-dev/haul/chunk"
@@ -17,6 +19,12 @@ type Part struct {
 	Name string // the part's name, used in messages ("site.tar.gz.3")
 	Path string // where it is on disk
 	Size int64  // its size; 0 means take it from the file
+	// CRC32C is the CRC-32C (hex) the part had when it was proven
+	// (chunk.Part.CRC32C); "" skips the check. The Join computes it over
+	// the bytes it hands out and fails the read that completes a part
+	// whose bytes differ, so a part changed after its proof never
+	// restores (DigestError).
+	CRC32C string
 }
 
 // Join is the parts of a set read as one stream, without a joined copy on
@@ -35,7 +43,34 @@ type Join struct {
 	open  int
 
 	pos int64 // offset of the next byte Read returns
+
+	// The digest of each part over its bytes read in order so far:
+	// sums[i] covers [0, next[i]); want[i] < 0 when there is none to
+	// check.
+	sums []uint32
+	next []int64
+	want []int64
 }
+
+// DigestError says a part's bytes are not those it was proven with: it
+// changed on disk after it was verified (bit rot, another program). The
+// restore stops before anything is put in place.
+type DigestError struct {
+	Part      string
+	Want, Got string
+	Dest      string // the workdir, for the message; "" says DEST
+}
+
+func (e *DigestError) Error() string {
+	dest := e.Dest
+	if dest == "" {
+		dest = "DEST"
+	}
+	return fmt.Sprintf("part %s changed on disk after it was verified (CRC-32C %s, verified as %s); nothing was restored: run haul repair %s", e.Part, e.Got, e.Want, dest)
+}
+
+// Unwrap makes a DigestError an integrity failure (exit 3).
+func (e *DigestError) Unwrap() error { return integrity.ErrMismatch }
 
 // joinError marks an I/O error reading a part, so the decoders never
 // mistake it for damage in the archive.
@@ -49,7 +84,14 @@ func (e *joinError) Unwrap() error { return e.err }
 // *integrity.FormatError) and returns a Join over them.
 func NewJoin(parts []Part) (*Join, error) {
 	j := &Join{parts: append([]Part(nil), parts...), starts: make([]int64, len(parts)+1),
-		files: make([]*os.File, len(parts)), used: make([]int64, len(parts))}
+		files: make([]*os.File, len(parts)), used: make([]int64, len(parts)),
+		sums: make([]uint32, len(parts)), next: make([]int64, len(parts)), want: make([]int64, len(parts))}
+	for i, p := range parts {
+		j.want[i] = -1
+		if v, err := strconv.ParseUint(p.CRC32C, 16, 32); err == nil {
+			j.want[i] = int64(v)
+		}
+	}
 	var missing []string
 	for i := range j.parts {
 		p := &j.parts[i]
@@ -193,7 +235,53 @@ func (j *Join) readPart(i int, p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return f.ReadAt(p, off)
+	n, err := f.ReadAt(p, off)
+	if derr := j.digest(i, p[:n], off); derr != nil {
+		// The bytes are withheld: a decoder must not act on them (and
+		// report their damage as the archive's) before it sees the error.
+		return 0, derr
+	}
+	return n, err
+}
+
+// digest feeds the bytes of part i just read at off to its digest when
+// they continue what was read in order, and checks the digest once the
+// part's last byte is in. j.mu must be held.
+func (j *Join) digest(i int, p []byte, off int64) error {
+	if j.want[i] < 0 || off > j.next[i] || off+int64(len(p)) <= j.next[i] {
+		return nil
+	}
+	j.sums[i] = crc32.Update(j.sums[i], castagnoli, p[j.next[i]-off:])
+	j.next[i] = off + int64(len(p))
+	if j.next[i] < j.parts[i].Size || j.sums[i] == uint32(j.want[i]) {
+		return nil
+	}
+	return &joinError{&DigestError{Part: j.parts[i].Name, Want: j.parts[i].CRC32C, Got: fmt.Sprintf("%08x", j.sums[i])}}
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// CheckDigests completes the digest of every part not read to its end in
+// order (a zip's entries are read where the directory says, a decoder
+// may stop early) and returns a *DigestError for the first that differs.
+// A restore calls it before it puts anything in place. After a failed
+// restore, with started, it checks only the parts the restore began to
+// read, so that damage found there is reported as the change on disk it
+// is rather than as an archive error.
+func (j *Join) CheckDigests(started bool) error {
+	buf := make([]byte, 1<<20)
+	for i, p := range j.parts {
+		if started && j.next[i] == 0 {
+			continue
+		}
+		for j.want[i] >= 0 && j.next[i] < p.Size {
+			n := min(int64(len(buf)), p.Size-j.next[i])
+			if _, err := j.ReadAt(buf[:n], j.starts[i]+j.next[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Read reads the next bytes of the concatenation.
@@ -250,3 +338,23 @@ func (s *section) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// EndsEarlyError says a set of parts ends before its last entry does: an
+// entry's header claims more bytes than the set holds, the sign of its
+// last part(s) missing (a set cut short that has no LN field or end
+// marker to tell).
+type EndsEarlyError struct {
+	Entry  string // the entry that runs past the end
+	Claims int64  // the bytes its header claims
+	Left   int64  // the bytes the set still holds
+	Last   string // the set's last part
+	Parts  int    // how many parts the set has
+}
+
+func (e *EndsEarlyError) Error() string {
+	what := fmt.Sprintf("the set ends early: entry %q claims %d bytes, only %d are left after it", e.Entry, e.Claims, e.Left)
+	return what + fmt.Sprintf("; the set is missing its last part(s), after %s: fetch the whole set (every part after %s), then restore again", e.Last, e.Last)
+}
+
+// Unwrap makes an EndsEarlyError parts not ready (exit 3).
+func (e *EndsEarlyError) Unwrap() error { return ErrNotReady }

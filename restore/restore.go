@@ -258,6 +258,9 @@ func Assemble(ctx context.Context, parts []Part, file string, p Progress) (err e
 			return err
 		}
 	}
+	if err := j.CheckDigests(false); err != nil {
+		return err
+	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("assemble: %w", err)
 	}

@@ -28,7 +28,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"fetch", "[flags] SOURCE... DEST", "download every part, resumably; verify each; re-fetch broken ones", 1, -1,
-			func(o *opts, fs *pflag.FlagSet) { o.addMover(fs) }, cmdFetch},
+			func(o *opts, fs *pflag.FlagSet) { o.addMover(fs); o.addReplace(fs) }, cmdFetch},
 		{"verify", "[--json] DEST", "re-check the parts on disk against every reference", 1, 1,
 			func(o *opts, fs *pflag.FlagSet) { o.addJSON(fs) }, cmdVerify},
 		{"repair", "[flags] [--from SOURCE] DEST", "replace only broken or missing parts (or pieces), from the source or from --from", 1, 1,
@@ -49,6 +49,7 @@ func init() {
 				o.addRestore(fs)
 				o.chain.register(fs, "run")
 				o.addMover(fs)
+				o.addReplace(fs)
 			}, cmdRun},
 		{"status", "[--json] DEST", "what is done, what is left, what is broken, ETA (exit 0 done, 3 broken, 75 incomplete)", 1, 1,
 			func(o *opts, fs *pflag.FlagSet) { o.addJSON(fs) }, cmdStatus},

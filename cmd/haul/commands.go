@@ -132,9 +132,10 @@ func cmdRun(ctx context.Context, a *app, o *opts, pos []string) error {
 }
 
 // cmdStatus prints the state of DEST and exits as cron needs it: 0 done,
-// 3 broken or missing parts, 75 still incomplete (also with --json).
+// 3 broken or missing parts, 75 still incomplete (also with --json). Every
+// verdict is re-checked on disk first (a stat per part).
 func cmdStatus(ctx context.Context, a *app, o *opts, pos []string) error {
-	st, err := chunk.Load(pos[0])
+	st, _, err := fetch.LoadChecked(ctx, pos[0])
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ type common struct {
 	list        string
 	probe       bool
 	json        bool
+	replace     bool
 	// chunkSizeSet is whether --chunk-size was given.
 	chunkSizeSet bool
 }
@@ -74,6 +75,11 @@ func (o *opts) addTransfer(fs *pflag.FlagSet) {
 	text(fs, &o.manifest, "manifest", "", "PATH|URL", "reference file: a sum file or a haul manifest")
 	text(fs, &o.list, "list", "", "FILE", "file with one SOURCE URL per line (# starts a comment)")
 	fs.BoolVar(&o.probe, "probe-parts", false, "derive NAME.1, NAME.2 … from one URL by trying until 404")
+}
+
+// addReplace: a DEST holds one set (fetch, run).
+func (o *opts) addReplace(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.replace, "replace", false, "discard the set DEST holds when it is another one")
 }
 
 // addMover: every flag of the commands that move data (fetch, repair,
@@ -144,6 +150,7 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 		AutoPieceSize: !c.chunkSizeSet,
 		Timeout:       c.timeout,
 		Manifest:      c.manifest,
+		Replace:       c.replace,
 		Filter:        source.Filter{Include: c.include, Exclude: c.exclude},
 		Open: source.OpenOptions{
 			S3:         source.S3Options{Endpoint: c.endpoint, Region: c.region, Anonymous: c.anonymous},

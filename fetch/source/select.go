@@ -1,9 +1,12 @@
 package source
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/haul-dev/haul/integrity"
@@ -139,4 +142,104 @@ func digitRun(s string) (run, rest string) {
 		i++
 	}
 	return s[:i], s[i:]
+}
+
+// Promised returns the names a set must have that its listing lacks, each
+// with the fact that promises it, whatever the source: a gap in numbered
+// names (x.000 and x.002 without x.001; x.tar.gz.1 and .3 without .2),
+// the volumes a Bitrix first volume's LN field names (read from the
+// source's first bytes of the first part), and what an Expecter knows.
+func Promised(ctx context.Context, src Source, set Set) (map[string]string, error) {
+	out := map[string]string{}
+	names := make([]string, len(set.Parts))
+	for i, o := range set.Parts {
+		names[i] = o.Name
+	}
+	for _, n := range Gaps(names) {
+		out[n] = "a gap in the numbered names of the set"
+	}
+	if ex, ok := src.(Expecter); ok {
+		for _, n := range ex.Expected() {
+			out[n] = "named by the first volume's LN field"
+		}
+	}
+	if len(set.Parts) == 0 || set.Parts[0].Size < integrity.BitrixHeaderLen {
+		return out, nil
+	}
+	first := set.Parts[0]
+	rc, err := src.ReadRange(ctx, first, 0, integrity.BitrixHeaderLen)
+	if err != nil {
+		return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
+	}
+	head := make([]byte, integrity.BitrixHeaderLen)
+	_, err = io.ReadFull(rc, head)
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
+	}
+	if h, ok := integrity.ParseBitrixVolumeHeader(head); ok {
+		for v := 1; v <= h.LastVolume; v++ {
+			if n := fmt.Sprintf("%s.%d", first.Name, v); !slices.Contains(names, n) {
+				out[n] = "named by the first volume's LN field"
+			}
+		}
+	}
+	return out, nil
+}
+
+// Gaps returns the names missing between numbered siblings: for each
+// stem, every number between the smallest and the largest present (the
+// stem alone counts as 0 when it has unpadded siblings, as a Bitrix set
+// or x.tar.gz, x.tar.gz.1, … does), in the width the siblings use.
+func Gaps(names []string) []string {
+	type group struct {
+		nums  map[int]bool
+		width int // 0: unpadded
+	}
+	groups := map[string]*group{}
+	has := map[string]bool{}
+	for _, n := range names {
+		has[n] = true
+	}
+	for _, n := range names {
+		i := strings.LastIndexByte(n, '.')
+		if i < 0 || i == len(n)-1 || len(n)-i-1 > 6 {
+			continue
+		}
+		num := n[i+1:]
+		v, err := strconv.Atoi(num)
+		if err != nil || strings.Trim(num, "0123456789") != "" {
+			continue
+		}
+		stem := n[:i]
+		g := groups[stem]
+		if g == nil {
+			g = &group{nums: map[int]bool{}}
+			groups[stem] = g
+		}
+		if len(num) > 1 && num[0] == '0' {
+			g.width = len(num)
+		}
+		g.nums[v] = true
+	}
+	var out []string
+	for stem, g := range groups {
+		if g.width == 0 && has[stem] {
+			g.nums[0] = true
+		}
+		lo, hi := -1, -1
+		for v := range g.nums {
+			if lo < 0 || v < lo {
+				lo = v
+			}
+			hi = max(hi, v)
+		}
+		for v := lo + 1; v < hi; v++ {
+			if !g.nums[v] {
+				out = append(out, fmt.Sprintf("%s.%0*d", stem, g.width, v))
+			}
+		}
+	}
+	slices.SortFunc(out, NaturalCompare)
+	return out
 }

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -250,7 +251,22 @@ func (j *Job) Restore(ctx context.Context, ro restore.Options, bases []string) e
 			return err
 		}
 		defer unlock()
+		// Every verdict is re-established before the parts are read: a
+		// part changed or deleted since it was proven stops the restore
+		// as not ready (exit 3, "run haul repair").
+		for _, d := range chain(bases, j.o.Dest) {
+			changes, err := fetch.CheckDest(ctx, d)
+			if err != nil {
+				return wrapDeadline(ctx, err)
+			}
+			for _, c := range changes {
+				j.ui.Event(fetch.Event{Kind: chunk.EventPartBroken, Part: c.Part, Message: fmt.Sprintf("part %s: %s", c.Part, c.Why)})
+			}
+		}
 		err = restore.RunChain(ctx, chain(bases, j.o.Dest), ro)
+		if err != nil {
+			err = j.changed(err, bases)
+		}
 		ev := chunk.Event{Event: chunk.EventRestoreEnd, Seconds: time.Since(t).Seconds()}
 		if err != nil {
 			ev.Message = oneLine(err.Error())
@@ -265,6 +281,32 @@ func (j *Job) Restore(ctx context.Context, ro restore.Options, bases []string) e
 		}
 		return wrapDeadline(ctx, err)
 	})
+}
+
+// changed records, when a restore found a part whose bytes differ from
+// those it was proven with (restore.DigestError), that the part is
+// broken in its DEST's state, and names that DEST in the error.
+func (j *Job) changed(err error, bases []string) error {
+	var de *restore.DigestError
+	if !errors.As(err, &de) {
+		return err
+	}
+	for _, d := range chain(bases, j.o.Dest) {
+		name := de.Part
+		if len(bases) > 0 {
+			rel, rerr := filepath.Rel(d, de.Part)
+			if rerr != nil || strings.HasPrefix(rel, "..") {
+				continue
+			}
+			name = rel
+		}
+		if merr := chunk.MarkChanged(d, name, "changed on disk after it was verified: its CRC-32C differs"); merr == nil {
+			de.Dest = d
+			j.journal.Log(chunk.Event{Event: chunk.EventPartBroken, Part: name, Message: oneLine(de.Error())})
+			break
+		}
+	}
+	return err
 }
 
 // chain is the incremental chain ending with dest.
@@ -295,17 +337,28 @@ func lockAll(dests []string) (unlock func(), err error) {
 // same line in cron every 15 minutes does the right thing. Fetch verifies
 // each part as it lands and re-fetches broken ones from the source up to
 // --retries: the verify and repair steps are in it.
+//
+// A part that the restore finds changed since it was proven (its digest
+// differs: rot that left its stat alone) is fetched again — only its
+// pieces that differ — and the restore runs once more, without a person.
 func (j *Job) RunAll(ctx context.Context, fo fetch.Options, ro restore.Options, bases []string) error {
-	if st, err := chunk.Load(j.o.Dest); err == nil && allComplete(st) {
+	if st, _, err := fetch.LoadChecked(ctx, j.o.Dest); err == nil && allComplete(st) {
 		if done, _ := restore.DoneChain(chain(bases, j.o.Dest), ro.Into); done {
 			j.o.Logf("run: every part verified and already restored into %s; nothing to do", ro.Into)
 			return nil
 		}
 	}
-	if err := j.Fetch(ctx, fo); err != nil {
-		return err
+	for again := false; ; again = true {
+		if err := j.Fetch(ctx, fo); err != nil {
+			return err
+		}
+		err := j.Restore(ctx, ro, bases)
+		var de *restore.DigestError
+		if again || !errors.As(err, &de) || de.Dest != j.o.Dest {
+			return err
+		}
+		j.o.Logf("run: part %s changed on disk after it was verified; fetching it again, then restoring again", de.Part)
 	}
-	return j.Restore(ctx, ro, bases)
 }
 
 func allComplete(st *chunk.State) bool {
