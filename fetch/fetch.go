@@ -61,7 +61,10 @@ func (o *Options) defaults() {
 		o.Retries = 10
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 60 * time.Second
+		o.Timeout = source.DefaultTimeout
+	}
+	if o.Open.Timeout <= 0 {
+		o.Open.Timeout = o.Timeout // every wait on the network, not only bodies
 	}
 	if o.Progress == nil {
 		o.Progress = nopProgress{}

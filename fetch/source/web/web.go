@@ -41,14 +41,20 @@ func (s *httpSource) Expected() []string { return s.expected }
 // referenceCandidates are sum files probed beside plain (unsigned) URLs.
 var referenceCandidates = []string{"SHA256SUMS", "SHA512SUMS", "SHA1SUMS", "MD5SUMS"}
 
-func newHTTPClient() *http.Client {
+// newHTTPClient is the client of one source: every connect, handshake,
+// answer and read on it is bounded by timeout (--timeout).
+func newHTTPClient(timeout time.Duration) *http.Client {
+	if timeout <= 0 {
+		timeout = source.DefaultTimeout
+	}
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           source.IdleDial(dialer.DialContext, timeout),
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
 		// Bodies are stored bytes; never let the transport inflate them.
 		DisableCompression: true,
 	}
@@ -59,7 +65,7 @@ func newHTTPClient() *http.Client {
 // set expands to the whole set from its LN field; with ProbeParts a single
 // URL expands by trying NAME.1, NAME.2, … until 404.
 func Open(ctx context.Context, urls []string, opts source.OpenOptions) (*source.Opened, error) {
-	s := &httpSource{client: newHTTPClient()}
+	s := &httpSource{client: newHTTPClient(opts.Timeout)}
 	for _, raw := range urls {
 		o, err := s.stat(ctx, raw)
 		if err != nil {
