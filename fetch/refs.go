@@ -103,7 +103,10 @@ func readManifestArg(ctx context.Context, m string, opts *Options) ([]byte, stri
 	for _, o := range objs {
 		if op.Prefix == "" || o.Name == op.Prefix {
 			data, err := readAll(ctx, opts, op.Source, o)
-			return data, o.Name, err
+			if err != nil {
+				return nil, "", fmt.Errorf("--manifest %s: %w", redact.URL(m), err)
+			}
+			return data, o.Name, nil
 		}
 	}
 	return nil, "", source.Permanent(fmt.Errorf("--manifest %s: %w", redact.URL(m), source.ErrNotFound))
