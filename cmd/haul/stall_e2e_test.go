@@ -160,4 +160,3 @@ func writeKey(t *testing.T) string {
 	}
 	return p
 }
-
