@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/haul-dev/haul/internal/testenv"
 )
 
 // victim is a file outside DEST that a hostile user points a link at:
@@ -66,7 +64,9 @@ func TestHostileDEST(t *testing.T) {
 	sums := append([]e2ePart{}, parts...)
 	sums = append(sums, e2ePart{"SHA256SUMS", e2eSHA256SUMS(parts)})
 	first := parts[0].name
-	symlink := func(at string) func(t *testing.T, dest string, v *victim) {
+	// plant puts a link made by link (os.Symlink or os.Link) to the
+	// victim at DEST/at.
+	plant := func(link func(oldname, newname string) error, at string) func(t *testing.T, dest string, v *victim) {
 		return func(t *testing.T, dest string, v *victim) {
 			t.Helper()
 			p := filepath.Join(dest, at)
@@ -74,24 +74,13 @@ func TestHostileDEST(t *testing.T) {
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Symlink(v.path, p); err != nil {
+			if err := link(v.path, p); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	hardlink := func(at string) func(t *testing.T, dest string, v *victim) {
-		return func(t *testing.T, dest string, v *victim) {
-			t.Helper()
-			p := filepath.Join(dest, at)
-			os.Remove(p)
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Link(v.path, p); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	symlink := func(at string) func(t *testing.T, dest string, v *victim) { return plant(os.Symlink, at) }
+	hardlink := func(at string) func(t *testing.T, dest string, v *victim) { return plant(os.Link, at) }
 	cases := []struct {
 		name string
 		// between: a first run is cut short (--max-time) before the plant.
@@ -197,5 +186,3 @@ func TestHostileAssemble(t *testing.T) {
 		})
 	}
 }
-
-var _ = testenv.NewFaultServer
