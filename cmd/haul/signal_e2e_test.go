@@ -47,8 +47,8 @@ func signalAfter(t *testing.T, d time.Duration, sigs []os.Signal, args ...string
 // TestSignalsStopCleanly: SIGHUP (a closed terminal or SSH session)
 // stops a fetch as SIGTERM does, exit 75 with the state saved, and the
 // rerun completes identical; a second signal during the clean stop exits
-// 75 at once, the state still usable; a SIGTERM in the first
-// milliseconds of a run, before main, is a clean stop too, not a kill.
+// 75 at once, the state still usable. (A signal before main is
+// internal/sigstop's TestSignalBeforeMain.)
 func TestSignalsStopCleanly(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -58,10 +58,6 @@ func TestSignalsStopCleanly(t *testing.T) {
 	}{
 		{"SIGHUP mid-fetch", 1500 * time.Millisecond, []os.Signal{syscall.SIGHUP}, ""},
 		{"second signal during the stop", 1500 * time.Millisecond, []os.Signal{syscall.SIGTERM, syscall.SIGHUP}, "again during the clean stop"},
-		// Before main: the heavy package inits ran 50-130 ms here before
-		// the handler was installed; now it is in place after the runtime
-		// starts (a few ms, tens under load).
-		{"SIGTERM at start", 100 * time.Millisecond, []os.Signal{syscall.SIGTERM}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

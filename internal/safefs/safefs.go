@@ -22,7 +22,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // ErrUnsafe is wrapped by every *UnsafeError.
@@ -160,7 +159,7 @@ func (d *Dir) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error
 		if why := fileProblem(fi); why != "" {
 			return nil, &UnsafeError{Path: d.Join(name), Why: why}
 		}
-		f, err := d.root.OpenFile(name, (flag&^os.O_CREATE)|syscall.O_NONBLOCK, 0)
+		f, err := d.root.OpenFile(name, (flag&^os.O_CREATE)|nonblock, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,9 @@ package safefs
 
 import "io/fs"
 
+// nonblock is 0: Windows has no FIFOs to wait on.
+const nonblock = 0
+
 // checksMode: Windows has no unix modes; ACLs guard the directory.
 const checksMode = false
 

@@ -8,6 +8,10 @@ import (
 	"syscall"
 )
 
+// nonblock opens a FIFO swapped in after the check without waiting for
+// a writer (the check after the open then refuses it).
+const nonblock = syscall.O_NONBLOCK
+
 // checksMode: unix modes say who may enter a directory.
 const checksMode = true
 
