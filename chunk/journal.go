@@ -110,11 +110,15 @@ var runSeq atomic.Int64
 // file ends in a torn line, a newline is added first so the torn line does
 // not swallow the next event.
 func OpenJournal(dest, cmd string) (*Journal, error) {
-	if err := os.MkdirAll(filepath.Join(dest, StateDir), 0o700); err != nil {
+	sd, err := OpenStateDir(dest, true)
+	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
+	defer sd.Close()
 	path := JournalPath(dest)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	// A journal that is a link or not a plain file is refused: appending
+	// to it would append to what it points to.
+	f, err := sd.OpenFile("journal.jsonl", os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
@@ -257,7 +261,12 @@ func (j *Journal) Close() error {
 // error wrapping ErrNoJournal.
 func ReadJournal(dest string) ([]Event, error) {
 	path := JournalPath(dest)
-	f, err := os.Open(path)
+	var f *os.File
+	sd, err := OpenStateDir(dest, false)
+	if err == nil {
+		f, err = sd.OpenFile("journal.jsonl", os.O_RDONLY, 0)
+		sd.Close()
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (no run recorded yet)", dest, ErrNoJournal)
 	}

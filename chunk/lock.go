@@ -83,17 +83,21 @@ type LockFile struct {
 // the lock.
 func LockFor(dest, cmd string) (*LockFile, error) {
 	path := LockPath(dest)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	sd, err := OpenStateDir(dest, true)
+	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	defer sd.Close()
+	// A lock that is a link or not a plain file is refused, never
+	// written through: truncating it would truncate what it points to.
+	f, err := sd.OpenFile("lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
 	if busy, err := tryLockFile(f); busy || err != nil {
 		f.Close()
 		if busy {
-			return nil, holder(path)
+			return nil, holder(path, func() ([]byte, error) { return sd.ReadFile("lock") })
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -124,10 +128,10 @@ func writeLockInfo(f *os.File, info []byte) error {
 // holder reads who holds path into a *LockedError. The holder writes its
 // details right after it gets the lock; if they are not there yet, retry a
 // few times briefly.
-func holder(path string) error {
+func holder(path string, read func() ([]byte, error)) error {
 	e := &LockedError{Path: path}
 	for try := 0; try < 5; try++ {
-		data, err := os.ReadFile(path)
+		data, err := read()
 		var info lockInfo
 		if err == nil && json.Unmarshal(bytes.TrimSpace(data), &info) == nil && info.PID > 0 {
 			e.PID, e.Since, e.Cmd = info.PID, info.Since, info.Cmd

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // StateDir is haul's own directory inside DEST.
@@ -22,7 +20,12 @@ func StatePath(dest string) string { return filepath.Join(dest, StateDir, "state
 
 // Load reads DEST/.haul/state.json. A missing file gives ErrNoState.
 func Load(dest string) (*State, error) {
-	data, err := os.ReadFile(StatePath(dest))
+	var data []byte
+	sd, err := OpenStateDir(dest, false)
+	if err == nil {
+		data, err = sd.ReadFile("state.json")
+		sd.Close()
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (run haul fetch first)", dest, ErrNoState)
 	}
@@ -49,5 +52,10 @@ func Save(dest string, s *State) error {
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	return atomicfile.WriteFile(StatePath(dest), data, 0o600)
+	sd, err := OpenStateDir(dest, true)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer sd.Close()
+	return sd.WriteFile("state.json", data, 0o600)
 }

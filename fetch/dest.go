@@ -18,6 +18,7 @@ import (
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/atomicfile"
 	"github.com/haul-dev/haul/internal/redact"
+	"github.com/haul-dev/haul/internal/safefs"
 )
 
 // destDir is DEST: where the part files are. Verify works on it alone;
@@ -27,6 +28,74 @@ type destDir string
 func (d destDir) partialPath(name string) string { return filepath.Join(string(d), name+".partial") }
 
 func (d destDir) finalPath(name string) string { return filepath.Join(string(d), name) }
+
+// openPartial opens NAME.partial for writing, creating it when absent.
+// One that is a link, not a regular file or has more than one hard link
+// is never written through: it is removed and a new empty file made
+// (fresh says so: its bytes must come again).
+func (d destDir) openPartial(name string) (f *os.File, fresh bool, err error) {
+	dir, err := safefs.Open(string(d))
+	if err != nil {
+		return nil, false, err
+	}
+	defer dir.Close()
+	return dir.OpenFresh(name+".partial", os.O_RDWR, 0o644)
+}
+
+// plainFile describes DEST/NAME or DEST/NAME.partial (path) when it is a
+// file haul may take as a part's bytes: a regular file with one link,
+// never what a link points to.
+func (d destDir) plainFile(path string) (os.FileInfo, error) {
+	dir, err := safefs.Open(string(d))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	name := filepath.Base(path)
+	fi, ok := dir.IsPlainFile(name)
+	if !ok {
+		if fi == nil {
+			return nil, &os.PathError{Op: "lstat", Path: path, Err: os.ErrNotExist}
+		}
+		return nil, &safefs.UnsafeError{Path: path, Why: "is a link or not a regular file"}
+	}
+	return fi, nil
+}
+
+// openPlain opens path (DEST/NAME or DEST/NAME.partial) for reading when
+// it is a plain file of haul's (see plainFile).
+func (d destDir) openPlain(path string) (*os.File, error) {
+	dir, err := safefs.Open(string(d))
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return dir.OpenFile(filepath.Base(path), os.O_RDONLY, 0)
+}
+
+// promote renames NAME.partial to NAME once the part is proven, after
+// making sure the name still holds the file the engine wrote (f, when it
+// is open): a link swapped in meanwhile never takes the part's name.
+func (d destDir) promote(name string, f *os.File) error {
+	dir, err := safefs.Open(string(d))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	fi, ok := dir.IsPlainFile(name + ".partial")
+	if ok && f != nil {
+		mine, err := f.Stat()
+		ok = err == nil && os.SameFile(fi, mine)
+	}
+	if !ok {
+		_ = dir.Remove(name + ".partial")
+		return &safefs.UnsafeError{Path: d.partialPath(name), Why: "was replaced by a link or another file during the run (removed; run again to fetch the part anew)"}
+	}
+	if err := dir.Rename(name+".partial", name); err != nil {
+		return err
+	}
+	return dir.Sync()
+}
 
 // unname moves a part that turned out broken from NAME back to
 // NAME.partial: only complete and proven parts carry their final name.
@@ -64,8 +133,11 @@ func (d destDir) checkParts(ctx context.Context, st *chunk.State, parts []*chunk
 // checkOnDisk verifies one part file by its content and sets its status;
 // a proven part records the file and digest it was proven in.
 func (d destDir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co integrity.CheckOptions) {
-	fi, err := os.Stat(path)
+	fi, err := d.plainFile(path)
 	switch {
+	case errors.Is(err, safefs.ErrUnsafe):
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, err.Error(), nil
+		return
 	case err != nil:
 		p.Status, p.Error, p.VerifiedBy = chunk.Missing, fmt.Sprintf("file %s is gone from DEST", path), nil
 		p.Done = nil

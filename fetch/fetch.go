@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/haul-dev/haul/fetch/source/open"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
+	"github.com/haul-dev/haul/internal/safefs"
 )
 
 // Options configures Fetch, Verify and Repair.
@@ -64,7 +64,10 @@ func (o *Options) defaults() {
 		o.Retries = 10
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 60 * time.Second
+		o.Timeout = source.DefaultTimeout
+	}
+	if o.Open.Timeout <= 0 {
+		o.Open.Timeout = o.Timeout // every wait on the network, not only bodies
 	}
 	if o.Progress == nil {
 		o.Progress = nopProgress{}
@@ -199,15 +202,21 @@ func ensureDest(dest string) error {
 	if dest == "" {
 		return source.Permanent(fmt.Errorf("no DEST given: %w", source.ErrBadSource))
 	}
-	if err := os.MkdirAll(filepath.Join(dest, chunk.StateDir), 0o700); err != nil {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return source.Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
 	}
-	f, err := os.CreateTemp(filepath.Join(dest, chunk.StateDir), ".probe*")
+	sd, err := chunk.OpenStateDir(dest, true)
+	if errors.Is(err, safefs.ErrUnsafe) {
+		return source.Permanent(err)
+	}
+	if err == nil {
+		defer sd.Close()
+		err = sd.WriteFile(".probe", nil, 0o600)
+	}
 	if err != nil {
 		return source.Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
 	}
-	f.Close()
-	return os.Remove(f.Name())
+	return sd.Remove(".probe")
 }
 
 // IncompleteError lists parts that stay broken or missing (exit 3).

@@ -186,19 +186,21 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 	old := p.PieceHash
 	p.PieceHash = algo
 	if p.Complete() {
-		if fi, err := os.Stat(e.finalPath(p.Name)); err != nil || fi.Size() != p.Size {
+		if fi, err := e.dir().plainFile(e.finalPath(p.Name)); err != nil || fi.Size() != p.Size {
 			e.resetPart(p)
 		}
 		return
 	}
-	fi, err := os.Stat(e.partialPath(p.Name))
+	// Only a plain file of haul's counts: bytes behind a link are not the
+	// part's, whatever they hash to.
+	fi, err := e.dir().plainFile(e.partialPath(p.Name))
 	if err != nil && len(p.Done) > 0 {
 		// A kill between the rename to NAME and the state save that
 		// records it leaves the part under its final name: take it back
 		// and prove it again rather than pull it again.
-		if ff, ferr := os.Stat(e.finalPath(p.Name)); ferr == nil && ff.Mode().IsRegular() && ff.Size() == p.Size &&
+		if ff, ferr := e.dir().plainFile(e.finalPath(p.Name)); ferr == nil && ff.Size() == p.Size &&
 			os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)) == nil {
-			fi, err = os.Stat(e.partialPath(p.Name))
+			fi, err = e.dir().plainFile(e.partialPath(p.Name))
 		}
 	}
 	if err != nil || fi.Size() != p.Size {
@@ -214,7 +216,7 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 		p.Hashes = make([]string, n)
 		p.Done = nil
 	}
-	f, err := os.Open(e.partialPath(p.Name))
+	f, err := e.dir().openPlain(e.partialPath(p.Name))
 	if err != nil {
 		p.Done = nil
 		return

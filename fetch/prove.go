@@ -14,7 +14,6 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
-	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // verifier proves each complete part in one sequential pass and gives it
@@ -48,7 +47,11 @@ func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
 func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	path := e.partialPath(r.p.Name)
 	if r.n == 0 {
-		if err := os.WriteFile(path, nil, 0o644); err != nil {
+		f, _, err := e.dir().openPartial(r.p.Name)
+		if err == nil {
+			err = f.Close()
+		}
+		if err != nil {
 			return source.Permanent(err)
 		}
 	}
@@ -64,17 +67,15 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	r.verifying = false
 	p := r.p
 	if res.Err == nil {
+		perr := e.dir().promote(p.Name, r.f)
 		if r.f != nil {
 			if err := r.f.Close(); err != nil {
 				return source.Permanent(fmt.Errorf("close %s: %w", path, err))
 			}
 			r.f = nil
 		}
-		if err := os.Rename(path, e.finalPath(p.Name)); err != nil {
-			return source.Permanent(fmt.Errorf("rename %s: %w", path, err))
-		}
-		if err := atomicfile.SyncDir(e.opts.Dest); err != nil {
-			return source.Permanent(err)
+		if perr != nil {
+			return source.Permanent(fmt.Errorf("rename %s: %w", path, perr))
 		}
 		fi, err := os.Stat(e.finalPath(p.Name))
 		if err != nil {

@@ -103,7 +103,10 @@ func readManifestArg(ctx context.Context, m string, opts *Options) ([]byte, stri
 	for _, o := range objs {
 		if op.Prefix == "" || o.Name == op.Prefix {
 			data, err := readAll(ctx, opts, op.Source, o)
-			return data, o.Name, err
+			if err != nil {
+				return nil, "", fmt.Errorf("--manifest %s: %w", redact.URL(m), err)
+			}
+			return data, o.Name, nil
 		}
 	}
 	return nil, "", source.Permanent(fmt.Errorf("--manifest %s: %w", redact.URL(m), source.ErrNotFound))
@@ -178,12 +181,35 @@ func readInto(ctx context.Context, opts *Options, src source.Source, o source.Ob
 	}, func(err error, attempt int) string {
 		return fmt.Sprintf("reference file %s: %v; retrying (%d/%d)", o.Name, err, attempt, opts.Retries)
 	}), func(int) error {
-		rc, err := src.ReadRange(ctx, o, off, int64(len(dst)))
+		// A reference file that stops coming halfway is a stall like a
+		// part's: --timeout ends the try (transient), not the user.
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		watch := newStallWatch(opts.Timeout, cancel)
+		defer watch.stop()
+		rc, err := src.ReadRange(rctx, o, off, int64(len(dst)))
 		if err != nil {
-			return err
+			return watch.explain(err)
 		}
-		_, err = io.ReadFull(rc, dst)
+		_, err = io.ReadFull(watchedReader{rc, watch}, dst)
 		rc.Close()
-		return err
+		if err != nil {
+			return watch.explain(err)
+		}
+		return nil
 	})
+}
+
+// watchedReader tells its stall watch of every read.
+type watchedReader struct {
+	r io.Reader
+	w *stallWatch
+}
+
+func (r watchedReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.w.kick()
+	}
+	return n, err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/retry"
+	"github.com/haul-dev/haul/internal/safefs"
 )
 
 // fetchPiece pulls span j.sp of piece j into the part file, retrying
@@ -104,9 +105,15 @@ func (e *engine) openPart(r *partRun) error {
 	if r.f != nil {
 		return nil
 	}
-	f, err := os.OpenFile(e.partialPath(r.p.Name), os.O_RDWR|os.O_CREATE, 0o644)
+	f, fresh, err := e.dir().openPartial(r.p.Name)
 	if err != nil {
 		return source.Permanent(fmt.Errorf("open %s: %w", e.partialPath(r.p.Name), err))
+	}
+	if fresh && r.p.Done.Count(r.n) > 0 {
+		// What was there was a link, not the bytes the state counts.
+		f.Close()
+		_ = os.Remove(e.partialPath(r.p.Name))
+		return source.Permanent(fmt.Errorf("%s was replaced by a link or another file; run again to fetch the part anew: %w", e.partialPath(r.p.Name), safefs.ErrUnsafe))
 	}
 	if fi, err := f.Stat(); err == nil && fi.Size() != r.p.Size {
 		if err := f.Truncate(r.p.Size); err != nil {

@@ -304,8 +304,8 @@ func newAssembleTemp(dir, base string) (*os.File, error) {
 	prefix := "." + base + ".haul-tmp-"
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), prefix) {
-			continue
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue // never open a FIFO or a link someone named like ours
 		}
 		p := filepath.Join(dir, e.Name())
 		if f, err := os.Open(p); err == nil {

@@ -99,11 +99,25 @@ func newStaging(into, id string) (*staging, error) {
 		}
 	}
 	p := filepath.Join(parent, base+stagingMark+id)
+	if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+		// The name is haul's: a link or file planted there goes (the link
+		// itself, never what it points to).
+		if err := os.Remove(p); err != nil {
+			return nil, fmt.Errorf("restore: staging: %w", err)
+		}
+	}
 	if err := os.Mkdir(p, 0o700); err != nil {
 		return nil, fmt.Errorf("restore: staging: %w", err)
 	}
 	s := &staging{path: p}
-	if s.lock, err = os.Open(p); err != nil {
+	made, err := os.Lstat(p)
+	if err == nil && (!made.IsDir() || made.Mode()&fs.ModeSymlink != 0) {
+		err = fmt.Errorf("%s was replaced by a link or file as it was made; check who writes beside %s", p, into)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restore: staging: %w", err)
+	}
+	if s.lock, err = openSame(p, made); err != nil {
 		return nil, fmt.Errorf("restore: staging: %w", err)
 	}
 	busy, err := tryLock(s.lock)
@@ -114,11 +128,30 @@ func newStaging(into, id string) (*staging, error) {
 		}
 		return nil, fmt.Errorf("restore: staging lock: %w", err)
 	}
-	if s.root, err = os.OpenRoot(p); err != nil {
+	if s.root, err = os.OpenRoot(p); err == nil {
+		// The tree goes into the directory made above, not one swapped in.
+		if fi, serr := s.root.Stat("."); serr != nil || !os.SameFile(made, fi) {
+			err = errors.Join(serr, fmt.Errorf("%s was replaced as it was opened", p))
+		}
+	}
+	if err != nil {
 		s.discard()
 		return nil, fmt.Errorf("restore: staging: %w", err)
 	}
 	return s, nil
+}
+
+// openSame opens the directory at p if it is still the one fi describes.
+func openSame(p string, fi fs.FileInfo) (*os.File, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	if now, err := f.Stat(); err != nil || !os.SameFile(fi, now) {
+		f.Close()
+		return nil, errors.Join(err, fmt.Errorf("%s was replaced as it was opened", p))
+	}
+	return f, nil
 }
 
 func removeStale(p, into string) error {
@@ -143,12 +176,17 @@ func removeTree(p string) error {
 	if err := os.RemoveAll(p); err == nil {
 		return nil
 	}
-	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(q, 0o700)
-		}
-		return nil
-	})
+	// Inside a root: a directory swapped for a link meanwhile cannot send
+	// the chmod to a file elsewhere.
+	if r, err := os.OpenRoot(p); err == nil {
+		_ = fs.WalkDir(r.FS(), ".", func(q string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = r.Chmod(q, 0o700)
+			}
+			return nil
+		})
+		_ = r.Close()
+	}
 	if err := os.RemoveAll(p); err != nil {
 		return fmt.Errorf("restore: remove %s: %w", p, err)
 	}

@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/haul-dev/haul/internal/sigstop"
 )
 
 // app carries the process's streams, so tests can run commands in-process.
@@ -32,43 +32,14 @@ type app struct {
 }
 
 func main() {
-	ctx, stop := signalContext(context.Background())
+	// The stop signals have been caught since sigstop's init; the run's
+	// context ends at the first (SIGINT, SIGTERM, SIGHUP), with it as
+	// the cause, and a second one exits 75 at once.
+	ctx, stop := sigstop.Context(context.Background(), os.Stderr)
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, stdoutTTY: isTerminal(os.Stdout), stderrTTY: isTerminal(os.Stderr)}
 	code := a.main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
-}
-
-// signalStop is the cause of a stop by SIGINT or SIGTERM. It is a
-// context.Canceled, so every layer treats it as a clean stop (exit 75).
-type signalStop struct{ sig os.Signal }
-
-func (e signalStop) Error() string {
-	switch e.sig {
-	case os.Interrupt:
-		return "stopped by SIGINT (Ctrl-C)"
-	case syscall.SIGTERM:
-		return "stopped by SIGTERM"
-	}
-	return "stopped by signal " + e.sig.String()
-}
-
-func (e signalStop) Is(target error) bool { return target == context.Canceled }
-
-// signalContext is cancelled, with a signalStop cause, at the first SIGINT
-// or SIGTERM.
-func signalContext(parent context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(parent)
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		select {
-		case s := <-ch:
-			cancel(signalStop{s})
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, func() { signal.Stop(ch); cancel(nil) }
 }
 
 // main runs one command line and returns the exit code.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -214,24 +213,8 @@ func TestSIGTERM(t *testing.T) {
 // termAfter starts haul, sends SIGTERM after d, and returns the exit code.
 func termAfter(t *testing.T, d time.Duration, args ...string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := haulCmd(ctx, nil, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(d)
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	return 0
+	code, _ := signalAfter(t, d, []os.Signal{syscall.SIGTERM}, args...)
+	return code
 }
 
 func TestStatusAndReportJSON(t *testing.T) {

@@ -111,6 +111,9 @@ type SSHOptions struct {
 	// Passphrase asks for a key's passphrase; nil when there is no
 	// terminal, so an encrypted key without an agent is a clear error.
 	Passphrase func(keyFile string) ([]byte, error)
+	// Timeout bounds the SSH connect and handshake (OpenOptions.Timeout;
+	// open sets it); 0 means DefaultTimeout.
+	Timeout time.Duration
 	// Connections is the most SSH connections an SFTP source opens: one
 	// more whenever every open one is busy with a read, so -j transfers
 	// are -j TCP connections on a link that caps each. 0 means 1 (Fetch
@@ -125,6 +128,9 @@ type S3Options struct {
 	Endpoint  string // --endpoint or AWS_ENDPOINT_URL
 	Region    string // --region or AWS_REGION
 	Anonymous bool   // --anonymous
+	// Timeout bounds every wait on the network (OpenOptions.Timeout; open
+	// sets it); 0 means DefaultTimeout.
+	Timeout time.Duration
 }
 
 // OpenOptions configures how a SOURCE string becomes a Source.
@@ -134,4 +140,8 @@ type OpenOptions struct {
 	// ProbeParts derives NAME.1, NAME.2 … for a single HTTP URL by trying
 	// the next number until the server says 404.
 	ProbeParts bool
+	// Timeout bounds every wait on the network (--timeout): a connect, a
+	// handshake, an answer, a read that gets no byte for this long fails
+	// as a transient fault. 0 means DefaultTimeout.
+	Timeout time.Duration
 }

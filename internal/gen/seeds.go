@@ -14,11 +14,12 @@ type Seeder interface {
 
 // AddSeeds adds every file of the repository's testdata/fuzz/<target>/ to
 // a fuzz target as one []byte input each, so that the seeds shared in the
-// repository run in every plain `go test`. It is called from a package
-// one level below the repository root (integrity, restore).
+// repository run in every plain `go test`. It may be called from a
+// package at any depth: the repository root is the nearest directory
+// above with a go.mod.
 func AddSeeds(f Seeder, target string) {
 	f.Helper()
-	dir := filepath.Join("..", "testdata", "fuzz", target)
+	dir := filepath.Join(repoRoot(), "testdata", "fuzz", target)
 	ents, err := os.ReadDir(dir)
 	if err != nil || len(ents) == 0 {
 		f.Fatalf("no seeds in %s: %v", dir, err)
@@ -31,5 +32,24 @@ func AddSeeds(f Seeder, target string) {
 			return
 		}
 		f.Add(b)
+	}
+}
+
+// repoRoot is the nearest directory at or above the working directory
+// (a test's package directory) holding go.mod; ".." when none is found.
+func repoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ".."
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return ".."
+		}
+		dir = up
 	}
 }

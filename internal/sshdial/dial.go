@@ -89,16 +89,20 @@ func hopName(t *sshTarget, isJump bool) string {
 // them.
 func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts Options, keys *keyCache, viaHosts []*sshTarget, via []*ssh.Client, isJump bool) (*ssh.Client, error) {
 	where := hopName(t, isJump)
+	connectTimeout, handshakeTimeout := t.connectTimeout, sshHandshakeTimeout
+	if opts.Timeout > 0 {
+		connectTimeout, handshakeTimeout = min(connectTimeout, opts.Timeout), opts.Timeout
+	}
 	var raw net.Conn
 	var err error
 	if len(via) == 0 {
-		d := net.Dialer{Timeout: t.connectTimeout}
+		d := net.Dialer{Timeout: connectTimeout}
 		raw, err = d.DialContext(ctx, "tcp", t.addr())
 		if err != nil {
 			return nil, dialError(where, err)
 		}
 	} else {
-		dctx, cancel := context.WithTimeout(ctx, t.connectTimeout)
+		dctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		raw, err = via[len(via)-1].DialContext(dctx, "tcp", t.addr())
 		cancel()
 		if err != nil {
@@ -106,7 +110,7 @@ func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts Options
 		}
 	}
 	conn := newActivityConn(raw)
-	deadline := &handshakeDeadline{conn: conn}
+	deadline := &handshakeDeadline{conn: conn, d: handshakeTimeout}
 
 	auth, err := newSSHAuth(t, opts, keys, deadline.pause)
 	if err != nil {
@@ -132,7 +136,7 @@ func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts Options
 			return err
 		},
 		HostKeyAlgorithms: hk.algorithms(),
-		Timeout:           t.connectTimeout,
+		Timeout:           connectTimeout,
 	}
 	deadline.pause(false)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -154,7 +158,7 @@ func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts Options
 			return nil, fmt.Errorf("%s: %w", where, context.Cause(ctx))
 		}
 		if deadline.expired.Load() {
-			return nil, fmt.Errorf("%s: handshake: no answer within %s: %w", where, sshHandshakeTimeout, err)
+			return nil, fmt.Errorf("%s: handshake: %w within %s: %w", where, errHandshakeStalled, handshakeTimeout, err)
 		}
 		if isAuthFailure(err) || auth.getSignErr() != nil && !retry.IsNetwork(err) {
 			return nil, auth.failure(where, err)
@@ -224,6 +228,7 @@ func jumpDialError(ctx context.Context, where, jump string, err error) error {
 // which has none, so a timer closes it instead.
 type handshakeDeadline struct {
 	conn    net.Conn
+	d       time.Duration
 	expired atomic.Bool
 
 	mu    sync.Mutex
@@ -239,17 +244,17 @@ func (d *handshakeDeadline) pause(waiting bool) {
 		d.stopLocked()
 		return
 	}
-	if d.conn.SetDeadline(time.Now().Add(sshHandshakeTimeout)) == nil {
+	if d.conn.SetDeadline(time.Now().Add(d.d)) == nil {
 		return
 	}
 	if d.timer == nil {
-		d.timer = time.AfterFunc(sshHandshakeTimeout, func() {
+		d.timer = time.AfterFunc(d.d, func() {
 			d.expired.Store(true)
 			_ = d.conn.Close()
 		})
 		return
 	}
-	d.timer.Reset(sshHandshakeTimeout)
+	d.timer.Reset(d.d)
 }
 
 // stop ends the bound: the handshake is over.
@@ -265,6 +270,10 @@ func (d *handshakeDeadline) stopLocked() {
 		d.timer.Stop()
 	}
 }
+
+// errHandshakeStalled marks a handshake the server did not answer in
+// time: the link or the server failing for now, tried again.
+var errHandshakeStalled = retry.Mark(retry.Transient, errors.New("no answer"))
 
 // isAuthFailure tells a refused login from a broken link after the host
 // key was accepted. x/crypto/ssh has no typed error for it; this is the

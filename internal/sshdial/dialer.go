@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -26,6 +27,10 @@ type Options struct {
 	// Passphrase asks for a key's passphrase; nil when there is no
 	// terminal, so an encrypted key without an agent is a clear error.
 	Passphrase func(keyFile string) ([]byte, error)
+	// Timeout (--timeout), when not 0, bounds the TCP connect (below
+	// ConnectTimeout) and the handshake: a server that accepts and says
+	// nothing fails the dial as a transient fault after this long.
+	Timeout time.Duration
 }
 
 // Dialer connects to one SSH destination, through its ProxyJump hosts,

@@ -3,6 +3,7 @@
 package open
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -22,6 +23,9 @@ func Open(ctx context.Context, spec string, opts source.OpenOptions) (*source.Op
 	if err != nil || u.Scheme == "" || len(u.Scheme) == 1 { // "C:" style or plain path
 		return local.Open(spec)
 	}
+	// One --timeout for every kind of source.
+	opts.S3.Timeout = cmp.Or(opts.S3.Timeout, opts.Timeout)
+	opts.SSH.Timeout = cmp.Or(opts.SSH.Timeout, opts.Timeout)
 	switch strings.ToLower(u.Scheme) {
 	case "file":
 		return local.Open(u.Path)

@@ -1,13 +1,16 @@
 package s3
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -83,6 +86,12 @@ func Open(ctx context.Context, u *url.URL, opts source.S3Options) (*source.Opene
 	}
 	tr.DisableCompression = true
 	tr.MaxIdleConnsPerHost = 64
+	// Every wait bounded by --timeout: a listing or a HEAD that stalls
+	// halfway fails as a transient fault instead of hanging.
+	timeout := cmp.Or(opts.Timeout, source.DefaultTimeout)
+	tr.DialContext = source.IdleDial((&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext, timeout)
+	tr.TLSHandshakeTimeout = timeout
+	tr.ResponseHeaderTimeout = timeout
 	core, err := minio.NewCore(eu.Host, &minio.Options{
 		Creds:     s3Credentials(opts.Anonymous),
 		Secure:    eu.Scheme == "https",

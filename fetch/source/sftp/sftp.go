@@ -88,7 +88,7 @@ var errSourceClosed = errors.New("source closed")
 // relative to the login directory.
 func Open(ctx context.Context, u *url.URL, opts source.SSHOptions) (*source.Opened, error) {
 	d, err := sshdial.New(u, sshdial.Options{Identity: opts.Identity, KnownHosts: opts.KnownHosts,
-		AcceptNewHostKey: opts.AcceptNewHostKey, ConfigFile: opts.ConfigFile, Passphrase: opts.Passphrase})
+		AcceptNewHostKey: opts.AcceptNewHostKey, ConfigFile: opts.ConfigFile, Passphrase: opts.Passphrase, Timeout: opts.Timeout})
 	if err != nil {
 		return nil, sshError(err)
 	}

@@ -41,14 +41,20 @@ func (s *httpSource) Expected() []string { return s.expected }
 // referenceCandidates are sum files probed beside plain (unsigned) URLs.
 var referenceCandidates = []string{"SHA256SUMS", "SHA512SUMS", "SHA1SUMS", "MD5SUMS"}
 
-func newHTTPClient() *http.Client {
+// newHTTPClient is the client of one source: every connect, handshake,
+// answer and read on it is bounded by timeout (--timeout).
+func newHTTPClient(timeout time.Duration) *http.Client {
+	if timeout <= 0 {
+		timeout = source.DefaultTimeout
+	}
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           source.IdleDial(dialer.DialContext, timeout),
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
 		// Bodies are stored bytes; never let the transport inflate them.
 		DisableCompression: true,
 	}
@@ -59,7 +65,7 @@ func newHTTPClient() *http.Client {
 // set expands to the whole set from its LN field; with ProbeParts a single
 // URL expands by trying NAME.1, NAME.2, … until 404.
 func Open(ctx context.Context, urls []string, opts source.OpenOptions) (*source.Opened, error) {
-	s := &httpSource{client: newHTTPClient()}
+	s := &httpSource{client: newHTTPClient(opts.Timeout)}
 	for _, raw := range urls {
 		o, err := s.stat(ctx, raw)
 		if err != nil {
@@ -317,7 +323,9 @@ func (s *httpSource) ReadRange(ctx context.Context, obj source.Object, off, n in
 	return source.ExactReader(body, n), nil
 }
 
-// parseContentRange parses "bytes a-b/total" (total may be "*", giving -1).
+// parseContentRange parses "bytes a-b/total" (total may be "*", giving
+// -1). Numbers are plain decimal digits, a ≤ b, and b < total when the
+// total is known: anything else is not a range a server could send.
 func parseContentRange(v string) (a, b, total int64, err error) {
 	bad := fmt.Errorf("bad Content-Range %q", v)
 	rest, ok := strings.CutPrefix(v, "bytes ")
@@ -332,19 +340,29 @@ func parseContentRange(v string) (a, b, total int64, err error) {
 	if !ok {
 		return 0, 0, 0, bad
 	}
-	if a, err = strconv.ParseInt(as, 10, 64); err != nil {
+	if a, ok = decimal(as); !ok {
 		return 0, 0, 0, bad
 	}
-	if b, err = strconv.ParseInt(bs, 10, 64); err != nil || b < a {
+	if b, ok = decimal(bs); !ok || b < a {
 		return 0, 0, 0, bad
 	}
 	total = -1
 	if tot != "*" {
-		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
+		if total, ok = decimal(tot); !ok || b >= total {
 			return 0, 0, 0, bad
 		}
 	}
 	return a, b, total, nil
+}
+
+// decimal parses a non-negative decimal number of digits only (no sign,
+// no space), as HTTP writes byte positions.
+func decimal(s string) (int64, bool) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // strongETag returns a strong ETag without quotes; weak ones ("W/…")

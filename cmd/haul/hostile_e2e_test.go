@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// victim is a file outside DEST that a hostile user points a link at:
+// whatever haul does, its bytes and mode must stay as they were.
+type victim struct {
+	dir, path string
+	data      []byte
+	mode      os.FileMode
+}
+
+func newVictim(t *testing.T) *victim {
+	t.Helper()
+	v := &victim{dir: t.TempDir(), data: []byte("the victim's own bytes, not a part\n"), mode: 0o640}
+	v.path = filepath.Join(v.dir, "victim")
+	if err := os.WriteFile(v.path, v.data, v.mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(v.path, v.mode); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// untouched fails unless the victim has its bytes and mode, and nothing
+// new appeared beside it.
+func (v *victim) untouched(t *testing.T) {
+	t.Helper()
+	got, err := os.ReadFile(v.path)
+	if err != nil {
+		t.Fatalf("victim: %v", err)
+	}
+	if !bytes.Equal(got, v.data) {
+		t.Fatalf("victim outside DEST was written: %q", got)
+	}
+	fi, err := os.Lstat(v.path)
+	if err != nil || fi.Mode() != v.mode {
+		t.Fatalf("victim mode %v (%v), want %v", fi.Mode(), err, v.mode)
+	}
+	ents, _ := os.ReadDir(v.dir)
+	if len(ents) != 1 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("files appeared beside the victim: %v", names)
+	}
+}
+
+// TestHostileDEST plants symlinks and hard links at every path haul
+// writes in DEST, before the first run and between runs: the victim
+// outside DEST never changes, a .partial or NAME is replaced and the set
+// still arrives identical (exit 0), a bad .haul, lock, journal or state
+// stops the run with exit 1 naming it.
+func TestHostileDEST(t *testing.T) {
+	parts := e2eSet(15, 600<<10, 300<<10)
+	sums := append([]e2ePart{}, parts...)
+	sums = append(sums, e2ePart{"SHA256SUMS", e2eSHA256SUMS(parts)})
+	first := parts[0].name
+	// plant puts a link made by link (os.Symlink or os.Link) to the
+	// victim at DEST/at.
+	plant := func(link func(oldname, newname string) error, at string) func(t *testing.T, dest string, v *victim) {
+		return func(t *testing.T, dest string, v *victim) {
+			t.Helper()
+			p := filepath.Join(dest, at)
+			os.Remove(p)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := link(v.path, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	symlink := func(at string) func(t *testing.T, dest string, v *victim) { return plant(os.Symlink, at) }
+	hardlink := func(at string) func(t *testing.T, dest string, v *victim) { return plant(os.Link, at) }
+	cases := []struct {
+		name string
+		// between: a first run is cut short (--max-time) before the plant.
+		between bool
+		plant   func(t *testing.T, dest string, v *victim)
+		code    int
+		names   string // what the message must name (exit 1)
+	}{
+		{name: "partial symlink", plant: symlink(first + ".partial"), code: 0},
+		{name: "partial hardlink", plant: hardlink(first + ".partial"), code: 0},
+		{name: "partial symlink between runs", between: true, plant: symlink(first + ".partial"), code: 0},
+		{name: "partial hardlink between runs", between: true, plant: hardlink(first + ".partial"), code: 0},
+		{name: "final name symlink", plant: symlink(first), code: 0},
+		{name: "final name hardlink", plant: hardlink(first), code: 0},
+		{name: "final name symlink between runs", between: true, plant: symlink(first), code: 0},
+		{name: "state dir symlink", plant: func(t *testing.T, dest string, v *victim) {
+			if err := os.Symlink(v.dir, filepath.Join(dest, ".haul")); err != nil {
+				t.Fatal(err)
+			}
+		}, code: 1, names: ".haul"},
+		{name: "state dir mode 0755", plant: func(t *testing.T, dest string, v *victim) {
+			if err := os.Mkdir(filepath.Join(dest, ".haul"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Join(dest, ".haul"), 0o755)
+		}, code: 1, names: ".haul"},
+		{name: "lock symlink", plant: symlink(".haul/lock"), code: 1, names: "lock"},
+		{name: "lock hardlink", plant: hardlink(".haul/lock"), code: 1, names: "lock"},
+		{name: "journal symlink", plant: symlink(".haul/journal.jsonl"), code: 1, names: "journal.jsonl"},
+		{name: "journal hardlink", plant: hardlink(".haul/journal.jsonl"), code: 1, names: "journal.jsonl"},
+		{name: "journal symlink between runs", between: true, plant: symlink(".haul/journal.jsonl"), code: 1, names: "journal.jsonl"},
+		{name: "state symlink between runs", between: true, plant: symlink(".haul/state.json"), code: 1, names: "state.json"},
+		{name: "state hardlink between runs", between: true, plant: hardlink(".haul/state.json"), code: 1, names: "state.json"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := e2eServe(t, sums)
+			urls := e2eURLs(srv, parts)
+			dest := filepath.Join(t.TempDir(), "dest")
+			v := newVictim(t)
+			if tc.between {
+				srv.SetConnRate(256 << 10)
+				r := runHaul(t, nil, append([]string{"fetch", "--progress", "none", "-j", "1", "--max-time", "1s"}, append(urls, dest)...)...)
+				wantCode(t, r, 75)
+				srv.SetConnRate(0)
+				if tc.plant == nil {
+					t.Fatal("no plant")
+				}
+			} else if err := os.MkdirAll(dest, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tc.plant(t, dest, v)
+			r := runHaul(t, nil, append([]string{"fetch", "--progress", "none"}, append(urls, dest)...)...)
+			wantCode(t, r, tc.code)
+			v.untouched(t)
+			if tc.code == 0 {
+				e2eIdentical(t, dest, parts)
+				for _, p := range parts {
+					if fi, err := os.Lstat(filepath.Join(dest, p.name)); err != nil || !fi.Mode().IsRegular() {
+						t.Fatalf("%s is not a plain file: %v %v", p.name, fi, err)
+					}
+				}
+				return
+			}
+			if !strings.Contains(r.stderr, tc.names) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+				t.Fatalf("want one line naming %s, got:\n%s", tc.names, r.stderr)
+			}
+		})
+	}
+}
+
+// TestHostileAssemble: --assemble onto a planted link replaces the link
+// with the joined archive; the file it pointed to is untouched.
+func TestHostileAssemble(t *testing.T) {
+	parts := e2eSet(16, 200<<10, 100<<10)
+	srv := e2eServe(t, parts)
+	dest := filepath.Join(t.TempDir(), "dest")
+	wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none"}, append(e2eURLs(srv, parts), dest)...)...), 0)
+	for _, kind := range []string{"symlink", "hardlink"} {
+		t.Run(kind, func(t *testing.T) {
+			v := newVictim(t)
+			out := filepath.Join(t.TempDir(), "joined.bin")
+			link := os.Symlink
+			if kind == "hardlink" {
+				link = os.Link
+			}
+			if err := link(v.path, out); err != nil {
+				t.Fatal(err)
+			}
+			wantCode(t, runHaul(t, nil, "restore", "--progress", "none", dest, "--assemble", out), 0)
+			v.untouched(t)
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []byte
+			for _, p := range parts {
+				want = append(want, p.data...)
+			}
+			if fi, _ := os.Lstat(out); !bytes.Equal(got, want) || !fi.Mode().IsRegular() {
+				t.Fatalf("--assemble wrote %d bytes (regular %v), want the %d joined", len(got), fi.Mode().IsRegular(), len(want))
+			}
+		})
+	}
+}
