@@ -7,10 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"math/bits"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
-	"os"
 )
 
 // Files are written by a small pool of writers fed in archive order by the
