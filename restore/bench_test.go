@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,7 +142,10 @@ func fileData(data []byte, rng *rand.Rand, n int, random bool, line []byte) []by
 // haul-s and tar-s (seconds per restore), tar+sync-s (tar followed by
 // `sync -f`, like-for-like with haul's syncfs before the tree is moved
 // into place), and x-tar, haul's time as a multiple of tar's (the issue's
-// ratio: under 1 is faster); MB/s is of the tree. Run with -benchtime Nx.
+// ratio: under 1 is faster); MB/s is of the tree; haul-cpu-s and
+// tar-cpu-s are the CPU seconds (user + system) each spent, tar's with
+// its gzip, which tell the costs apart on a busy machine. Run with
+// -benchtime Nx.
 func benchAgainstTar(b *testing.B, dir, archive string, treeBytes int64) {
 	chmodWritable(b, dir)
 	parts := []Part{{Name: filepath.Base(archive), Path: archive}}
@@ -150,22 +154,28 @@ func benchAgainstTar(b *testing.B, dir, archive string, treeBytes int64) {
 			b.Fatal(err)
 		}
 	}
+	var haulCPU, tarCPU []float64
 	runHaul := func(into string) time.Duration {
+		cpu := cpuTime(syscall.RUSAGE_SELF)
 		start := time.Now()
 		if err := Restore(context.Background(), parts, Options{Into: into}); err != nil {
 			b.Fatal(err)
 		}
-		return time.Since(start)
+		d := time.Since(start)
+		haulCPU = append(haulCPU, cpuTime(syscall.RUSAGE_SELF)-cpu)
+		return d
 	}
 	runTar := func(into string) (tarT, syncT time.Duration) {
 		if err := os.Mkdir(into, 0o755); err != nil {
 			b.Fatal(err)
 		}
+		cpu := cpuTime(syscall.RUSAGE_CHILDREN)
 		start := time.Now()
 		if out, err := exec.Command("tar", "-C", into, "-xzf", archive).CombinedOutput(); err != nil {
 			b.Fatalf("tar: %v: %s", err, out)
 		}
 		tarT = time.Since(start)
+		tarCPU = append(tarCPU, cpuTime(syscall.RUSAGE_CHILDREN)-cpu)
 		if out, err := exec.Command("sync", "-f", into).CombinedOutput(); err != nil {
 			b.Fatalf("sync: %v: %s", err, out)
 		}
@@ -198,6 +208,18 @@ func benchAgainstTar(b *testing.B, dir, archive string, treeBytes int64) {
 	b.ReportMetric(s, "tar+sync-s")
 	b.ReportMetric(h/t, "x-tar")
 	b.ReportMetric(h/s, "x-tar+sync")
+	b.ReportMetric(median(haulCPU), "haul-cpu-s")
+	b.ReportMetric(median(tarCPU), "tar-cpu-s")
+}
+
+// cpuTime is the user and system time of who (this process, or its
+// waited-for children: tar and the gzip it starts), in seconds.
+func cpuTime(who int) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func median(xs []float64) float64 {

@@ -46,7 +46,7 @@ type outFile struct {
 
 var _ io.Writer = (*outFile)(nil)
 
-func createFile(d *dirFD, base string, e *entry) (*outFile, error) {
+func createFile(d *dirFD, base string, e *entry, _ fs.FileMode) (*outFile, error) {
 	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	f, err := d.r.OpenFile(base, flags, 0o600)
 	if errors.Is(err, fs.ErrExist) {

@@ -8,6 +8,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -46,24 +49,55 @@ func (h *dirFD) release() {
 
 // outFile is a file being written, by its descriptor.
 type outFile struct {
-	dir  *dirFD
-	base string
-	fd   int
+	dir     *dirFD
+	base    string
+	fd      int
+	modeSet bool // created with its final mode
 }
 
 var _ io.Writer = (*outFile)(nil)
 
 const createFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
-// createFile creates base in d, for entry e. Something already there is
-// removed first, as tar does with duplicate names, unless it is a
-// directory: nothing may replace a directory.
-func createFile(d *dirFD, base string, e *entry) (*outFile, error) {
+// umask is the process's file mode creation mask, read once from
+// /proc (setting it to read it would race with other goroutines); -1 when
+// it cannot be known.
+var umask = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return int(m)
+			}
+		}
+	}
+	return -1
+})
+
+// createMode is the mode a file is created with: its final one when the
+// umask leaves it whole (then no fchmod is needed, as GNU tar does), else
+// owner-only until fchmod sets it.
+func createMode(perm fs.FileMode) (mode uint32, final bool) {
+	if m := umask(); m >= 0 && perm&^fs.ModePerm == 0 && uint32(perm)&uint32(m) == 0 {
+		return uint32(perm), true
+	}
+	return 0o600, false
+}
+
+// createFile creates base in d, for entry e, with mode perm or, when
+// final is false, owner-only until finish sets perm. Something already
+// there is removed first, as tar does with duplicate names, unless it is
+// a directory: nothing may replace a directory.
+func createFile(d *dirFD, base string, e *entry, perm fs.FileMode) (*outFile, error) {
+	mode, final := createMode(perm)
 	cleared := false
 	for {
-		fd, err := unix.Openat(d.fd, base, createFlags, 0o600)
+		fd, err := unix.Openat(d.fd, base, createFlags, mode)
 		if err == nil {
-			return &outFile{dir: d, base: base, fd: fd}, nil
+			return &outFile{dir: d, base: base, fd: fd, modeSet: final}, nil
 		}
 		switch {
 		case err == unix.EINTR:
@@ -124,12 +158,15 @@ func (o *outFile) meta(e *entry, perm fs.FileMode, owner bool) error {
 			return wrapFile(e, "fchown", err)
 		}
 	}
-	mode := uint32(perm.Perm())
-	if perm&fs.ModeSticky != 0 {
-		mode |= unix.S_ISVTX
-	}
-	if err := unix.Fchmod(o.fd, mode); err != nil {
-		return wrapFile(e, "fchmod", err)
+	// A chown may clear mode bits: the mode is set after it.
+	if !o.modeSet || owner {
+		mode := uint32(perm.Perm())
+		if perm&fs.ModeSticky != 0 {
+			mode |= unix.S_ISVTX
+		}
+		if err := unix.Fchmod(o.fd, mode); err != nil {
+			return wrapFile(e, "fchmod", err)
+		}
 	}
 	if !e.mtime.IsZero() {
 		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.mtime.UnixNano())}

@@ -32,8 +32,10 @@ import (
 const (
 	poolMaxFile = 1 << 20
 	poolBudget  = 32 << 20
-	poolQueue   = 1024 // jobs waiting for a writer
-	minClass    = 12   // the smallest buffer is 4 KiB
+	poolQueue   = 16      // batches waiting for a writer
+	batchFiles  = 64      // a batch ends at this many files
+	batchBytes  = 1 << 20 // or at this many bytes
+	minClass    = 12      // the smallest buffer is 4 KiB
 )
 
 // fileJob is one file for a writer.
@@ -51,10 +53,15 @@ type fileJob struct {
 type writerPool struct {
 	ctx       context.Context
 	sameOwner bool
-	jobs      chan *fileJob
+	jobs      chan []*fileJob
 	workers   sync.WaitGroup
 	inflight  sync.WaitGroup // jobs handed out and not finished
-	seq       int64          // the dispatcher's count of jobs
+	// The dispatcher's: its count of jobs, and the batch it fills. Jobs
+	// go to the writers in batches: a hand-over wakes a writer, which
+	// costs more than writing a small file.
+	seq        int64
+	batch      []*fileJob
+	batchBytes int64
 
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when buffered bytes are released
@@ -67,7 +74,7 @@ type writerPool struct {
 }
 
 func newWriterPool(ctx context.Context, sameOwner bool) *writerPool {
-	p := &writerPool{ctx: ctx, sameOwner: sameOwner, jobs: make(chan *fileJob, poolQueue), pending: map[string]int{}}
+	p := &writerPool{ctx: ctx, sameOwner: sameOwner, jobs: make(chan []*fileJob, poolQueue), pending: map[string]int{}}
 	p.room = sync.NewCond(&p.mu)
 	n := min(max(runtime.GOMAXPROCS(0), 2), 4)
 	p.workers.Add(n)
@@ -79,29 +86,36 @@ func newWriterPool(ctx context.Context, sameOwner bool) *writerPool {
 
 func (p *writerPool) work() {
 	defer p.workers.Done()
-	for j := range p.jobs {
-		err := p.ctx.Err()
-		if err == nil {
-			err = writeWhole(j, p.sameOwner)
+	errs := make([]error, 0, batchFiles)
+	for batch := range p.jobs {
+		errs = errs[:0]
+		for _, j := range batch {
+			err := p.ctx.Err()
+			if err == nil {
+				err = writeWhole(j, p.sameOwner)
+			}
+			errs = append(errs, err)
 		}
-		j.dir.release()
-		p.done(j, err)
+		p.done(batch, errs)
 	}
 }
 
-// done returns a job's buffer, clears its name and keeps its error when
-// it is the earliest.
-func (p *writerPool) done(j *fileJob, err error) {
+// done returns the buffers of finished jobs, clears their names and
+// keeps the error of the earliest failed one.
+func (p *writerPool) done(batch []*fileJob, errs []error) {
 	p.mu.Lock()
-	p.giveBack(j.buf)
-	if p.pending[j.e.name]--; p.pending[j.e.name] <= 0 {
-		delete(p.pending, j.e.name)
-	}
-	if err != nil && (p.err == nil || j.seq < p.errSeq) {
-		p.err, p.errSeq = err, j.seq
+	for i, j := range batch {
+		j.dir.release()
+		p.giveBack(j.buf)
+		if p.pending[j.e.name]--; p.pending[j.e.name] <= 0 {
+			delete(p.pending, j.e.name)
+		}
+		if err := errs[i]; err != nil && (p.err == nil || j.seq < p.errSeq) {
+			p.err, p.errSeq = err, j.seq
+		}
 	}
 	p.mu.Unlock()
-	p.inflight.Done()
+	p.inflight.Add(-len(batch))
 }
 
 // giveBack returns a buffer, keeping it for reuse while the budget
@@ -132,6 +146,12 @@ func (p *writerPool) take(n int64) ([]byte, error) {
 	size := int64(1) << c
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.used+size > poolBudget && len(p.batch) > 0 {
+		// The batch holds buffers: let the writers have it first.
+		p.mu.Unlock()
+		p.send()
+		p.mu.Lock()
+	}
 	for p.used > 0 && p.used+size > poolBudget && p.err == nil && p.ctx.Err() == nil {
 		p.room.Wait()
 	}
@@ -160,7 +180,8 @@ func (p *writerPool) take(n int64) ([]byte, error) {
 	return make([]byte, size), nil
 }
 
-// submit hands a job to the writers, in archive order.
+// submit adds a job to the batch, in archive order, and hands the batch
+// to the writers when it is full.
 func (p *writerPool) submit(j *fileJob) error {
 	p.seq++
 	j.seq = p.seq
@@ -168,12 +189,30 @@ func (p *writerPool) submit(j *fileJob) error {
 	p.pending[j.e.name]++
 	p.mu.Unlock()
 	p.inflight.Add(1)
+	p.batch = append(p.batch, j)
+	p.batchBytes += int64(len(j.data))
+	if len(p.batch) >= batchFiles || p.batchBytes >= batchBytes {
+		return p.send()
+	}
+	return nil
+}
+
+// send hands the batch to the writers.
+func (p *writerPool) send() error {
+	if len(p.batch) == 0 {
+		return nil
+	}
+	b := p.batch
+	p.batch, p.batchBytes = make([]*fileJob, 0, batchFiles), 0
 	select {
-	case p.jobs <- j:
+	case p.jobs <- b:
 		return nil
 	case <-p.ctx.Done():
-		j.dir.release()
-		p.done(j, p.ctx.Err())
+		errs := make([]error, len(b))
+		for i := range errs {
+			errs[i] = p.ctx.Err()
+		}
+		p.done(b, errs)
 		return p.ctx.Err()
 	}
 }
@@ -200,12 +239,14 @@ func (p *writerPool) busy(name string) bool {
 
 // wait waits for every job handed out and returns the earliest failure.
 func (p *writerPool) wait() error {
+	_ = p.send() // a cancel is the writers' error too
 	p.inflight.Wait()
 	return p.failed()
 }
 
 // stop waits for the jobs and ends the writers.
 func (p *writerPool) stop() error {
+	_ = p.send()
 	close(p.jobs)
 	p.workers.Wait()
 	return p.failed()
@@ -298,7 +339,7 @@ func (x *extractor) writeFile(e *entry, r io.Reader) error {
 		h.hold()
 		return x.pool.submit(j)
 	}
-	o, err := createFile(h, base, e)
+	o, err := createFile(h, base, e, perm)
 	if err != nil {
 		return err
 	}
@@ -317,7 +358,7 @@ func (x *extractor) writeFile(e *entry, r io.Reader) error {
 
 // writeWhole is a writer's work: one file from its buffered data.
 func writeWhole(j *fileJob, owner bool) error {
-	o, err := createFile(j.dir, j.base, &j.e)
+	o, err := createFile(j.dir, j.base, &j.e, j.perm)
 	if err != nil {
 		return err
 	}
