@@ -68,6 +68,11 @@ func TestWritersKeepArchiveOrder(t *testing.T) {
 			tent{typ: reg, name: "empty", body: ""},
 		)
 	}
+	// Modes the umask would mask, and the sticky bit, are set whole.
+	modes := []int64{0o666, 0o777, 0o1644, 0o400, 0o600}
+	for _, m := range modes {
+		ents = append(ents, tent{typ: reg, name: fmt.Sprintf("mode%o", m), body: "m", mode: m})
+	}
 	into, err := restoreTar(t, tarOf(t, ents...), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +121,15 @@ func TestWritersKeepArchiveOrder(t *testing.T) {
 		fi, err := os.Lstat(filepath.Join(into, e.name))
 		if err != nil || fi.Size() != int64(len(e.body)) || fi.Mode().Perm() != 0o644 || !fi.ModTime().Equal(tmtime) {
 			t.Fatalf("%s: %v, %v; want %d bytes, 0644, %v", e.name, fi, err, len(e.body), tmtime)
+		}
+	}
+	for _, m := range modes {
+		want := os.FileMode(m & 0o777)
+		if m&0o1000 != 0 {
+			want |= os.ModeSticky
+		}
+		if fi, err := os.Lstat(filepath.Join(into, fmt.Sprintf("mode%o", m))); err != nil || fi.Mode() != want {
+			t.Fatalf("mode%o: %v, %v; want %v", m, fi.Mode(), err, want)
 		}
 	}
 	if fi, err := os.Lstat(filepath.Join(into, "dup")); err != nil || fi.Mode().Perm() != 0o640 {
