@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -156,26 +155,26 @@ func benchAgainstTar(b *testing.B, dir, archive string, treeBytes int64) {
 	}
 	var haulCPU, tarCPU []float64
 	runHaul := func(into string) time.Duration {
-		cpu := cpuTime(syscall.RUSAGE_SELF)
+		cpu := cpuTime(true)
 		start := time.Now()
 		if err := Restore(context.Background(), parts, Options{Into: into}); err != nil {
 			b.Fatal(err)
 		}
 		d := time.Since(start)
-		haulCPU = append(haulCPU, cpuTime(syscall.RUSAGE_SELF)-cpu)
+		haulCPU = append(haulCPU, cpuTime(true)-cpu)
 		return d
 	}
 	runTar := func(into string) (tarT, syncT time.Duration) {
 		if err := os.Mkdir(into, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		cpu := cpuTime(syscall.RUSAGE_CHILDREN)
+		cpu := cpuTime(false)
 		start := time.Now()
 		if out, err := exec.Command("tar", "-C", into, "-xzf", archive).CombinedOutput(); err != nil {
 			b.Fatalf("tar: %v: %s", err, out)
 		}
 		tarT = time.Since(start)
-		tarCPU = append(tarCPU, cpuTime(syscall.RUSAGE_CHILDREN)-cpu)
+		tarCPU = append(tarCPU, cpuTime(false)-cpu)
 		if out, err := exec.Command("sync", "-f", into).CombinedOutput(); err != nil {
 			b.Fatalf("sync: %v: %s", err, out)
 		}
@@ -210,16 +209,6 @@ func benchAgainstTar(b *testing.B, dir, archive string, treeBytes int64) {
 	b.ReportMetric(h/s, "x-tar+sync")
 	b.ReportMetric(median(haulCPU), "haul-cpu-s")
 	b.ReportMetric(median(tarCPU), "tar-cpu-s")
-}
-
-// cpuTime is the user and system time of who (this process, or its
-// waited-for children: tar and the gzip it starts), in seconds.
-func cpuTime(who int) float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(who, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func median(xs []float64) float64 {

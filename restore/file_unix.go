@@ -169,7 +169,7 @@ func (o *outFile) meta(e *entry, perm fs.FileMode, owner bool) error {
 		}
 	}
 	if !e.mtime.IsZero() {
-		ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(e.mtime.UnixNano())}
+		ts := [2]unix.Timespec{{Nsec: utimeOmit}, unix.NsecToTimespec(e.mtime.UnixNano())}
 		if err := setTimes(o, &ts); err != nil {
 			return wrapFile(e, "utimensat", err)
 		}
