@@ -24,6 +24,7 @@ type entry struct {
 	gid   int
 	link  string // symlink target as stored, or cleaned hard link target
 	size  int64  // a file's data as its header says, when it is stored whole (not sparse)
+	whole bool   // size is known: the data that follows is exactly size bytes
 
 	dumpdir bool     // a GNU incremental directory ('D'), whose data lists its names
 	list    *dumpdir // that list, read when dumpdirs are applied (Options.Incremental)
@@ -73,6 +74,12 @@ type extractor struct {
 	// can hold: a header claiming more lies, which is unsafe, not a lack
 	// of space.
 	dataLeft func() int64
+
+	// The writers of small files (writers.go), and the directory
+	// handle files are created in, opened on curFDRoot.
+	pool      *writerPool
+	curFD     *dirFD
+	curFDRoot *os.Root
 
 	dirs    []dirMeta
 	top     *dirMeta
@@ -218,6 +225,9 @@ func fromTar(h *tar.Header) (e entry, skip bool, err error) {
 	if e.name == "." && e.kind != kindDir {
 		return e, false, &UnsafeError{Name: h.Name, Reason: "would replace the target directory"}
 	}
+	if e.kind == kindFile && hasData(h) {
+		e.size, e.whole = h.Size, true
+	}
 	switch e.kind {
 	case kindSymlink:
 		err = checkSymlink(&e)
@@ -265,8 +275,7 @@ func (x *extractor) clear(d *os.Root, base string, e *entry) error {
 		return fmt.Errorf("restore: %s: %w", e.raw, err)
 	}
 	if fi.IsDir() {
-		what := map[byte]string{kindFile: "file", kindSymlink: "symlink", kindHardlink: "hard link"}[e.kind]
-		return &UnsafeError{Name: e.raw, Reason: fmt.Sprintf("a %s would replace the directory %s", what, e.name)}
+		return replaceDirErr(e)
 	}
 	if err := d.Remove(base); err != nil {
 		return fmt.Errorf("restore: %s: %w", e.raw, err)
@@ -276,6 +285,9 @@ func (x *extractor) clear(d *os.Root, base string, e *entry) error {
 
 // write puts one entry in the tree; r is a file's data.
 func (x *extractor) write(e *entry, r io.Reader) error {
+	if err := x.settle(e); err != nil {
+		return err
+	}
 	switch e.kind {
 	case kindDir:
 		return x.writeDir(e)
@@ -324,63 +336,6 @@ func (x *extractor) writeDir(e *entry) error {
 	x.dirs = append(x.dirs, m)
 	if e.list != nil {
 		return x.purge(e)
-	}
-	return nil
-}
-
-func (x *extractor) writeFile(e *entry, r io.Reader) error {
-	if err := x.reserve(e); err != nil {
-		return err
-	}
-	dn, base := split(e.name)
-	d, err := x.dir(dn, e)
-	if err != nil {
-		return err
-	}
-	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	f, err := d.OpenFile(base, flags, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		if err := x.clear(d, base, e); err != nil {
-			return err
-		}
-		f, err = d.OpenFile(base, flags, 0o600)
-	}
-	if err != nil {
-		return fmt.Errorf("restore: %s: %w", e.raw, err)
-	}
-	if err := x.fill(f, e, r); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("restore: %s: %w", e.raw, err)
-	}
-	if !e.mtime.IsZero() {
-		if err := d.Chtimes(base, time.Time{}, e.mtime); err != nil {
-			return fmt.Errorf("restore: %s: %w", e.raw, err)
-		}
-	}
-	return nil
-}
-
-// fill writes a file's data, owner and mode.
-func (x *extractor) fill(f *os.File, e *entry, r io.Reader) error {
-	if r != nil {
-		if _, err := io.CopyBuffer(writerOnly{f}, r, x.buf); err != nil {
-			var te *dataError
-			if errors.As(err, &te) {
-				return err
-			}
-			return fmt.Errorf("restore: %s: %w", e.raw, err)
-		}
-	}
-	if x.sameOwner {
-		if err := f.Chown(e.uid, e.gid); err != nil {
-			return fmt.Errorf("restore: %s: %w", e.raw, err)
-		}
-	}
-	if err := f.Chmod(x.perm(e.mode)); err != nil {
-		return fmt.Errorf("restore: %s: %w", e.raw, err)
 	}
 	return nil
 }
@@ -448,6 +403,3 @@ func (x *extractor) writeHardlink(e *entry) error {
 	}
 	return nil
 }
-
-// writerOnly hides os.File's ReadFrom so io.CopyBuffer uses our buffer.
-type writerOnly struct{ io.Writer }

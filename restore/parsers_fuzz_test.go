@@ -152,7 +152,8 @@ func FuzzTarEntryName(f *testing.F) {
 		e, skip, err := fromTar(&tar.Header{Typeflag: typ, Name: name, Linkname: link, Mode: 0o6755})
 		if err != nil {
 			var ue *UnsafeError
-			if !errors.As(err, &ue) || ue.Name != name {
+			// An absurdly long name is shortened in the message.
+			if !errors.As(err, &ue) || ue.Name != name && ue.Name != shorten(name) {
 				t.Fatalf("error %v is not an *UnsafeError naming %q", err, name)
 			}
 			return

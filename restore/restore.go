@@ -96,6 +96,10 @@ func (a *archive) extract(ctx context.Context, x *extractor) error {
 		a.prog.file(h.Name)
 		return nil
 	})
+	// The writers' failure, if any, is of an earlier entry than err's.
+	if ferr := x.flush(); ferr != nil {
+		err = ferr
+	}
 	if err != nil {
 		return err
 	}
@@ -109,6 +113,7 @@ func (a *archive) extract(ctx context.Context, x *extractor) error {
 }
 
 func (a *archive) extractZip(ctx context.Context, x *extractor) error {
+	defer x.flush() // zip sizes are not known ahead: nothing goes to the writers
 	a.prog.bytes(0)
 	var done int64
 	for _, f := range a.zr.File {
