@@ -147,9 +147,11 @@ func digitRun(s string) (run, rest string) {
 // Promised returns the names a set must have that its listing lacks, each
 // with the fact that promises it, whatever the source: a gap in numbered
 // names (x.000 and x.002 without x.001; x.tar.gz.1 and .3 without .2),
-// the volumes a Bitrix first volume's LN field names (read from the
-// source's first bytes of the first part), and what an Expecter knows.
-func Promised(ctx context.Context, src Source, set Set) (map[string]string, error) {
+// the volumes a Bitrix first volume's LN field names, and what an
+// Expecter knows. The LN field is read from head, the first part's first
+// bytes when the caller has them on disk already, else from the source
+// (one short read of integrity.BitrixHeaderLen bytes).
+func Promised(ctx context.Context, src Source, set Set, head []byte) (map[string]string, error) {
 	out := map[string]string{}
 	names := make([]string, len(set.Parts))
 	for i, o := range set.Parts {
@@ -167,15 +169,17 @@ func Promised(ctx context.Context, src Source, set Set) (map[string]string, erro
 		return out, nil
 	}
 	first := set.Parts[0]
-	rc, err := src.ReadRange(ctx, first, 0, integrity.BitrixHeaderLen)
-	if err != nil {
-		return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
-	}
-	head := make([]byte, integrity.BitrixHeaderLen)
-	_, err = io.ReadFull(rc, head)
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
+	if len(head) < integrity.BitrixHeaderLen {
+		rc, err := src.ReadRange(ctx, first, 0, integrity.BitrixHeaderLen)
+		if err != nil {
+			return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
+		}
+		head = make([]byte, integrity.BitrixHeaderLen)
+		_, err = io.ReadFull(rc, head)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
+		}
 	}
 	if h, ok := integrity.ParseBitrixVolumeHeader(head); ok {
 		for v := 1; v <= h.LastVolume; v++ {
