@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/contact"
 	"github.com/haul-dev/haul/fetch/source/open"
 	"github.com/haul-dev/haul/internal/retry"
 )
@@ -40,16 +41,16 @@ func TestContactRule(t *testing.T) {
 
 	for _, c := range []struct {
 		name    string
-		rec     *contactRecord
+		rec     *contact.Record
 		giveUp  time.Duration
 		want    error
 		retries int // retry events
 	}{
-		{"never reached", nil, 0, ErrUnreachable, 1},
-		{"reached, down", &contactRecord{Reached: &past}, 0, ErrNetworkDown, 3},
-		{"reached, down for an hour", &contactRecord{Reached: &past, FailingSince: &hourAgo}, 0, ErrNetworkDown, 3},
-		{"reached, down for 25h", &contactRecord{Reached: &past, FailingSince: &past}, 0, ErrGaveUp, 3},
-		{"down for 25h, never give up", &contactRecord{Reached: &past, FailingSince: &past}, -1, ErrNetworkDown, 3},
+		{"never reached", nil, 0, contact.ErrUnreachable, 1},
+		{"reached, down", &contact.Record{Reached: &past}, 0, ErrNetworkDown, 3},
+		{"reached, down for an hour", &contact.Record{Reached: &past, FailingSince: &hourAgo}, 0, ErrNetworkDown, 3},
+		{"reached, down for 25h", &contact.Record{Reached: &past, FailingSince: &past}, 0, contact.ErrGaveUp, 3},
+		{"down for 25h, never give up", &contact.Record{Reached: &past, FailingSince: &past}, -1, ErrNetworkDown, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dest := t.TempDir()
@@ -75,7 +76,7 @@ func TestContactRule(t *testing.T) {
 				t.Errorf("%v reads as a network failure (exit 75)", err)
 			}
 			got := readContact(t, dest)[id]
-			if c.want == ErrUnreachable && got.FailingSince != nil {
+			if c.want == contact.ErrUnreachable && got.FailingSince != nil {
 				t.Errorf("a source never reached got a failure clock: %+v", got)
 			}
 			if c.rec != nil && c.rec.FailingSince == nil && (got.FailingSince == nil || time.Since(*got.FailingSince) > time.Minute) {
@@ -102,8 +103,8 @@ func TestContactReset(t *testing.T) {
 	defer srv.Close()
 	dest := t.TempDir()
 	past := time.Now().Add(-25 * time.Hour).UTC()
-	writeContact(t, dest, srv.URL, contactRecord{Reached: &past, FailingSince: &past})
-	writeContact(t, dest, "sftp://other", contactRecord{Reached: &past})
+	writeContact(t, dest, srv.URL, contact.Record{Reached: &past, FailingSince: &past})
+	writeContact(t, dest, "sftp://other", contact.Record{Reached: &past})
 	if _, err := Fetch(context.Background(), Options{Sources: []string{srv.URL + "/x"}, Dest: dest}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,38 +116,33 @@ func TestContactReset(t *testing.T) {
 	if book["sftp://other"].Reached == nil {
 		t.Errorf("the other source's record was lost: %v", book)
 	}
-	fi, err := os.Stat(filepath.Join(dest, chunk.StateDir, ContactFile))
+	fi, err := os.Stat(filepath.Join(dest, chunk.StateDir, contact.File))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("contact record: %v, mode %v; want 0600", err, fi.Mode().Perm())
 	}
 }
 
-func TestShortDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", time.Minute: "1m", time.Millisecond: "1ms", 10 * time.Second: "10s"} {
-		if got := shortDuration(d); got != want {
-			t.Errorf("%v: %q, want %q", d, got, want)
-		}
-	}
-}
-
-func writeContact(t *testing.T, dest, id string, rec contactRecord) {
+func writeContact(t *testing.T, dest, id string, rec contact.Record) {
 	t.Helper()
-	c := &contact{path: filepath.Join(dest, chunk.StateDir, ContactFile), target: open.Target{ID: id}, rec: rec}
-	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dest, chunk.StateDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.save(); err != nil {
+	c := contact.Load(dest, open.Target{ID: id})
+	c.Rec = rec
+	if err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func readContact(t *testing.T, dest string) map[string]contactRecord {
+func readContact(t *testing.T, dest string) map[string]contact.Record {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dest, chunk.StateDir, ContactFile))
+	data, err := os.ReadFile(filepath.Join(dest, chunk.StateDir, contact.File))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	var b contactBook
+	var b struct {
+		Sources map[string]contact.Record `json:"sources"`
+	}
 	if err == nil {
 		err = json.Unmarshal(data, &b)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/contact"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
@@ -49,11 +50,11 @@ type Options struct {
 	Replace bool
 	// GiveUpAfter is how long a source may keep failing at the network
 	// level, across runs, before a run ends with *GaveUpError (exit 1)
-	// rather than ErrNetworkDown (exit 75): 0 means DefaultGiveUpAfter,
-	// below 0 never (see contact.go).
+	// rather than ErrNetworkDown (exit 75): 0 means
+	// contact.DefaultGiveUpAfter, below 0 never (see package contact).
 	GiveUpAfter time.Duration
 
-	contact *contact // the record of the source reached, once opened
+	contact *contact.Contact // the record of the source reached (contact.go)
 }
 
 func (o *Options) defaults() {
@@ -118,7 +119,7 @@ type Summary struct {
 // stay broken or missing, an error wrapping ErrInterrupted (exit 75) when
 // ctx ends first, and ErrNetworkDown (exit 75) when the link stays down.
 func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
-	defer func() { err = opts.contactEnd(sum.pulled(), settle(err)) }()
+	defer func() { err = opts.contactEnd(sum, settle(err)) }()
 	opts.defaults()
 	if err := ensureDest(opts.Dest); err != nil {
 		return nil, err

@@ -34,6 +34,20 @@ func awsCleared(home string) []string {
 	return env
 }
 
+// wantSay checks that r exited with code and said, on one line of
+// stderr, each of says.
+func wantSay(t *testing.T, r result, code int, says ...string) {
+	t.Helper()
+	wantCode(t, r, code)
+	e2eOneLine(t, r)
+	t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+	for _, s := range says {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("the message does not say %q: %s", s, r.stderr)
+		}
+	}
+}
+
 // writeAWS writes HOME/.aws/NAME.
 func writeAWS(t *testing.T, home, name, text string) {
 	t.Helper()
@@ -137,14 +151,7 @@ func TestS3NoCredentials(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dest := t.TempDir()
 			r := runHaul(t, append(awsCleared(c.home), "AWS_ENDPOINT_URL="+endpoint), "fetch", "s3://"+bucket+"/set/", dest, "--progress", "log")
-			wantCode(t, r, 1)
-			e2eOneLine(t, r)
-			t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
-			for _, s := range c.say {
-				if !strings.Contains(r.stderr, s) {
-					t.Errorf("the message does not say %q: %s", s, r.stderr)
-				}
-			}
+			wantSay(t, r, 1, c.say...)
 			if n := proxy.Accepted(); n != 0 {
 				t.Errorf("%d connections reached the server; want none before credentials are found", n)
 			}
@@ -181,14 +188,7 @@ func TestFirstContact(t *testing.T) {
 			// HAUL_TEST_NO_DNS: the .invalid name fails in haul's dialler
 			// as the resolver would say, with no query leaving the machine.
 			r := runHaul(t, append(m.Env(), "HAUL_TEST_NO_DNS=1"), "fetch", "s3://bucket/set/", dest, "--endpoint", c.endpoint, "--retries", "10", "--progress", "log")
-			wantCode(t, r, 1)
-			e2eOneLine(t, r)
-			t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
-			for _, s := range c.say {
-				if !strings.Contains(r.stderr, s) {
-					t.Errorf("the message does not say %q: %s", s, r.stderr)
-				}
-			}
+			wantSay(t, r, 1, c.say...)
 			if n := strings.Count(r.stdout+r.stderr, "retrying ("); n > 1 {
 				t.Errorf("a first contact was retried %d times; want at most once:\n%s%s", n, r.stdout, r.stderr)
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/contact"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
@@ -100,7 +101,7 @@ func (o *opts) addMover(fs *pflag.FlagSet) {
 func (o *opts) addDeadline(fs *pflag.FlagSet) {
 	fs.Var(checkedString{&o.until, "HH:MM", checkUntil}, "until", "stop cleanly at this local time (exit 75)")
 	fs.Var(durationValue{&o.maxTime}, "max-time", "stop cleanly after this long (exit 75)")
-	o.giveUpAfter = fetch.DefaultGiveUpAfter
+	o.giveUpAfter = contact.DefaultGiveUpAfter
 	fs.Var(giveUpValue{&o.giveUpAfter}, "give-up-after", "exit 1, not 75, once the source has failed this long across runs (off: never)")
 }
 
