@@ -97,7 +97,7 @@ func (e *ReachError) Error() string {
 		if errors.Is(e.Err, http.ErrSchemeMismatch) {
 			return fmt.Sprintf("%s %s answers plain HTTP, not HTTPS: use http://%s in %s", t.Kind, t.Addr, host, t.Setting)
 		}
-		return fmt.Sprintf("%s %s does not speak TLS there (%v); check the scheme and port in %s", t.Kind, t.Addr, tlsCause(e.Err), t.Setting)
+		return fmt.Sprintf("%s %s does not speak TLS (%v): use http://%s in %s if it is a plain HTTP server, else check the port", t.Kind, t.Addr, tlsCause(e.Err), host, t.Setting)
 	}
 	return fmt.Sprintf("%s %s: %v", t.Kind, t.Addr, e.Err)
 }
