@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/contact"
 	"github.com/haul-dev/haul/fetch/source"
-	"github.com/haul-dev/haul/fetch/source/open"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
 	"github.com/haul-dev/haul/internal/safefs"
@@ -48,6 +48,13 @@ type Options struct {
 	// Replace lets a fetch into a DEST holding another set discard it
 	// (--replace); without it that fetch stops (*OtherSetError).
 	Replace bool
+	// GiveUpAfter is how long a source may keep failing at the network
+	// level, across runs, before a run ends with *GaveUpError (exit 1)
+	// rather than ErrNetworkDown (exit 75): 0 means
+	// contact.DefaultGiveUpAfter, below 0 never (see package contact).
+	GiveUpAfter time.Duration
+
+	contact *contact.Contact // the record of the source reached (contact.go)
 }
 
 func (o *Options) defaults() {
@@ -111,8 +118,8 @@ type Summary struct {
 // up to opts.Retries times. It returns *IncompleteError (exit 3) when parts
 // stay broken or missing, an error wrapping ErrInterrupted (exit 75) when
 // ctx ends first, and ErrNetworkDown (exit 75) when the link stays down.
-func Fetch(ctx context.Context, opts Options) (_ *Summary, err error) {
-	defer func() { err = settle(err) }()
+func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
+	defer func() { err = opts.contactEnd(sum, settle(err)) }()
 	opts.defaults()
 	if err := ensureDest(opts.Dest); err != nil {
 		return nil, err
@@ -179,18 +186,6 @@ func (e *engine) prepareRun(ctx context.Context) error {
 		}
 		e.src = op.Source
 	}
-}
-
-// openSources opens the SOURCE arguments, trying again while the link or
-// the server is down.
-func openSources(ctx context.Context, opts *Options) (*source.Opened, error) {
-	var op *source.Opened
-	err := retryTransient(ctx, opts, func() error {
-		var err error
-		op, err = open.OpenSources(ctx, opts.Sources, opts.Open)
-		return err
-	})
-	return op, err
 }
 
 // maxChanges bounds how often one run starts over because a part changed

@@ -20,8 +20,8 @@ import (
 // pieces remotely, only the pieces that differ are moved. Every repaired
 // part is verified before it takes its final name; a copy that does not
 // match the references either is reported and not installed.
-func Repair(ctx context.Context, opts Options, from string) (_ *Summary, err error) {
-	defer func() { err = settle(err) }()
+func Repair(ctx context.Context, opts Options, from string) (sum *Summary, err error) {
+	defer func() { err = opts.contactEnd(sum, settle(err)) }()
 	opts.defaults()
 	// Every verdict is re-established first: a part changed or deleted
 	// since it was proven is repaired like one found broken.

@@ -77,8 +77,8 @@ func TestHelpGolden(t *testing.T) {
 func TestHelpOneDefault(t *testing.T) {
 	r := runHaul(t, nil, "help", "fetch")
 	wantCode(t, r, 0)
-	if n := strings.Count(r.stdout, "(default 8MiB)"); n != 1 || strings.Count(r.stdout, "(default ") != 5 {
-		t.Errorf("want one default per flag (connections, chunk-size, retries, timeout, progress):\n%s", r.stdout)
+	if n := strings.Count(r.stdout, "(default 8MiB)"); n != 1 || strings.Count(r.stdout, "(default ") != 6 {
+		t.Errorf("want one default per flag (connections, chunk-size, retries, timeout, give-up-after, progress):\n%s", r.stdout)
 	}
 	for _, want := range []string{"-j, --connections N", "--chunk-size SIZE", "--bwlimit RATE", "--until HH:MM", "--max-time DURATION", "--progress auto|bars|log|none", "-i, --identity FILE", "--include GLOB"} {
 		if !strings.Contains(r.stdout, want) {

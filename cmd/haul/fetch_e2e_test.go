@@ -466,10 +466,11 @@ func TestFetchBadInput(t *testing.T) {
 	}
 }
 
-// TestFetchServerDown: a server that is down when the run starts (5xx
-// answers, a refused connection) is the network being down, not bad input:
-// haul tries again, and when it stays down exits 75 — run again later —
-// with its reason on one line. A server that comes back in time is used.
+// TestFetchServerDown: a server that answers 5xx when the run starts is
+// the server being down, not bad input: haul tries again, and when it
+// stays down exits 75 — run again later — with its reason on one line. A
+// server that comes back in time is used. An address where nothing
+// listens, never reached before, is bad input (1).
 func TestFetchServerDown(t *testing.T) {
 	parts := e2eSet(10, 200_000, 100_000)
 	args := []string{"fetch", "--chunk-size", "64K", "--retries", "4", "--progress", "log"}
@@ -490,19 +491,25 @@ func TestFetchServerDown(t *testing.T) {
 			t.Errorf("the message does not say what the server answered: %s", r.stderr)
 		}
 	})
+	// Refused on first contact: a wrong address (exit 1, naming the
+	// fix), not a network down; TestReachedThenDown has the 75 once the
+	// source was reached.
 	t.Run("refused", func(t *testing.T) {
 		port := testenv.FreePort(t) // nothing listens there
 		dest := t.TempDir()
 		r := runHaul(t, nil, append(slices.Clone(args), fmt.Sprintf("http://127.0.0.1:%d/backup.bak", port), dest)...)
-		wantCode(t, r, 75)
+		wantCode(t, r, 1)
 		e2eOneLine(t, r)
+		if !strings.Contains(r.stderr, "connection refused") || !strings.Contains(r.stderr, "check the host and port") {
+			t.Errorf("the message does not say what failed and what to check: %s", r.stderr)
+		}
 	})
 	t.Run("s3-endpoint-refused", func(t *testing.T) {
 		m := testenv.SharedMinIO(t)
 		port := testenv.FreePort(t)
 		dest := t.TempDir()
 		r := runHaul(t, m.Env(), append(slices.Clone(args), "s3://bucket/set/", dest, "--endpoint", fmt.Sprintf("http://127.0.0.1:%d", port))...)
-		wantCode(t, r, 75)
+		wantCode(t, r, 1)
 		e2eOneLine(t, r)
 		e2eNoSecret(t, dest, r, m.SecretKey)
 	})

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/contact"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
@@ -53,6 +56,7 @@ type common struct {
 	probe       bool
 	json        bool
 	replace     bool
+	giveUpAfter time.Duration
 	// chunkSizeSet is whether --chunk-size was given.
 	chunkSizeSet bool
 }
@@ -92,10 +96,46 @@ func (o *opts) addMover(fs *pflag.FlagSet) {
 	o.addSSH(fs)
 }
 
-// addDeadline: a clean stop with the state saved (exit 75).
+// addDeadline: a clean stop with the state saved (exit 75), and when a
+// source that stays down stops being "run again later".
 func (o *opts) addDeadline(fs *pflag.FlagSet) {
 	fs.Var(checkedString{&o.until, "HH:MM", checkUntil}, "until", "stop cleanly at this local time (exit 75)")
 	fs.Var(durationValue{&o.maxTime}, "max-time", "stop cleanly after this long (exit 75)")
+	o.giveUpAfter = contact.DefaultGiveUpAfter
+	fs.Var(giveUpValue{&o.giveUpAfter}, "give-up-after", "exit 1, not 75, once the source has failed this long across runs (off: never)")
+}
+
+// giveUpValue is --give-up-after: a duration above zero, or off (never;
+// stored as -1, fetch.Options' "never").
+type giveUpValue struct{ p *time.Duration }
+
+func (v giveUpValue) String() string {
+	if *v.p < 0 {
+		return "off"
+	}
+	return shortDuration(*v.p)
+}
+func (v giveUpValue) Type() string { return "DURATION" }
+func (v giveUpValue) Set(s string) error {
+	if d, err := time.ParseDuration(s); s == "off" || (err == nil && d == 0) {
+		*v.p = -1
+		return nil
+	}
+	return durationValue(v).Set(s)
+}
+
+// checkEndpoint wants a URL with its scheme: without one, whether the
+// server speaks TLS would be a guess, and a wrong guess reads as a
+// network failure.
+func checkEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if !strings.Contains(s, "://") || err != nil {
+		return fmt.Errorf("needs a scheme: http://%s or https://%s", s, s)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want http://HOST[:PORT] or https://HOST[:PORT]")
+	}
+	return nil
 }
 
 // progressModes are the values of --progress.
@@ -108,8 +148,8 @@ func (o *opts) addProgress(fs *pflag.FlagSet) {
 
 // addS3 and addSSH: how sources are reached.
 func (o *opts) addS3(fs *pflag.FlagSet) {
-	text(fs, &o.endpoint, "endpoint", "", "URL", "S3 endpoint (else AWS_ENDPOINT_URL)")
-	text(fs, &o.region, "region", "", "REGION", "S3 region (else AWS_REGION)")
+	fs.Var(checkedString{&o.endpoint, "URL", checkEndpoint}, "endpoint", "S3 endpoint http(s)://HOST[:PORT] (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, ~/.aws/config)")
+	text(fs, &o.region, "region", "", "REGION", "S3 region (else AWS_REGION, ~/.aws/config)")
 	fs.BoolVar(&o.anonymous, "anonymous", false, "S3 without credentials (public buckets)")
 }
 
@@ -149,6 +189,7 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 		// Without --chunk-size, a set of small parts gets smaller pieces.
 		AutoPieceSize: !c.chunkSizeSet,
 		Timeout:       c.timeout,
+		GiveUpAfter:   c.giveUpAfter,
 		Manifest:      c.manifest,
 		Replace:       c.replace,
 		Filter:        source.Filter{Include: c.include, Exclude: c.exclude},

@@ -125,8 +125,8 @@ type SSHOptions struct {
 
 // S3Options configures S3 sources.
 type S3Options struct {
-	Endpoint  string // --endpoint or AWS_ENDPOINT_URL
-	Region    string // --region or AWS_REGION
+	Endpoint  string // --endpoint; "" = as the AWS CLI finds it (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, ~/.aws/config)
+	Region    string // --region; "" = AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config
 	Anonymous bool   // --anonymous
 	// Timeout bounds every wait on the network (OpenOptions.Timeout; open
 	// sets it); 0 means DefaultTimeout.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/contact"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/restore"
 )
@@ -22,7 +23,10 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &unsafe), errors.Is(err, restore.ErrPassword), errors.Is(err, restore.ErrNoSpace):
+	case errors.As(err, &unsafe), errors.Is(err, restore.ErrPassword), errors.Is(err, restore.ErrNoSpace),
+		// Before the 75s: a source never reached, or down for longer than
+		// --give-up-after, needs a person although its cause is the network.
+		errors.Is(err, contact.ErrUnreachable), errors.Is(err, contact.ErrGaveUp):
 		return 1
 	case errors.Is(err, fetch.ErrInterrupted), errors.Is(err, fetch.ErrNetworkDown), errors.Is(err, chunk.ErrLocked), errors.Is(err, restore.ErrBusy),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -267,3 +267,27 @@ func TestAppendKnownHostsKeepsSymlinkAndContent(t *testing.T) {
 		t.Fatalf("temporary files left: %v", ents)
 	}
 }
+
+// TestNoHomeKnownHosts: under systemd without User= there is no HOME; the
+// error names the host, the file it would have read and how to give one.
+func TestNoHomeKnownHosts(t *testing.T) {
+	t.Setenv("HOME", "")
+	u, _ := url.Parse("sftp://backup@nas.example:2222/srv/")
+	cfg := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(u, Options{ConfigFile: cfg})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("%v, want ErrConfig", err)
+	}
+	for _, s := range []string{"nas.example", "HOME is not set", "~/.ssh/known_hosts", "--known-hosts FILE", "HAUL_KNOWN_HOSTS", "User="} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("the message does not say %q: %v", s, err)
+		}
+	}
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if _, err := New(u, Options{ConfigFile: cfg, KnownHosts: kh}); err != nil {
+		t.Errorf("with --known-hosts: %v", err)
+	}
+}

@@ -56,7 +56,7 @@ func New(u *url.URL, opts Options) (*Dialer, error) {
 	files := []string{userFile}
 	if userFile == "" {
 		if len(t.userKnownHosts) == 0 {
-			return nil, permanent(fmt.Errorf("ssh: no known_hosts file (HOME is not set): give one with --known-hosts: %w", ErrConfig))
+			return nil, noHomeKnownHosts(t)
 		}
 		userFile = t.userKnownHosts[0]
 		files = append(append([]string{}, t.userKnownHosts...), t.globalKnownHosts...)
@@ -86,3 +86,11 @@ func (d *Dialer) HostPort() string { return net.JoinHostPort(d.t.alias, strconv.
 
 // Addr is the host:port dialled (HostName from the config).
 func (d *Dialer) Addr() string { return d.t.addr() }
+
+// noHomeKnownHosts is the error for a host whose key cannot be checked
+// because HOME is not set (a systemd unit without User=): it names the
+// file looked for and the ways to give one.
+func noHomeKnownHosts(t *sshTarget) error {
+	return permanent(fmt.Errorf("ssh %s: HOME is not set, so there is no ~/.ssh/known_hosts to check its host key against (the ssh config names no UserKnownHostsFile): "+
+		"pass --known-hosts FILE (or HAUL_KNOWN_HOSTS=FILE in the unit's EnvironmentFile), or run as a user with a home (User= in the unit): %w", t.alias, ErrConfig))
+}

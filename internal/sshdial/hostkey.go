@@ -159,7 +159,7 @@ func newHostKeyChecker(t *sshTarget, files []string, writeFile string, acceptNew
 	shared := map[string]*hostKeyChecker{h.sharingKey(files): h}
 	for i, j := range t.jumps {
 		if len(j.userKnownHosts) == 0 {
-			return nil, permanent(fmt.Errorf("ssh jump host %s: no known_hosts file (HOME is not set): give one with --known-hosts: %w", j.alias, ErrConfig))
+			return nil, fmt.Errorf("jump host: %w", noHomeKnownHosts(j))
 		}
 		jfiles := append(slices.Clone(j.userKnownHosts), j.globalKnownHosts...)
 		jh, err := newHopKeyChecker(j, jfiles, j.userKnownHosts[0], acceptNew)

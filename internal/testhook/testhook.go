@@ -8,17 +8,47 @@
 //     instead of 1 s … 30 s, so fault tests finish in seconds.
 //   - HAUL_TEST_LOG_INTERVAL (a Go duration): the log reporter's line
 //     interval instead of 10 s, so a test sees several lines.
+//   - HAUL_TEST_NO_DNS (any value): dials that go through DialContext
+//     resolve no host name but localhost; any other name fails at once as
+//     "no such host", the resolver's own error, so a test of a name that
+//     does not resolve sends no DNS query off the machine.
 package testhook
 
 import (
+	"context"
+	"net"
 	"os"
+	"strings"
 	"time"
 )
 
 const (
 	fastRetryEnv   = "HAUL_TEST_FAST_RETRY"
 	logIntervalEnv = "HAUL_TEST_LOG_INTERVAL"
+	noDNSEnv       = "HAUL_TEST_NO_DNS"
 )
+
+// Dial is the signature of net.Dialer.DialContext.
+type Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// DialContext returns dial, or under HAUL_TEST_NO_DNS a dial that answers
+// every host name but localhost with the error a resolver gives for a name
+// that does not exist, without asking one.
+func DialContext(dial Dial) Dial {
+	if os.Getenv(noDNSEnv) == "" {
+		return dial
+	}
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && net.ParseIP(host) == nil && !strings.EqualFold(host, "localhost") {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+		}
+		return dial(ctx, network, addr)
+	}
+}
 
 // FastRetry reports whether retries should back off in milliseconds.
 func FastRetry() bool { return os.Getenv(fastRetryEnv) != "" }

@@ -41,8 +41,17 @@ func Open(ctx context.Context, spec string, opts source.OpenOptions) (*source.Op
 
 // OpenSources opens the SOURCE arguments of a command: any number of
 // HTTP(S) URLs (one part each), or exactly one other source. A --list
-// file's URLs arrive here as separate arguments.
+// file's URLs arrive here as separate arguments. A server that cannot be
+// reached at all gives a *ReachError.
 func OpenSources(ctx context.Context, specs []string, opts source.OpenOptions) (*source.Opened, error) {
+	op, err := openSources(ctx, specs, opts)
+	if err != nil {
+		return nil, reachError(err, specs, opts)
+	}
+	return op, nil
+}
+
+func openSources(ctx context.Context, specs []string, opts source.OpenOptions) (*source.Opened, error) {
 	if len(specs) == 0 {
 		return nil, source.Permanent(fmt.Errorf("no SOURCE given: %w", source.ErrBadSource))
 	}

@@ -3,8 +3,10 @@ package s3
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +20,7 @@ import (
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/redact"
+	"github.com/haul-dev/haul/internal/testhook"
 )
 
 // s3Source reads objects under one "directory" of a bucket.
@@ -33,52 +36,87 @@ var (
 	_ source.Checksummer = (*s3Source)(nil)
 )
 
-// s3Credentials follows the AWS chain users expect: environment, shared
-// credentials file (AWS_PROFILE), then instance roles unless
-// AWS_EC2_METADATA_DISABLED is set.
-func s3Credentials(anonymous bool) *credentials.Credentials {
+// s3Credentials follows the AWS chain users expect: the environment, the
+// profile's keys, credential_process or SSO in the shared credentials and
+// config files, then instance roles unless AWS_EC2_METADATA_DISABLED is
+// set. It asks the chain before any request to the server: with no
+// credentials anywhere it says so, where a server would only answer
+// AccessDenied to an anonymous request.
+func s3Credentials(ctx context.Context, aws *awsSettings, anonymous bool) (*credentials.Credentials, error) {
 	if anonymous {
-		return credentials.NewStaticV4("", "", "")
+		return credentials.NewStaticV4("", "", ""), nil
 	}
-	chain := []credentials.Provider{
-		&credentials.EnvAWS{},
-		&credentials.FileAWSCredentials{Profile: os.Getenv("AWS_PROFILE")},
-	}
-	if !strings.EqualFold(os.Getenv("AWS_EC2_METADATA_DISABLED"), "true") {
+	imds := !strings.EqualFold(os.Getenv("AWS_EC2_METADATA_DISABLED"), "true")
+	file := &credentials.FileAWSCredentials{Profile: aws.profile}
+	chain := []credentials.Provider{&credentials.EnvAWS{}, file}
+	if imds {
 		chain = append(chain, &credentials.IAM{})
 	}
-	return credentials.NewChainCredentials(chain)
+	creds := credentials.NewChainCredentials(chain)
+	cctx, cancel := context.WithTimeout(ctx, credentialsTimeout)
+	defer cancel()
+	v, err := creds.GetWithContext(&credentials.CredContext{Client: http.DefaultClient, Context: cctx})
+	if err == nil && (v.AccessKeyID != "" || v.SecretAccessKey != "") {
+		return creds, nil
+	}
+	why := ""
+	if _, ferr := file.Retrieve(); ferr != nil && !errors.Is(ferr, fs.ErrNotExist) && !aws.noHome {
+		why = " (" + ferr.Error() + ")"
+	}
+	msg := fmt.Sprintf("no AWS credentials found (looked in %s%s); set them, or use --anonymous for a public bucket", aws.looked(imds), why)
+	return nil, source.Also(errors.New(msg), source.ErrAuth)
 }
 
+// credentialsTimeout bounds the credential chain (the instance metadata
+// service does not answer off EC2).
+const credentialsTimeout = 10 * time.Second
+
+// Identity names the S3 service and bucket u reaches with opts, with no
+// secret in it: the key of haul's record of which sources were reached.
+func Identity(u *url.URL, opts source.S3Options) (addr, setting string, err error) {
+	aws, err := resolveAWS(opts, os.Getenv)
+	if err != nil {
+		return "", "", err
+	}
+	eu, err := endpointURL(aws)
+	if err != nil {
+		return "", "", err
+	}
+	return eu.Scheme + "://" + eu.Host, aws.endpointFrom, nil
+}
+
+// endpointURL is the endpoint to dial: the configured one or AWS's.
+func endpointURL(aws *awsSettings) (*url.URL, error) {
+	endpoint := aws.endpoint
+	if endpoint == "" {
+		endpoint = "https://s3.amazonaws.com"
+	}
+	eu, err := url.Parse(endpoint)
+	if err != nil || eu.Host == "" || (eu.Scheme != "http" && eu.Scheme != "https") {
+		return nil, source.Permanent(fmt.Errorf("%s %q: not an http:// or https:// URL (want e.g. https://s3.example.com): %w", aws.endpointFrom, endpoint, source.ErrBadSource))
+	}
+	return eu, nil
+}
+
+// Open opens s3://BUCKET/KEY: the endpoint, region and credentials as the
+// AWS tools find them (resolveAWS), the bucket checked to exist.
 func Open(ctx context.Context, u *url.URL, opts source.S3Options) (*source.Opened, error) {
 	bucket := u.Host
 	key := strings.TrimPrefix(u.Path, "/")
 	if bucket == "" {
 		return nil, fmt.Errorf("source %s: no bucket (want s3://BUCKET/PREFIX): %w", redact.URL(u.String()), source.ErrBadSource)
 	}
-	endpoint := opts.Endpoint
-	if endpoint == "" {
-		endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	aws, err := resolveAWS(opts, os.Getenv)
+	if err != nil {
+		return nil, err
 	}
-	if endpoint == "" {
-		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	eu, err := endpointURL(aws)
+	if err != nil {
+		return nil, err
 	}
-	if endpoint == "" {
-		endpoint = "https://s3.amazonaws.com"
-	}
-	if !strings.Contains(endpoint, "://") {
-		endpoint = "https://" + endpoint
-	}
-	eu, err := url.Parse(endpoint)
-	if err != nil || eu.Host == "" {
-		return nil, fmt.Errorf("endpoint %q: not a URL (want e.g. https://s3.example.com): %w", endpoint, source.ErrBadSource)
-	}
-	region := opts.Region
-	if region == "" {
-		region = os.Getenv("AWS_REGION")
-	}
-	if region == "" {
-		region = os.Getenv("AWS_DEFAULT_REGION")
+	creds, err := s3Credentials(ctx, aws, opts.Anonymous)
+	if err != nil {
+		return nil, err
 	}
 	tr, err := minio.DefaultTransport(eu.Scheme == "https")
 	if err != nil {
@@ -89,13 +127,13 @@ func Open(ctx context.Context, u *url.URL, opts source.S3Options) (*source.Opene
 	// Every wait bounded by --timeout: a listing or a HEAD that stalls
 	// halfway fails as a transient fault instead of hanging.
 	timeout := cmp.Or(opts.Timeout, source.DefaultTimeout)
-	tr.DialContext = source.IdleDial((&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext, timeout)
+	tr.DialContext = source.IdleDial(source.DialFunc(testhook.DialContext((&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext)), timeout)
 	tr.TLSHandshakeTimeout = timeout
 	tr.ResponseHeaderTimeout = timeout
 	core, err := minio.NewCore(eu.Host, &minio.Options{
-		Creds:     s3Credentials(opts.Anonymous),
+		Creds:     creds,
 		Secure:    eu.Scheme == "https",
-		Region:    region,
+		Region:    aws.region,
 		Transport: tr,
 		// The engine retries with its own policy and stall timeout.
 		MaxRetries: 1,
