@@ -203,6 +203,10 @@ func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool)) error {
 			return
 		}
 		if serr := fs.Set(f.Name, v); serr != nil {
+			if secretFlags[f.Name] {
+				err = usagef("%s: %v", envName(f.Name), serr)
+				return
+			}
 			err = usagef("%s=%s: %v", envName(f.Name), v, serr)
 		}
 	})
