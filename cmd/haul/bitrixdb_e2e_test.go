@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func newDBFixture(t *testing.T) *dbFixture {
 	f := &dbFixture{m: testenv.StartMariaDB(t)}
 	tree := filepath.Join(t.TempDir(), "site")
 	d, err := gen.BitrixSQLDump(filepath.Join(tree, bitrixdb.BackupDir), "20261120_030000_full_5e6f7a8b",
-		gen.SQLDumpOptions{Rows: 3000, PartSize: 700_000})
+		gen.SQLDumpOptions{Rows: 3000, Files: 40, PartSize: 700_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func newDBFixture(t *testing.T) *dbFixture {
 	if err := gen.BitrixSiteConfig(tree); err != nil {
 		t.Fatal(err)
 	}
-	vols, err := gen.BitrixSet(tree, t.TempDir(), "20261120_030000_full_5e6f7a8b", 768<<10, "")
+	vols, err := gen.BitrixSet(tree, t.TempDir(), "20261120_030000_full_5e6f7a8b", 512<<10, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func TestBitrixDB(t *testing.T) {
 		dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
 		r := runHaul(t, nil, f.args(dest, into, "site")...)
 		wantCode(t, r, 0)
-		if !strings.Contains(r.stdout, "db: imported the dump 20261120_030000_full_5e6f7a8b into mysql://haul@") {
+		if !strings.Contains(r.stdout, "db: imported the dump 20261120_030000_full_5e6f7a8b into "+f.m.URL("site")) {
 			t.Errorf("no import summary in the output:\n%s", r.stdout)
 		}
 		f.sameAsRef(t, "site")
@@ -278,8 +279,11 @@ func TestBitrixDB(t *testing.T) {
 		dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
 		wantCode(t, runHaul(t, nil, f.args(dest, into, "")...), 0) // files only
 		// Each statement takes 100ms more: the deadline falls inside the import.
-		r := runHaul(t, []string{"HAUL_TEST_DB_DELAY=100ms"}, f.args(dest, into, "cut", "--max-time", "2s")...)
+		r := runHaul(t, []string{"HAUL_TEST_DB_DELAY=100ms", "HAUL_TEST_LOG_INTERVAL=300ms"}, f.args(dest, into, "cut", "--max-time", "2s")...)
 		wantCode(t, r, 75)
+		if !regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\S+ db: \S+ \S+ / \S+ \S+ \(\d+\.\d%\), .*, \d+ statements$`).MatchString(r.stdout) {
+			t.Errorf("no dated progress line of the import in the log:\n%s", r.stdout)
+		}
 		st := dbStatus(t, dest, 75)
 		if st.State != chunk.SetIncomplete || st.DB.State != chunk.DBImporting || st.DB.BytesDone <= 0 || st.DB.BytesDone >= st.DB.BytesTotal || st.DB.ETA == nil {
 			t.Fatalf("status after the cut: %+v %+v", st, st.DB)

@@ -60,16 +60,16 @@ func (j *Job) DB(ctx context.Context, o bitrixdb.Options) error {
 			j.o.Logf("db: the database %s is already restored from this backup; nothing to do", res.Target)
 		default:
 			ev.Bytes, ev.Statements = res.Bytes-res.ResumedFrom, res.Statements-res.ResumedStatements
-			ev.Message = dbSummary(res, ev)
-			j.o.Logf("db: %s", ev.Message)
+			ev.Message = dbSite(res)
+			j.o.Logf("db: %s; %s", dbImported(res, ev), ev.Message)
 		}
 		j.journal.Log(ev)
 		return err
 	})
 }
 
-// dbSummary is the line a finished import logs.
-func dbSummary(res *bitrixdb.Result, ev chunk.Event) string {
+// dbImported says what a finished import moved.
+func dbImported(res *bitrixdb.Result, ev chunk.Event) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "imported the dump %s into %s: %s, %d statements in %s", res.Dump, res.Target,
 		units.FormatBytes(ev.Bytes), ev.Statements, units.FormatDuration(time.Duration(ev.Seconds*float64(time.Second))))
@@ -82,16 +82,29 @@ func dbSummary(res *bitrixdb.Result, ev chunk.Event) string {
 	if res.Duplicates > 0 {
 		fmt.Fprintf(&b, ", %d duplicate rows skipped", res.Duplicates)
 	}
-	b.WriteString("; the site's dbconn.php")
+	return b.String()
+}
+
+// dbSite says what was done to the site after the import (db_end's
+// message; the bytes and statements are fields of their own).
+func dbSite(res *bitrixdb.Result) string {
+	var b strings.Builder
+	b.WriteString("the site's dbconn.php")
 	if res.Settings {
 		b.WriteString(" and .settings.php")
 	}
-	b.WriteString(" point at it")
+	b.WriteString(" point at the database")
 	if len(res.Fixes) > 0 {
 		fmt.Fprintf(&b, "; settings fixed: %s", joinFixes(res.Fixes))
 	}
 	if len(res.Skipped) > 0 {
 		fmt.Fprintf(&b, "; skipped without --site-host: %s", joinFixes(res.Skipped))
+	}
+	if len(res.DefinersDropped) > 0 {
+		fmt.Fprintf(&b, "; views created without their DEFINER: %s", strings.Join(res.DefinersDropped, ", "))
+	}
+	if res.FullTextDropped {
+		b.WriteString("; FULLTEXT indexes dropped (the server refused them)")
 	}
 	fmt.Fprintf(&b, "; %d files removed", len(res.Removed))
 	return b.String()
