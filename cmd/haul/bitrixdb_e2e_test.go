@@ -174,13 +174,13 @@ func noSecretUnder(t *testing.T, dir, secret string) {
 // dbRunJSON is a run of `haul report --json`, its database fields.
 type dbRunJSON struct {
 	DB *struct {
-		Target      string `json:"target"`
-		ResumedFrom int64  `json:"resumed_from"`
-		Bytes       int64  `json:"bytes"`
-		Statements  int64  `json:"statements"`
+		Target      string  `json:"target"`
+		ResumedFrom int64   `json:"resumed_from"`
+		Bytes       int64   `json:"bytes"`
+		Statements  int64   `json:"statements"`
 		Rate        float64 `json:"bytes_per_second"`
-		Skipped     bool   `json:"skipped"`
-		Interrupted bool   `json:"interrupted"`
+		Skipped     bool    `json:"skipped"`
+		Interrupted bool    `json:"interrupted"`
 	} `json:"db"`
 	Steps []struct {
 		Name     string `json:"name"`
