@@ -8,7 +8,11 @@ import (
 	"github.com/cheggaaa/pb/v3"
 
 	"github.com/haul-dev/haul/internal/units"
+	"github.com/haul-dev/haul/restore/bitrixdb"
 )
+
+// The job hands the import's progress to a UI that implements it.
+var _ bitrixdb.Progress = (*reporter)(nil)
 
 // dbProgress is what the reporter knows of a database import: the dump's
 // size, the bytes of it committed and the statements run.
