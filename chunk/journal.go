@@ -39,6 +39,9 @@ const (
 	EventWarning        = "warning"         // anything an operator should read later: Message
 	EventRetry          = "retry"           // a piece, a part or a listing is tried again: Message says why
 	EventProgress       = "progress"        // optional checkpoint: Bytes pulled so far in this run
+	EventDBStart        = "db_start"        // the database import began: From is the database URL (no password), Bytes the offset it resumes at, Message the dump
+	EventDBEnd          = "db_end"          // it ended: Bytes of the dump and Statements run in this run, Seconds, Message (summary or error)
+	EventDBSkipped      = "db_skipped"      // haul run found the database restore done: From, Message
 )
 
 // Steps of haul run (Event.Step).
@@ -47,6 +50,7 @@ const (
 	StepVerify  = "verify"
 	StepRepair  = "repair"
 	StepRestore = "restore"
+	StepDB      = "db" // the Bitrix database import (--db)
 )
 
 // Event is one line of DEST/.haul/journal.jsonl. Field names are stable;
@@ -78,6 +82,8 @@ type Event struct {
 	VerifiedBy []string `json:"verified_by,omitempty"`
 	// From names where a repair took a part from (no secrets).
 	From string `json:"from,omitempty"`
+	// Statements is how many SQL statements a database import ran.
+	Statements int64 `json:"statements,omitempty"`
 	// PID is the process id, on run_start.
 	PID int `json:"pid,omitempty"`
 }

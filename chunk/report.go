@@ -56,6 +56,8 @@ type RunReport struct {
 	// restore.
 	RestoreSeconds *float64     `json:"restore_seconds"`
 	Steps          []StepReport `json:"steps"`
+	// DB is the database import of the run (--db); null when it had none.
+	DB *DBReport `json:"db"`
 	// Events are the ones an operator reads afterwards: broken, repaired
 	// and changed parts, deadlines, warnings.
 	Events []Event `json:"events"`
@@ -78,7 +80,7 @@ type StepReport struct {
 // notable are the events a report lists one by one.
 var notable = map[string]bool{
 	EventPartBroken: true, EventPartRepaired: true, EventPartChanged: true,
-	EventDeadline: true, EventWarning: true,
+	EventDeadline: true, EventWarning: true, EventDBSkipped: true,
 }
 
 // BuildReport groups events by run, in the order runs first appear, and sums
@@ -230,6 +232,7 @@ func buildRun(id string, evs []Event) RunReport {
 	if moving > 0 {
 		run.BytesPerSecond = float64(run.Bytes) / moving
 	}
+	run.DB = buildDB(evs)
 	run.PartsFetched, run.PartsVerified = len(fetched), len(verified)
 	run.PartsBroken, run.PartsRepaired, run.PartsChanged = len(broken), len(repaired), len(chg)
 	return run
@@ -343,6 +346,14 @@ func writeRun(w *errWriter, run RunReport) {
 	}
 	for _, s := range run.Steps {
 		text := fmt.Sprintf("%-8s %s", s.Name, units.FormatDuration(dur(s.Seconds)))
+		if s.Name == StepDB && run.DB != nil {
+			text = run.DB.text()
+			if s.ExitCode != nil && *s.ExitCode != 0 {
+				text += fmt.Sprintf("  (exit %d)", *s.ExitCode)
+			}
+			lines = append(lines, line{s.Start, text})
+			continue
+		}
 		if s.Bytes > 0 {
 			text += "  " + units.FormatBytes(s.Bytes)
 			if s.Seconds > 0 {
@@ -367,6 +378,9 @@ func writeRun(w *errWriter, run RunReport) {
 }
 
 func noteText(e Event) string {
+	if e.Event == EventDBSkipped {
+		return "db       skipped: " + e.Message
+	}
 	kind := strings.TrimPrefix(e.Event, "part_")
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-8s", kind)

@@ -37,6 +37,8 @@ type StatusReport struct {
 	Deadline   *time.Time   `json:"deadline,omitempty"`
 	Plan       string       `json:"plan,omitempty"`
 	Parts      []PartStatus `json:"parts"`
+	// DB is the Bitrix database step, when one was started (AddDB).
+	DB *DBStatus `json:"db,omitempty"`
 	// Dest is the directory, for the commands WriteText suggests.
 	Dest string `json:"-"`
 }
@@ -119,6 +121,9 @@ func (r StatusReport) WriteText(w io.Writer) error {
 			line += "  " + p.Error
 		}
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	if r.DB != nil {
+		b.WriteString(r.DB.line() + "\n")
 	}
 	if r.State == SetBroken {
 		dest := r.Dest

@@ -41,6 +41,7 @@ func init() {
 				o.addRestore(fs)
 				o.chain.register(fs, "restore")
 				text(fs, &o.assemble, "assemble", "", "FILE", "write the joined archive to FILE instead of unpacking")
+				o.addDB(fs)
 				o.addDeadline(fs)
 				o.addProgress(fs)
 			}, cmdRestore},
@@ -48,6 +49,7 @@ func init() {
 			func(o *opts, fs *pflag.FlagSet) {
 				o.addRestore(fs)
 				o.chain.register(fs, "run")
+				o.addDB(fs)
 				o.addMover(fs)
 				o.addReplace(fs)
 			}, cmdRun},
@@ -270,6 +272,9 @@ func flagError(c *cobra.Command, err error) error {
 	switch {
 	case errors.As(err, &ve):
 		f := ve.GetFlag()
+		if secretFlags[f.Name] {
+			return usagef("--%s: %v", f.Name, ve.Unwrap())
+		}
 		return usagef("--%s %s: %v", f.Name, ve.GetValue(), ve.Unwrap())
 	case errors.As(err, &re):
 		return usagef("--%s needs a value", re.GetFlag().Name)

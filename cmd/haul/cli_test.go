@@ -227,6 +227,38 @@ func TestBadFlagValues(t *testing.T) {
 		wantUsage(t, runHaul(t, nil, "manifest", "--piece-size", "0", t.TempDir()), "--piece-size 0")
 		wantUsage(t, runHaul(t, nil, "demo", "--size", "1K"), "--size 1K")
 	})
+	t.Run("db", func(t *testing.T) {
+		// The database flags, refused before the fetch; a password typed
+		// into the URL is never echoed, from the command line or HAUL_DB.
+		run := func(env []string, args ...string) result {
+			dest := t.TempDir()
+			r := runHaul(t, env, append([]string{"run", url, dest, "--into", filepath.Join(t.TempDir(), "www")}, args...)...)
+			if left, _ := os.ReadDir(dest); len(left) > 0 {
+				t.Errorf("a refused command line wrote into DEST: %v", left)
+			}
+			return r
+		}
+		for _, c := range []struct {
+			env  []string
+			args []string
+			say  string
+		}{
+			{nil, []string{"--db", "mysql://u:hunter22@db/site"}, `--db: bad database URL "mysql://u:***@db/site": it holds a password`},
+			{[]string{"HAUL_DB=mysql://u:hunter22@db/site"}, nil, `HAUL_DB: bad database URL "mysql://u:***@db/site"`},
+			{nil, []string{"--db", "postgres://u@db/site"}, `--db: bad database URL "postgres://u@db/site": it must start with mysql://`},
+			{nil, []string{"--db", "mysql://u@db/site", "--db-password-file", filepath.Join(t.TempDir(), "none")}, "--db-password-file"},
+			{nil, []string{"--db", "mysql://u@db/site", "--site-host", "https://www.example.com/"}, "--site-host https://www.example.com/: want a host name"},
+			{nil, []string{"--db", "mysql://u@db/site", "--db-dump", "../x"}, "--db-dump ../x: want the name of a dump"},
+			{nil, []string{"--keep-dump"}, "--keep-dump needs --db URL"},
+		} {
+			r := run(c.env, c.args...)
+			wantUsage(t, r, c.say)
+			if strings.Contains(r.stderr+r.stdout, "hunter22") {
+				t.Errorf("the message shows the password: %s", r.stderr)
+			}
+		}
+		wantUsage(t, runHaul(t, nil, "restore", t.TempDir(), "--assemble", filepath.Join(t.TempDir(), "x"), "--db", "mysql://u@db/site"), "--db", "--into DIR, not --assemble")
+	})
 	if n := srv.Requests(); n != 0 {
 		t.Fatalf("the server got %d requests from refused command lines", n)
 	}

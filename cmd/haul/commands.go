@@ -95,6 +95,9 @@ func cmdRestore(ctx context.Context, a *app, o *opts, pos []string) error {
 	if err := o.chain.check(o.assemble); err != nil {
 		return err
 	}
+	if err := o.db.check(o.assemble); err != nil {
+		return err
+	}
 	dest := pos[len(pos)-1]
 	a.announce("restore", nil, dest)
 	ctx, s, err := a.begin(ctx, "restore", dest, o)
@@ -109,6 +112,9 @@ func cmdRun(ctx context.Context, a *app, o *opts, pos []string) error {
 		return usagef("haul run needs --into DIR")
 	}
 	if err := o.chain.check(""); err != nil {
+		return err
+	}
+	if err := o.db.check(""); err != nil {
 		return err
 	}
 	dest := pos[len(pos)-1]
@@ -142,6 +148,9 @@ func cmdStatus(ctx context.Context, a *app, o *opts, pos []string) error {
 	events, _ := chunk.ReadJournal(pos[0])
 	rep := chunk.BuildStatus(st, events, time.Now())
 	rep.Dest = pos[0]
+	if db := job.DBStatus(pos[0]); db != nil {
+		rep.AddDB(*db)
+	}
 	if o.json {
 		err = writeJSON(a.stdout, statusJSON(rep))
 	} else {

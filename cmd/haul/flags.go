@@ -202,6 +202,14 @@ func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool)) error {
 			f.Changed = true
 			return
 		}
+		if secretFlags[f.Name] {
+			// Not through fs.Set, whose error quotes the value as given.
+			if serr := f.Value.Set(v); serr != nil {
+				err = usagef("%s: %v", envName(f.Name), serr)
+			}
+			f.Changed = true
+			return
+		}
 		if serr := fs.Set(f.Name, v); serr != nil {
 			err = usagef("%s=%s: %v", envName(f.Name), v, serr)
 		}

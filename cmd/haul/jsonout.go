@@ -56,6 +56,15 @@ func statusJSON(r chunk.StatusReport) statusOut {
 		r.ETASeconds = &eta
 	}
 	r.Rate = math.Round(r.Rate)
+	if r.DB != nil {
+		db := *r.DB
+		db.Rate = math.Round(db.Rate)
+		if db.ETASeconds != nil {
+			eta := ms(*db.ETASeconds)
+			db.ETASeconds = &eta
+		}
+		r.DB = &db
+	}
 	counts := map[string]int{"total": len(r.Parts)}
 	for _, s := range []string{chunk.Pending, chunk.Partial, chunk.Verified, chunk.Unverified, chunk.Broken, chunk.Missing} {
 		counts[s] = 0
@@ -100,6 +109,11 @@ func reportJSON(r chunk.Report) reportOut {
 			events[i] = e
 		}
 		run.Events = events
+		if run.DB != nil {
+			db := *run.DB
+			db.Seconds, db.BytesPerSecond, db.StatementsPerSecond = ms(db.Seconds), math.Round(db.BytesPerSecond), math.Round(db.StatementsPerSecond)
+			run.DB = &db
+		}
 		ended := "exit"
 		if run.Interrupted {
 			ended = "killed"

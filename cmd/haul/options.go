@@ -30,6 +30,7 @@ type opts struct {
 	pieceSize int64
 	size      int64
 	chain     chainOpts
+	db        dbOpts
 }
 
 // common holds the flags shared by the commands that move data.
@@ -164,6 +165,18 @@ func (o *opts) addRestore(fs *pflag.FlagSet) {
 	text(fs, &o.into, "into", "", "DIR", "restore the tree into DIR (built beside it, moved into place when complete)")
 	fs.BoolVar(&o.sameOwner, "same-owner", false, "keep the archive's owners (root only)")
 	text(fs, &o.password, "password-file", "", "FILE", "file holding the password of an encrypted archive")
+}
+
+// addDB: the Bitrix database step after the files are in place (restore,
+// run). The password never comes from the command line.
+func (o *opts) addDB(fs *pflag.FlagSet) {
+	d := &o.db
+	fs.Var(checkedString{&d.url, "URL", checkDBURL}, "db", "import the site's Bitrix database dump into URL: mysql://USER@HOST[:PORT]/DBNAME or mysql://USER@unix(/run/mysqld/mysqld.sock)/DBNAME (no password in it)")
+	fs.Var(checkedString{&d.passwordFile, "FILE", checkPasswordFile}, "db-password-file", "file holding the database password (first line); else MYSQL_PWD, else ~/.my.cnf [client]")
+	fs.BoolVar(&d.create, "db-create", false, "create the database when it does not exist")
+	fs.Var(checkedString{&d.dump, "NAME", checkDumpName}, "db-dump", "the dump to import when bitrix/backup holds several (NAME of NAME.sql)")
+	fs.Var(checkedString{&d.siteHost, "HOST", checkSiteHost}, "site-host", "the site's host name, for the Bitrix CDN and host-restriction fixes (skipped without it)")
+	fs.BoolVar(&d.keepDump, "keep-dump", false, "keep the dump files in the site after the import (removed by default)")
 }
 
 func (o *opts) addJSON(fs *pflag.FlagSet) {

@@ -44,6 +44,8 @@ type reporter struct {
 	restoreIn    atomic.Int64
 	restoreFiles atomic.Int64
 
+	db dbProgress // the database import (--db)
+
 	// Bars: pb formats them; the reporter redraws the frame itself so that
 	// event lines can be printed above the bars between redraws.
 	bars     bool
@@ -214,9 +216,10 @@ func (r *reporter) loop() {
 			return
 		case <-t.C:
 			r.rates.add(time.Now(), r.pulled.Load())
+			r.db.sample()
 			switch r.mode {
 			case "log":
-				if r.total > 0 || r.restoreIn.Load() > 0 {
+				if r.total > 0 || r.restoreIn.Load() > 0 || r.db.active() {
 					r.logf("%s", r.statusLine())
 				}
 			case "bars":
@@ -229,6 +232,9 @@ func (r *reporter) loop() {
 // statusLine is the cron log line: bytes, %, rate, ETA, parts. Until two
 // samples a log interval apart exist the rate is "measuring", never 0 B/s.
 func (r *reporter) statusLine() string {
+	if r.db.active() {
+		return r.db.line()
+	}
 	if in := r.restoreIn.Load(); in > 0 {
 		return fmt.Sprintf("restore: %s read, %d files written", units.FormatBytes(in), r.restoreFiles.Load())
 	}
@@ -304,7 +310,9 @@ func (r *reporter) updateBars() {
 		cols = w
 	}
 	now := time.Now()
-	if r.restoreTotal > 0 {
+	if r.db.active() {
+		r.db.bar(r.bar)
+	} else if r.restoreTotal > 0 {
 		r.bar.Set("prefix", fmt.Sprintf("restore (%d files) ", r.restoreFiles.Load()))
 		r.bar.SetTotal(r.restoreTotal)
 		r.bar.SetCurrent(min(r.restoreIn.Load(), r.restoreTotal))

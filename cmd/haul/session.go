@@ -77,12 +77,31 @@ func (s *session) repair(ctx context.Context, fo fetch.Options, from string) err
 }
 
 func (s *session) restore(ctx context.Context, o *opts) error {
-	return s.job.Restore(ctx, restoreOptions(o), o.chain.bases)
+	if err := s.job.Restore(ctx, restoreOptions(o), o.chain.bases); err != nil {
+		return err
+	}
+	return s.db(ctx, o)
 }
 
-// runAll is `haul run` (job.RunAll: each step skipped when done).
+// runAll is `haul run` (job.RunAll: each step skipped when done), then the
+// database step with --db (job.DB: skipped when done too).
 func (s *session) runAll(ctx context.Context, fo fetch.Options, o *opts) error {
-	return s.job.RunAll(ctx, fo, restoreOptions(o), o.chain.bases)
+	if err := s.job.RunAll(ctx, fo, restoreOptions(o), o.chain.bases); err != nil {
+		return err
+	}
+	return s.db(ctx, o)
+}
+
+// db is the Bitrix database step with --db, into the restored tree.
+func (s *session) db(ctx context.Context, o *opts) error {
+	if o.db.url == "" {
+		return nil
+	}
+	dbo, err := o.db.options(o.into)
+	if err != nil {
+		return err
+	}
+	return s.job.DB(ctx, dbo)
 }
 
 func restoreOptions(o *opts) restore.Options {

@@ -22,6 +22,9 @@ type SQLDumpOptions struct {
 	// BigValue is the size of one text value that makes a statement over
 	// 1 MB on its own (1.5 MB when 0, none when negative).
 	BigValue int
+	// Files is the row count of b_file, whose rows carry BLOBs of up to
+	// 40 KB (400 when 0).
+	Files int
 	// Seed makes the content; the same options give the same bytes.
 	Seed uint64
 }

@@ -154,8 +154,12 @@ func sqlTables(rng *rand.Rand, o SQLDumpOptions) []sqlTable {
 		{3, "2026-11-01 10:00:00", 50, "iblock", "OnAfterIBlockElementAdd", "search", "", `\Bitrix\Search\Indexer`, "Add", "", 2},
 	})})
 
+	nFiles := o.Files
+	if nFiles <= 0 {
+		nFiles = 400
+	}
 	var files [][]any
-	for id := 1; id <= 400; id++ {
+	for id := 1; id <= nFiles; id++ {
 		files = append(files, []any{id, "iblock", 100 + id%5, "image/jpeg", fmt.Sprintf("%03x", id%256), fmt.Sprintf("file_%d.jpg", id), "оригинал " + strconv.Itoa(id) + ".jpg", SQLDumpBlob(id), []byte(fmt.Sprintf("%016x", id*7919))})
 	}
 	ts = append(ts, sqlTable{name: "b_file", rows: rowsOf(files), create: createTable("b_file",

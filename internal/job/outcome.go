@@ -19,6 +19,9 @@ import (
 // the link failing. The journal records it; the CLI exits with it (usage
 // errors, which never reach a job, are the CLI's own 2).
 func ExitCode(err error) int {
+	if code, ok := dbExitCode(err); ok {
+		return code
+	}
 	var unsafe *restore.UnsafeError
 	switch {
 	case err == nil:

@@ -222,3 +222,43 @@ func mariadbTail(s string, n int) string {
 	}
 	return s
 }
+
+// TableSum is what a user compares after a restore: a table's row count
+// and its CHECKSUM TABLE.
+type TableSum struct {
+	Rows     int64
+	Checksum sql.NullInt64
+}
+
+// TableSums reads every base table's row count and CHECKSUM TABLE in db.
+func (m *MariaDB) TableSums(t testing.TB, db string) map[string]TableSum {
+	t.Helper()
+	conn := m.DB(t, db)
+	rows, err := conn.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	out := map[string]TableSum{}
+	for _, n := range names {
+		q := "`" + strings.ReplaceAll(n, "`", "``") + "`"
+		var s TableSum
+		if err := conn.QueryRow("SELECT COUNT(*) FROM " + q).Scan(&s.Rows); err != nil {
+			t.Fatal(err)
+		}
+		var name string
+		if err := conn.QueryRow("CHECKSUM TABLE "+q).Scan(&name, &s.Checksum); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = s
+	}
+	return out
+}

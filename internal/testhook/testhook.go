@@ -2,7 +2,7 @@
 // that exist for end-to-end tests (and the demo, whose faults are its own).
 // Each is an environment variable, so a test can set it on a haul it runs
 // as a child process; none is for users, and none weakens a check: they
-// only shorten waits.
+// only shorten waits (or lengthen one, to stop a run at a chosen point).
 //
 //   - HAUL_TEST_FAST_RETRY (any value): retries back off 5 ms … 50 ms
 //     instead of 1 s … 30 s, so fault tests finish in seconds.
@@ -12,6 +12,8 @@
 //     resolve no host name but localhost; any other name fails at once as
 //     "no such host", the resolver's own error, so a test of a name that
 //     does not resolve sends no DNS query off the machine.
+//   - HAUL_TEST_DB_DELAY (a Go duration): a pause after each statement of
+//     a database import, so a test can stop a small import in its middle.
 package testhook
 
 import (
@@ -26,6 +28,7 @@ const (
 	fastRetryEnv   = "HAUL_TEST_FAST_RETRY"
 	logIntervalEnv = "HAUL_TEST_LOG_INTERVAL"
 	noDNSEnv       = "HAUL_TEST_NO_DNS"
+	dbDelayEnv     = "HAUL_TEST_DB_DELAY"
 )
 
 // Dial is the signature of net.Dialer.DialContext.
@@ -63,4 +66,13 @@ func LogInterval(def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// DBDelay is the pause after each statement of a database import: zero
+// unless a test set one.
+func DBDelay() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(dbDelayEnv)); err == nil && d > 0 {
+		return d
+	}
+	return 0
 }

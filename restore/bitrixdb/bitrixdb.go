@@ -48,7 +48,9 @@ type Result struct {
 	Statements  int64  // statements run over every run
 	Duplicates  int64  // rows skipped as duplicate keys
 	ResumedFrom int64  // offset this run continued from (0: from the start)
-	Elapsed     time.Duration
+	// ResumedStatements is how many of Statements earlier runs ran.
+	ResumedStatements int64
+	Elapsed           time.Duration
 	// AlreadyDone: a previous run finished this restore; nothing was done.
 	AlreadyDone bool
 	// FullTextDropped: the server refused FULLTEXT indexes; tables were
@@ -119,7 +121,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer s.close()
-	res.ResumedFrom = st.Offset
+	res.ResumedFrom, res.ResumedStatements = st.Offset, st.Statements
 	if st.Phase == phaseImport {
 		if err := importDump(ctx, s, dump, st, opts); err != nil {
 			fill(res, st)
@@ -205,6 +207,40 @@ func fill(res *Result, st *state) {
 	res.Elapsed = st.Elapsed
 	res.FullTextDropped = st.FullText == "dropped"
 	res.DefinersDropped = st.Definers
+}
+
+// Status is what the resume state says of a database restore, for
+// `haul status`. It never holds the password.
+type Status struct {
+	Target     string // the URL, without a password
+	Dump       string
+	Bytes      int64 // size of the dump
+	Done       int64 // bytes of the dump in the database
+	Statements int64 // statements run up to Done
+	Duplicates int64
+	// Imported: every statement ran; Finished: the site is rewritten and
+	// cleaned up too, and a rerun does nothing.
+	Imported, Finished bool
+	Elapsed            time.Duration // import time over every run
+	Updated            time.Time     // when the state was last written
+}
+
+// ReadStatus reads the resume state in stateDir; nil when there is none
+// (no database restore was started there).
+func ReadStatus(stateDir string) (*Status, error) {
+	st, err := loadState(stateDir)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	s := &Status{Target: st.Target, Dump: st.Dump, Done: st.Offset, Statements: st.Statements, Duplicates: st.Duplicates,
+		Imported: st.Phase != phaseImport, Finished: st.Phase == phaseDone, Elapsed: st.Elapsed, Updated: st.Updated}
+	for _, p := range st.Parts {
+		s.Bytes += p.Size
+	}
+	if s.Imported {
+		s.Done = s.Bytes
+	}
+	return s, nil
 }
 
 // IsDone reports whether the state in stateDir says the database restore

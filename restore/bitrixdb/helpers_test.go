@@ -2,7 +2,6 @@ package bitrixdb
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -66,41 +65,12 @@ func options(t testing.TB, m *testenv.MariaDB, db, root string) Options {
 func noEnv(string) (string, bool) { return "", false }
 
 // tableSum is what a user compares after a restore: rows and checksum.
-type tableSum struct {
-	Rows     int64
-	Checksum sql.NullInt64
-}
+type tableSum = testenv.TableSum
 
 // sums reads every base table's row count and CHECKSUM TABLE.
 func sums(t testing.TB, m *testenv.MariaDB, db string) map[string]tableSum {
 	t.Helper()
-	conn := m.DB(t, db)
-	rows, err := conn.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	rows.Close()
-	out := map[string]tableSum{}
-	for _, n := range names {
-		var s tableSum
-		if err := conn.QueryRow("SELECT COUNT(*) FROM " + quoteIdent(n)).Scan(&s.Rows); err != nil {
-			t.Fatal(err)
-		}
-		var name string
-		if err := conn.QueryRow("CHECKSUM TABLE "+quoteIdent(n)).Scan(&name, &s.Checksum); err != nil {
-			t.Fatal(err)
-		}
-		out[n] = s
-	}
-	return out
+	return m.TableSums(t, db)
 }
 
 func sameSums(t testing.TB, got, want map[string]tableSum) {
