@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -309,3 +310,26 @@ func (e *OtherSetError) Error() string {
 }
 
 func (e *OtherSetError) Unwrap() error { return ErrDest }
+
+// lastVolumes marks missing the volumes the first volume's LN field names
+// (source.LastVolumes) that the state lacks, once the first volume is on
+// disk: a Bitrix set is complete whatever the source. It reports whether
+// it added any.
+func (d destDir) lastVolumes(st *chunk.State) bool {
+	if len(st.Parts) == 0 || !st.Parts[0].Complete() {
+		return false
+	}
+	f, err := d.openPlain(d.finalPath(st.Parts[0].Name))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, integrity.BitrixHeaderLen)
+	n, _ := io.ReadFull(f, head)
+	lack := source.LastVolumes(st.Parts[0].Name, head[:n], partNames(st))
+	for _, name := range lack {
+		st.Parts = append(st.Parts, &chunk.Part{Name: name, Status: chunk.Missing, Error: "named by the first volume's LN field but not found at the source"})
+	}
+	slices.SortFunc(st.Parts, func(a, b *chunk.Part) int { return source.NaturalCompare(a.Name, b.Name) })
+	return len(lack) > 0
+}

@@ -155,6 +155,9 @@ func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
 		if e.st == nil {
 			return nil, err
 		}
+		if err == nil && e.dir().lastVolumes(e.st) {
+			err = e.save()
+		}
 		s := e.summary()
 		if err == nil {
 			err = s.Err(opts.Dest)

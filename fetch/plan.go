@@ -111,10 +111,7 @@ func (e *engine) prepare(ctx context.Context) error {
 	}
 	// Names that a sum file, a manifest or the archive itself (Bitrix LN)
 	// promises but the source lacks.
-	promised, err := source.Promised(ctx, e.src, set, e.localHead(st, set))
-	if err != nil {
-		return err
-	}
+	promised := source.Promised(e.src, set)
 	for name := range refs.byName {
 		promised[name] = "named by a reference file"
 	}
@@ -332,30 +329,3 @@ func detectChecks(path, name string, setNames []string) integrity.CheckOptions {
 	return integrity.DetectChecks(name, head[:n], setNames)
 }
 
-// localHead returns the first part's first integrity.BitrixHeaderLen
-// bytes when they are durably on disk already (its first piece done, or
-// the part complete), so that a resumed run reads none of it again; nil
-// otherwise.
-func (e *engine) localHead(st *chunk.State, set source.Set) []byte {
-	if len(set.Parts) == 0 {
-		return nil
-	}
-	p := st.Find(set.Parts[0].Name)
-	if p == nil || p.Size != set.Parts[0].Size || !(p.Complete() || p.Done.Has(0)) {
-		return nil
-	}
-	path := e.partialPath(p.Name)
-	if p.Complete() {
-		path = e.finalPath(p.Name)
-	}
-	f, err := e.dir().openPlain(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	head := make([]byte, integrity.BitrixHeaderLen)
-	if _, err := io.ReadFull(f, head); err != nil {
-		return nil
-	}
-	return head
-}

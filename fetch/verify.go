@@ -53,6 +53,7 @@ func Verify(ctx context.Context, opts Options) (_ *VerifyReport, err error) {
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
 	}
+	d.lastVolumes(st)
 	rep := &VerifyReport{OK: true}
 	for _, p := range st.Parts {
 		pc := PartCheck{Name: p.Name, Status: p.Status, VerifiedBy: p.VerifiedBy, Error: p.Error}

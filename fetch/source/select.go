@@ -1,9 +1,7 @@
 package source
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strconv"
@@ -146,12 +144,11 @@ func digitRun(s string) (run, rest string) {
 
 // Promised returns the names a set must have that its listing lacks, each
 // with the fact that promises it, whatever the source: a gap in numbered
-// names (x.000 and x.002 without x.001; x.tar.gz.1 and .3 without .2),
-// the volumes a Bitrix first volume's LN field names, and what an
-// Expecter knows. The LN field is read from head, the first part's first
-// bytes when the caller has them on disk already, else from the source
-// (one short read of integrity.BitrixHeaderLen bytes).
-func Promised(ctx context.Context, src Source, set Set, head []byte) (map[string]string, error) {
+// names (x.000 and x.002 without x.001; x.tar.gz.1 and .3 without .2) and
+// what an Expecter knows. The volumes a Bitrix first volume's LN field
+// names are checked on the first volume once it is on disk
+// (LastVolumes), so that no source is read twice for them.
+func Promised(src Source, set Set) map[string]string {
 	out := map[string]string{}
 	names := make([]string, len(set.Parts))
 	for i, o := range set.Parts {
@@ -165,30 +162,24 @@ func Promised(ctx context.Context, src Source, set Set, head []byte) (map[string
 			out[n] = "named by the first volume's LN field"
 		}
 	}
-	if len(set.Parts) == 0 || set.Parts[0].Size < integrity.BitrixHeaderLen {
-		return out, nil
+	return out
+}
+
+// LastVolumes returns the volumes the LN field in head, the first bytes
+// of the set's first part called first, names (first.1 … first.LN) that
+// names lacks; nil when head is no Bitrix first volume.
+func LastVolumes(first string, head []byte, names []string) []string {
+	h, ok := integrity.ParseBitrixVolumeHeader(head)
+	if !ok {
+		return nil
 	}
-	first := set.Parts[0]
-	if len(head) < integrity.BitrixHeaderLen {
-		rc, err := src.ReadRange(ctx, first, 0, integrity.BitrixHeaderLen)
-		if err != nil {
-			return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
-		}
-		head = make([]byte, integrity.BitrixHeaderLen)
-		_, err = io.ReadFull(rc, head)
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read the head of %s: %w", first.Name, err)
-		}
-	}
-	if h, ok := integrity.ParseBitrixVolumeHeader(head); ok {
-		for v := 1; v <= h.LastVolume; v++ {
-			if n := fmt.Sprintf("%s.%d", first.Name, v); !slices.Contains(names, n) {
-				out[n] = "named by the first volume's LN field"
-			}
+	var out []string
+	for v := 1; v <= h.LastVolume; v++ {
+		if n := fmt.Sprintf("%s.%d", first, v); !slices.Contains(names, n) {
+			out = append(out, n)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Gaps returns the names missing between numbered siblings: for each
