@@ -328,4 +328,3 @@ func detectChecks(path, name string, setNames []string) integrity.CheckOptions {
 	n, _ := io.ReadFull(f, head)
 	return integrity.DetectChecks(name, head[:n], setNames)
 }
-
