@@ -13,8 +13,10 @@ import (
 	"github.com/haul-dev/haul/integrity"
 )
 
-// StateVersion is the format version of state.json.
-const StateVersion = 1
+// StateVersion is the format version of state.json this haul writes:
+// 2 has binary piece digests, in-piece progress and the generation that
+// ties state.log to it. Version 1 files (hex digests, no log) still load.
+const StateVersion = 2
 
 // Part statuses, as shown by `haul status` and `haul verify`.
 const (
@@ -35,7 +37,10 @@ type State struct {
 	PieceSize int64     `json:"piece_size"`
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"`
-	Parts     []*Part   `json:"parts"`
+	// Gen numbers the snapshots: state.log applies to the snapshot of
+	// its own generation only (store.go).
+	Gen   uint64  `json:"gen,omitempty"`
+	Parts []*Part `json:"parts"`
 }
 
 // Part is one part of the set and its progress.
@@ -55,9 +60,11 @@ type Part struct {
 	Refs []integrity.Reference `json:"refs,omitempty"`
 	// Done marks the pieces whose bytes are fsynced in NAME.partial (or NAME).
 	Done Bitmap `json:"done"`
-	// Hashes are the digests (PieceHash) of each done piece as written,
-	// hex; "" where not done.
-	Hashes []string `json:"hashes,omitempty"`
+	// Hashes are the digests (PieceHash) of each done piece as written.
+	Hashes Digests `json:"hashes,omitzero"`
+	// Partial is how far each unfinished piece durably got, so that a
+	// resumed piece continues there rather than from its start.
+	Partial []Progress `json:"partial,omitempty"`
 	// PieceHash names the digest in Hashes: PieceSHA256 (also "") when
 	// the pieces are compared with a manifest's as they land (a manifest
 	// and no other whole-part SHA-256 reference, or a repair), else
@@ -114,6 +121,64 @@ func (p *Part) SetProof(s Stamp, crc string) {
 // longer the proven ones.
 func (p *Part) ClearProof() { p.SetProof(Stamp{}, "") }
 
+// Progress says that the first Bytes bytes of a piece are fsynced in the
+// part file, and Sum is their digest in Algo (a PieceHash value): a
+// resumed piece re-reads them, checks Sum and goes on from there.
+type Progress struct {
+	Piece int    `json:"piece"`
+	Bytes int64  `json:"bytes"`
+	Algo  string `json:"algo,omitempty"`
+	Sum   []byte `json:"sum"`
+}
+
+// ProgressOf returns the progress recorded for piece i.
+func (p *Part) ProgressOf(i int) (Progress, bool) {
+	for _, pr := range p.Partial {
+		if pr.Piece == i {
+			return pr, true
+		}
+	}
+	return Progress{}, false
+}
+
+// SetProgress records pr, replacing what piece pr.Piece had; zero bytes
+// forget the piece's progress.
+func (p *Part) SetProgress(pr Progress) {
+	for k := range p.Partial {
+		if p.Partial[k].Piece == pr.Piece {
+			if pr.Bytes <= 0 {
+				p.Partial = append(p.Partial[:k], p.Partial[k+1:]...)
+			} else {
+				p.Partial[k] = pr
+			}
+			return
+		}
+	}
+	if pr.Bytes > 0 {
+		p.Partial = append(p.Partial, pr)
+	}
+}
+
+// SetPiece records piece i (of n) as durable with digest sum.
+func (p *Part) SetPiece(i, n int, sum []byte) {
+	p.Done.Set(i)
+	p.Hashes.Set(i, n, sum)
+	p.SetProgress(Progress{Piece: i})
+}
+
+// ClearPiece forgets piece i: its bytes must be fetched again.
+func (p *Part) ClearPiece(i int) {
+	p.Done.Clear(i)
+	p.Hashes.Clear(i)
+	p.SetProgress(Progress{Piece: i})
+}
+
+// ResetPieces forgets every piece and all progress inside pieces.
+func (p *Part) ResetPieces() {
+	p.Done, p.Partial = nil, nil
+	p.Hashes.Reset()
+}
+
 // Piece digests for Part.Hashes.
 const (
 	PieceSHA256 = "sha256"
@@ -158,7 +223,8 @@ func (s *State) Find(name string) *Part {
 	return nil
 }
 
-// BytesDone is the sum of the sizes of done pieces.
+// BytesDone is the sum of the sizes of done pieces and of the durable
+// progress inside unfinished ones.
 func (p *Part) BytesDone(pieceSize int64) int64 {
 	if p.Status == Verified || p.Status == Unverified {
 		return p.Size
@@ -168,6 +234,11 @@ func (p *Part) BytesDone(pieceSize int64) int64 {
 		if p.Done.Has(i) {
 			_, n := PieceRange(p.Size, pieceSize, i)
 			done += n
+		}
+	}
+	for _, pr := range p.Partial {
+		if !p.Done.Has(pr.Piece) {
+			done += pr.Bytes
 		}
 	}
 	return done

@@ -1,22 +1,27 @@
-// Committing: written pieces become durable (fsync, then state.json) in
-// group commits, and complete parts go to the verifier.
+// Committing: written pieces, the progress inside pieces in flight and
+// changed part records become durable together — fsync of the part files
+// and of DEST first, then one append to the state log with one fsync —
+// and parts whose pieces are all durable go to the verifiers.
 
 package fetch
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
+	"os"
 	"time"
 
+	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
-// committer makes written pieces durable as soon as they are written:
-// fsync the files first, then record the pieces in state.json. Pieces
-// written while a commit runs go into the next one (group commit). Parts
-// whose pieces are all durable go to the verifier.
+// committer commits every commitInterval, at once when the backlog of
+// written pieces is full, and a last time when the workers have stopped:
+// what they left in flight is then kept.
 func (e *engine) committer(stop <-chan struct{}, verifyQ chan<- *partRun) error {
-	t := time.NewTicker(time.Second) // a safety net; nudges do the work
+	t := time.NewTicker(commitInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -31,58 +36,127 @@ func (e *engine) committer(stop <-chan struct{}, verifyQ chan<- *partRun) error 
 	}
 }
 
+// pending is what one commit makes durable of one part.
+type pending struct {
+	r        *partRun
+	f        *os.File
+	pieces   map[int][]byte
+	progress []chunk.Progress
+}
+
 func (e *engine) commit(verifyQ chan<- *partRun) error {
 	e.mu.Lock()
-	e.commitsStarted++
-	seq := e.commitsStarted
-	// The pieces stay in r.written until Done holds them, so that no
-	// worker takes them for missing in between.
-	batch := map[*partRun]map[int]string{}
-	for _, r := range e.runs {
+	var batch []pending
+	for r := range e.touched {
+		pd := pending{r: r, f: r.f}
 		if len(r.written) > 0 {
-			batch[r] = maps.Clone(r.written)
+			// The pieces stay in r.written until Done holds them, so
+			// that no worker takes them for missing in between.
+			pd.pieces = maps.Clone(r.written)
 		}
+		for i, fl := range r.flights {
+			if pr, ok := e.headProgress(r, i, fl); ok && pr.Bytes > fl.saved {
+				pd.progress = append(pd.progress, pr)
+			}
+		}
+		for _, pr := range r.stopped {
+			pd.progress = append(pd.progress, pr)
+		}
+		clear(r.stopped)
+		batch = append(batch, pd)
 	}
+	syncDir := e.dirtyDir
+	e.dirtyDir = false
 	e.mu.Unlock()
-	done := func() {
-		e.mu.Lock()
-		e.commitsDone = seq
-		e.signal()
-		e.mu.Unlock()
-	}
-	if len(batch) == 0 {
-		done()
-		return nil
-	}
-	for r := range batch {
-		if err := r.f.Sync(); err != nil {
-			return source.Permanent(fmt.Errorf("fsync %s: %w", e.partialPath(r.p.Name), err))
+
+	// Data first: the log must never name bytes that are not on disk.
+	for _, pd := range batch {
+		if pd.f != nil && (len(pd.pieces) > 0 || len(pd.progress) > 0) {
+			if err := pd.f.Sync(); err != nil {
+				return source.Permanent(fmt.Errorf("fsync %s: %w", e.partialPath(pd.r.p.Name), err))
+			}
 		}
 	}
+	if syncDir {
+		if err := atomicfile.SyncDir(e.opts.Dest); err != nil {
+			return source.Permanent(fmt.Errorf("fsync %s: %w", e.opts.Dest, err))
+		}
+	}
+
+	var recs []chunk.Record
 	var ready []*partRun
 	e.mu.Lock()
-	for r, pcs := range batch {
-		if len(r.p.Hashes) != r.n {
-			r.p.Hashes = make([]string, r.n)
-		}
-		for i, sum := range pcs {
-			r.p.Done.Set(i)
-			r.p.Hashes[i] = sum
+	for _, pd := range batch {
+		r, p := pd.r, pd.r.p
+		for i, sum := range pd.pieces {
+			if !p.Done.Has(i) {
+				r.doneN++
+			}
+			p.SetPiece(i, r.n, sum)
 			delete(r.written, i)
+			e.backlog--
+			recs = append(recs, chunk.PieceRecord(p.Name, i, sum))
+		}
+		for _, pr := range pd.progress {
+			old, _ := p.ProgressOf(pr.Piece)
+			if p.Done.Has(pr.Piece) || (old.Bytes == pr.Bytes && bytes.Equal(old.Sum, pr.Sum)) {
+				continue
+			}
+			p.SetProgress(pr)
+			if fl := r.flights[pr.Piece]; fl != nil {
+				fl.saved = pr.Bytes
+			}
+			recs = append(recs, chunk.ProgressRecord(p.Name, pr))
+		}
+		if r.dirty {
+			r.dirty = false
+			recs = append(recs, chunk.PartRecord(clonePart(p)))
+		}
+		if len(r.written) == 0 && len(r.flights) == 0 && len(r.stopped) == 0 && !r.dirty {
+			delete(e.touched, r)
 		}
 		if r.allDone() && !r.verifying && !r.settled() {
 			r.verifying = true
 			ready = append(ready, r)
+			if r.f != nil {
+				// Every byte is synced; the proof reads the file by its
+				// name. Closed now, no file stays open while parts
+				// wait for a verifier.
+				if err := r.f.Close(); err != nil {
+					e.mu.Unlock()
+					return source.Permanent(fmt.Errorf("close %s: %w", e.partialPath(p.Name), err))
+				}
+				r.f = nil
+			}
 		}
 	}
 	e.mu.Unlock()
-	if err := e.save(); err != nil {
-		return err
+	if len(recs) == 0 {
+		return nil
 	}
-	done()
+	if err := e.store.Append(recs...); err != nil {
+		return source.Permanent(err)
+	}
+	if e.store.Full() {
+		if err := e.save(); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.signal()
+	e.mu.Unlock()
 	// Verified only once the state says every piece is on disk.
 	for _, r := range ready {
 		verifyQ <- r // room for every part: each is queued once at a time
 	}
 	return nil
+}
+
+// clonePart copies p so that a record of it can be encoded outside e.mu.
+func clonePart(p *chunk.Part) *chunk.Part {
+	cp := *p
+	cp.Done = bytes.Clone(p.Done)
+	cp.Hashes = p.Hashes.Clone()
+	cp.Partial = append([]chunk.Progress(nil), p.Partial...)
+	return &cp
 }

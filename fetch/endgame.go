@@ -13,9 +13,10 @@
 package fetch
 
 import (
-	"encoding/hex"
+	"bytes"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"slices"
@@ -64,6 +65,17 @@ func (s *span) eta(now time.Time, minAge time.Duration) time.Duration {
 type flight struct {
 	off, n int64
 	spans  []*span
+	// head is the span that starts at the piece's first byte (or where
+	// its durable progress ended), and h the digest of the bytes from the
+	// piece's start to head.pos, fed by head's worker under head.mu; nil
+	// while a resumed prefix is being read back. They give the progress
+	// each commit records (headProgress).
+	head *span
+	h    hash.Hash
+	// resume is the durable progress the flight starts from: its bytes
+	// are read back into h before the head span pulls (resumeHead).
+	resume chunk.Progress
+	saved  int64 // the progress bytes the state holds for the piece
 	// split is set once a span of the piece was split: the piece's digest
 	// is then read back from the file, as no worker saw all its bytes.
 	split bool
@@ -91,14 +103,77 @@ const (
 // Callers hold e.mu.
 func (e *engine) newFlight(r *partRun, i int) job {
 	off, n := chunk.PieceRange(r.p.Size, e.st.PieceSize, i)
-	sp := newSpan(off, off+n)
-	fl := &flight{off: off, n: n, spans: []*span{sp}}
+	pr, ok := r.stopped[i]
+	if ok {
+		delete(r.stopped, i) // this flight's own progress supersedes it
+	} else {
+		pr, ok = r.p.ProgressOf(i)
+	}
+	fl := &flight{off: off, n: n}
+	if ok && pr.Bytes > 0 && pr.Bytes < n {
+		fl.resume, fl.saved = pr, pr.Bytes
+	} else {
+		fl.h = chunk.NewPieceHash(r.p.PieceHash)
+	}
+	sp := newSpan(off+fl.resume.Bytes, off+n)
+	fl.spans, fl.head = []*span{sp}, sp
 	if r.flights == nil {
-		r.flights = map[int]*flight{}
+		r.flights, r.inflight = map[int]*flight{}, map[int]bool{}
 	}
 	r.flights[i] = fl
 	r.inflight[i] = true
+	e.flying[r] = true
+	e.touch(r)
 	return job{r: r, i: i, fl: fl, sp: sp}
+}
+
+// headProgress is how far piece i has got from its start: the bytes up
+// to its head span's position, and their digest. Callers hold e.mu.
+func (e *engine) headProgress(r *partRun, i int, fl *flight) (chunk.Progress, bool) {
+	if fl == nil || fl.h == nil || fl.head == nil {
+		return chunk.Progress{}, false
+	}
+	sp := fl.head
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.pos <= fl.off || sp.pos >= fl.off+fl.n {
+		return chunk.Progress{}, false
+	}
+	return chunk.Progress{Piece: i, Bytes: sp.pos - fl.off, Algo: r.p.PieceHash, Sum: fl.h.Sum(nil)}, true
+}
+
+// resumeHead returns the digest the head span of fl feeds. For a flight
+// that resumes durable progress it first reads that prefix back from the
+// part file and checks it against the digest recorded; when it does not
+// match (the file changed since), the piece starts from its first byte.
+func (e *engine) resumeHead(r *partRun, fl *flight, buf []byte) (hash.Hash, error) {
+	e.mu.Lock()
+	h, pr := fl.h, fl.resume
+	e.mu.Unlock()
+	if h != nil {
+		return h, nil
+	}
+	h = chunk.NewPieceHash(r.p.PieceHash)
+	check, w := h, io.Writer(h)
+	if !samePieceHash(pr.Algo, r.p.PieceHash) { // one read feeds both digests
+		check = chunk.NewPieceHash(pr.Algo)
+		w = io.MultiWriter(h, check)
+	}
+	if _, err := io.CopyBuffer(w, io.NewSectionReader(r.f, fl.off, pr.Bytes), buf); err != nil {
+		return nil, source.Permanent(fmt.Errorf("read back %s: %w", e.partialPath(r.p.Name), err))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !bytes.Equal(check.Sum(nil), pr.Sum) {
+		sp := fl.head
+		sp.mu.Lock()
+		sp.pos, sp.from = fl.off, fl.off
+		sp.mu.Unlock()
+		h.Reset()
+		fl.saved = 0
+	}
+	fl.h, fl.resume = h, chunk.Progress{}
+	return h, nil
 }
 
 // steal splits the span that would end last among the pieces in flight
@@ -113,7 +188,7 @@ func (e *engine) steal() (j job, ok, busy bool) {
 	var latest time.Duration
 	now := time.Now()
 	minAge, minTime := e.splitTimes()
-	for _, r := range e.runs {
+	for r := range e.flying {
 		if r.settled() || r.verifying || r.whole {
 			continue
 		}
@@ -191,22 +266,23 @@ func (e *engine) leave(fl *flight, sp *span, err error) (last bool, ferr error) 
 // again puts the whole of fl back on one new span, for the worker that
 // fetches it again after its digest did not match. Callers are the last
 // span's worker, so no other span of fl runs.
-func (e *engine) again(fl *flight) *span {
+func (e *engine) again(r *partRun, fl *flight) (*span, hash.Hash) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sp := newSpan(fl.off, fl.off+fl.n)
-	fl.spans, fl.split, fl.err = []*span{sp}, false, nil
-	return sp
+	fl.spans, fl.head, fl.split, fl.err = []*span{sp}, sp, false, nil
+	fl.h = chunk.NewPieceHash(r.p.PieceHash)
+	return sp, fl.h
 }
 
 // readBack computes the digest of a piece from the part file, once all
 // its spans are written.
-func (e *engine) readBack(r *partRun, fl *flight, buf []byte) (string, error) {
+func (e *engine) readBack(r *partRun, fl *flight, buf []byte) ([]byte, error) {
 	h := chunk.NewPieceHash(r.p.PieceHash)
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(r.f, fl.off, fl.n), buf); err != nil {
-		return "", source.Permanent(fmt.Errorf("read back %s: %w", e.partialPath(r.p.Name), err))
+		return nil, source.Permanent(fmt.Errorf("read back %s: %w", e.partialPath(r.p.Name), err))
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return h.Sum(nil), nil
 }
 
 // errSpanEnded tells a worker that its span ended and another span of the

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +13,7 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/retry"
+	"github.com/haul-dev/haul/internal/units"
 )
 
 // engine moves the pieces of one set into DEST.
@@ -22,17 +23,28 @@ type engine struct {
 
 	mu      sync.Mutex
 	st      *chunk.State
+	store   *chunk.Store
 	runs    []*partRun
 	changed chan struct{} // closed and replaced on every change, under mu
 	stop    error         // why the workers stop early (nil while running)
 	pulled  atomic.Int64  // bytes pulled in this call (Summary.Pulled); opts.Meter counts the run
-	// nudge asks the committer for a commit now; commitsStarted and
-	// commitsDone number the commits (under mu), so a worker can wait
-	// until the piece it wrote is durable.
-	nudge          chan struct{}
-	commitsStarted uint64
-	commitsDone    uint64
-	answer         time.Duration // a request's time to its headers, smoothed (endgame.go)
+	// nudge asks the committer for a commit now (the backlog is full);
+	// otherwise it commits every commitInterval. backlog counts the
+	// pieces written and not yet committed.
+	nudge   chan struct{}
+	backlog int
+	answer time.Duration // a request's time to its headers, smoothed (endgame.go)
+	// first is the first run that may have a piece to hand out: runs
+	// before it have none until an event that lowers it (reopen). open is
+	// the first run not settled; settled runs stay so within a run.
+	first, open int
+	// flying holds the runs with pieces in flight (steal looks only
+	// there); touched the runs with something for the next commit:
+	// pieces written, progress in flight or stopped, a changed record.
+	flying, touched map[*partRun]bool
+	// dirtyDir is set when a part file was renamed since the last commit,
+	// which then fsyncs DEST before the records that mention the rename.
+	dirtyDir bool
 
 	saveMu sync.Mutex
 	// hashed names the parts whose piece hashes this process computed
@@ -43,17 +55,34 @@ type engine struct {
 	repair bool
 }
 
+// commitInterval is how often written pieces and the progress inside
+// pieces in flight become durable: a kill -9 loses about this much of
+// each connection's transfer, and the state is written at most this
+// often whatever the number of pieces.
+const commitInterval = 100 * time.Millisecond
+
+// maxBacklog bounds the pieces written and not yet committed: a worker
+// waits for a commit beyond it, so that a disk slow to fsync holds up
+// the transfer rather than gathering open files and unsynced data.
+const maxBacklog = 256
+
 // partRun is the live side of one part while the engine runs.
 type partRun struct {
-	p         *chunk.Part
-	obj       source.Object
-	n         int // pieces
-	f         *os.File
-	inflight  map[int]bool
-	flights   map[int]*flight // the pieces in inflight, with their spans
-	written   map[int]string  // piece → sha256, written but not yet fsynced
-	verifying bool
-	pieceRefs []string // per-piece SHA-256 from a manifest, nil when none
+	p   *chunk.Part
+	obj source.Object
+	idx int // in engine.runs
+	n   int // pieces
+	f   *os.File
+	// doneN counts the pieces in p.Done; cursor is the first piece that
+	// may be missing and not in flight (lowered when one becomes so).
+	doneN, cursor int
+	inflight      map[int]bool
+	flights       map[int]*flight   // the pieces in inflight, with their spans
+	written       map[int][]byte    // piece → digest, written but not yet fsynced
+	stopped       map[int]chunk.Progress // progress of pieces that left flight unfinished, not yet durable
+	dirty         bool              // p changed beyond its pieces: the next commit records it whole
+	verifying     bool
+	pieceRefs     []string // per-piece SHA-256 from a manifest, nil when none
 	// whole is set when the server ignores Range for this object: it is
 	// then fetched in one stream (streaming) by one worker.
 	whole, streaming bool
@@ -67,14 +96,7 @@ func (r *partRun) missing(i int) bool {
 }
 
 // anyMissing reports whether some piece is still to be fetched.
-func (r *partRun) anyMissing() bool {
-	for i := 0; i < r.n; i++ {
-		if r.missing(i) {
-			return true
-		}
-	}
-	return false
-}
+func (r *partRun) anyMissing() bool { return r.doneN+len(r.written) < r.n }
 
 func (r *partRun) settled() bool {
 	switch r.p.Status {
@@ -84,7 +106,7 @@ func (r *partRun) settled() bool {
 	return false
 }
 
-func (r *partRun) allDone() bool { return r.p.Done.Count(r.n) == r.n }
+func (r *partRun) allDone() bool { return r.doneN >= r.n }
 
 func (e *engine) dir() destDir { return destDir(e.opts.Dest) }
 
@@ -98,22 +120,26 @@ func (e *engine) signal() {
 	e.changed = make(chan struct{})
 }
 
-// save writes the state durably. The marshal happens under e.mu.
+// reopen says that run r may have pieces to hand out again (one left
+// flight unfinished, a proof sent pieces back, a stream ended) from
+// piece i on. Callers hold e.mu.
+func (e *engine) reopen(r *partRun, i int) {
+	r.cursor = min(r.cursor, max(i, 0))
+	e.first = min(e.first, r.idx)
+}
+
+// touch marks r for the next commit. Callers hold e.mu.
+func (e *engine) touch(r *partRun) { e.touched[r] = true }
+
+// save writes a snapshot of the whole state, which empties the log.
+// Parts are encoded one by one under e.mu.
 func (e *engine) save() error {
 	e.saveMu.Lock()
 	defer e.saveMu.Unlock()
-	e.mu.Lock()
-	snapshot := *e.st
-	parts := make([]*chunk.Part, len(e.st.Parts))
-	for i, p := range e.st.Parts {
-		cp := *p
-		cp.Done = slices.Clone(p.Done)
-		cp.Hashes = slices.Clone(p.Hashes)
-		parts[i] = &cp
+	if e.store == nil {
+		e.store = chunk.NewStore(e.opts.Dest)
 	}
-	snapshot.Parts = parts
-	e.mu.Unlock()
-	if err := chunk.Save(e.opts.Dest, &snapshot); err != nil {
+	if err := e.store.SnapshotLocked(e.st, &e.mu); err != nil {
 		return fmt.Errorf("save state in %s: %w", e.opts.Dest, err)
 	}
 	return nil
@@ -127,8 +153,9 @@ type job struct {
 }
 
 // run fetches every pending piece with opts.Connections workers, commits
-// written pieces about once a second, and verifies each part as it
-// completes, until every part is settled or the run must stop.
+// written pieces and the progress inside pieces in flight about once a
+// second, and verifies parts as they complete, one per core at a time,
+// until every part is settled or the run must stop.
 func (e *engine) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -136,12 +163,10 @@ func (e *engine) run(ctx context.Context) error {
 	verifyQ := make(chan *partRun, len(e.runs))
 	e.nudge = make(chan struct{}, 1)
 	e.mu.Lock()
+	e.first, e.open, e.backlog = 0, 0, 0
+	e.flying, e.touched = map[*partRun]bool{}, map[*partRun]bool{}
 	for _, r := range e.runs {
-		if !r.settled() && r.n > 0 && r.allDone() {
-			r.verifying = true
-			verifyQ <- r
-		}
-		if r.n == 0 && !r.settled() { // an empty part is complete at once
+		if !r.settled() && r.allDone() { // an empty part is complete at once
 			r.verifying = true
 			verifyQ <- r
 		}
@@ -150,11 +175,7 @@ func (e *engine) run(ctx context.Context) error {
 
 	var workers sync.WaitGroup
 	for w := 0; w < e.opts.Connections; w++ {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			e.worker(ctx)
-		}()
+		workers.Go(func() { e.worker(ctx) })
 	}
 	stopCommit := make(chan struct{})
 	commitDone := make(chan struct{})
@@ -164,18 +185,18 @@ func (e *engine) run(ctx context.Context) error {
 			e.halt(err)
 		}
 	}()
-	verifyDone := make(chan struct{})
-	go func() {
-		defer close(verifyDone)
-		e.verifier(ctx, verifyQ)
-	}()
+	var verifiers sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(e.runs))) {
+		verifiers.Go(func() { e.verifier(ctx, verifyQ) })
+	}
 	// Shutdown order: workers, then the committer's last commit (which
-	// may still queue parts), then the verifier.
+	// records the progress of the pieces they left and may still queue
+	// parts), then the verifiers.
 	workers.Wait()
 	close(stopCommit)
 	<-commitDone
 	close(verifyQ)
-	<-verifyDone
+	verifiers.Wait()
 
 	e.closeFiles()
 	if err := e.save(); err != nil {
@@ -191,9 +212,36 @@ func (e *engine) run(ctx context.Context) error {
 	case stop == nil:
 		return nil
 	case errors.Is(stop, context.Canceled), errors.Is(stop, context.DeadlineExceeded):
-		return interrupted(ctx)
+		return e.interrupted(ctx)
 	}
 	return stop
+}
+
+// interrupted is the error of a fetch that ctx stopped. It says what the
+// state keeps, every byte of which the next run does not pull again.
+func (e *engine) interrupted(ctx context.Context) error {
+	kept, inPieces := e.kept()
+	return fmt.Errorf("%w (%v); state saved with %s of unfinished parts (%s of it inside unfinished pieces): run the same command again to continue",
+		ErrInterrupted, context.Cause(ctx), units.FormatBytes(kept), units.FormatBytes(inPieces))
+}
+
+// kept returns the durable bytes of the parts not yet complete, and how
+// many of them are progress inside unfinished pieces.
+func (e *engine) kept() (kept, inPieces int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.st.Parts {
+		if p.Complete() {
+			continue
+		}
+		kept += p.BytesDone(e.st.PieceSize)
+		for _, pr := range p.Partial {
+			if !p.Done.Has(pr.Piece) {
+				inPieces += pr.Bytes
+			}
+		}
+	}
+	return kept, inPieces
 }
 
 // interrupted is the error of a run that ctx stopped.
@@ -223,7 +271,8 @@ func (e *engine) closeFiles() {
 }
 
 // next hands out the next piece, earliest part first, or false when the
-// worker should end.
+// worker should end. It resumes where the last hand-out stopped (first,
+// cursor), so a hand-out costs no scan of the pieces handed out before.
 func (e *engine) next(ctx context.Context) (job, bool) {
 	for {
 		e.mu.Lock()
@@ -231,30 +280,15 @@ func (e *engine) next(ctx context.Context) (job, bool) {
 			e.mu.Unlock()
 			return job{}, false
 		}
-		settled := true
-		for _, r := range e.runs {
-			if r.settled() {
-				continue
-			}
-			settled = false
-			if r.verifying {
-				continue
-			}
-			if r.whole {
-				// One stream, once no piece of the part is in flight.
-				if !r.streaming && len(r.inflight) == 0 && r.anyMissing() {
-					r.streaming = true
-					e.mu.Unlock()
-					return job{r: r, i: wholeJob}, true
-				}
-				continue
-			}
-			for i := 0; i < r.n; i++ {
-				if r.missing(i) && !r.inflight[i] {
-					j := e.newFlight(r, i)
-					e.mu.Unlock()
-					return j, true
-				}
+		for e.open < len(e.runs) && e.runs[e.open].settled() {
+			e.open++
+		}
+		settled := e.open == len(e.runs)
+		e.first = max(e.first, e.open)
+		for ; e.first < len(e.runs); e.first++ {
+			if j, ok := e.handOut(e.runs[e.first]); ok {
+				e.mu.Unlock()
+				return j, true
 			}
 		}
 		var poll *time.Timer
@@ -293,6 +327,27 @@ func (e *engine) next(ctx context.Context) (job, bool) {
 	}
 }
 
+// handOut returns a job of run r, if it has one now. Callers hold e.mu.
+func (e *engine) handOut(r *partRun) (job, bool) {
+	if r.settled() || r.verifying {
+		return job{}, false
+	}
+	if r.whole {
+		// One stream, once no piece of the part is in flight.
+		if !r.streaming && len(r.inflight) == 0 && r.anyMissing() {
+			r.streaming = true
+			return job{r: r, i: wholeJob}, true
+		}
+		return job{}, false
+	}
+	for ; r.cursor < r.n; r.cursor++ {
+		if r.missing(r.cursor) && !r.inflight[r.cursor] {
+			return e.newFlight(r, r.cursor), true
+		}
+	}
+	return job{}, false
+}
+
 func (e *engine) worker(ctx context.Context) {
 	buf := make([]byte, 256<<10)
 	for {
@@ -308,19 +363,16 @@ func (e *engine) worker(ctx context.Context) {
 		if errors.Is(err, errSpanEnded) {
 			continue // another span of the piece is still running
 		}
-		if commit := e.finish(ctx, j, sum, err); commit > 0 {
-			// A piece counts as in flight until it is durable: a kill
-			// then loses at most one piece per connection.
-			e.awaitCommit(ctx, commit)
-		}
+		e.finish(ctx, j, sum, err)
+		e.awaitRoom(ctx)
 	}
 }
 
-// awaitCommit waits until commit number seq is done (or the run stops).
-func (e *engine) awaitCommit(ctx context.Context, seq uint64) {
+// awaitRoom waits while the commit backlog is full (or the run stops).
+func (e *engine) awaitRoom(ctx context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for e.commitsDone < seq && e.stop == nil && ctx.Err() == nil {
+	for e.backlog >= maxBacklog && e.stop == nil && ctx.Err() == nil {
 		ch := e.changed
 		e.mu.Unlock()
 		select {
@@ -331,18 +383,28 @@ func (e *engine) awaitCommit(ctx context.Context, seq uint64) {
 	}
 }
 
-// finish records the outcome of one piece. For a piece written it asks
-// for a commit and returns the number of the commit that will hold it.
-func (e *engine) finish(ctx context.Context, j job, sum string, err error) (commit uint64) {
+// finish records the outcome of one piece: written (the next commit
+// makes it durable), or back to missing with the progress it made kept
+// for the next flight and the next commit.
+func (e *engine) finish(ctx context.Context, j job, sum []byte, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := j.r
-	delete(r.inflight, j.i)
-	delete(r.flights, j.i)
 	defer e.signal()
+	if err != nil {
+		if pr, ok := e.headProgress(r, j.i, j.fl); ok && !errors.Is(err, errPieceMismatch) {
+			if r.stopped == nil {
+				r.stopped = map[int]chunk.Progress{}
+			}
+			r.stopped[j.i] = pr
+			e.touch(r)
+		}
+		e.reopen(r, j.i)
+	}
+	e.land(r, j.i)
 	switch {
 	case err == nil:
-		return e.written(r, j.i, sum)
+		e.written(r, j.i, sum)
 	case errors.Is(err, source.ErrRangeIgnored):
 		if !r.whole {
 			r.whole = true
@@ -351,22 +413,37 @@ func (e *engine) finish(ctx context.Context, j job, sum string, err error) (comm
 	default:
 		e.failed(ctx, r, err)
 	}
-	return 0
 }
 
-// written records a piece written to the part file and asks for the
-// commit that makes it durable; it returns that commit's number. Callers
-// hold e.mu.
-func (e *engine) written(r *partRun, i int, sum string) (commit uint64) {
+// land takes piece i of r out of flight. Callers hold e.mu.
+func (e *engine) land(r *partRun, i int) {
+	delete(r.inflight, i)
+	delete(r.flights, i)
+	if len(r.flights) == 0 {
+		delete(e.flying, r)
+	}
+}
+
+// written records a piece written to the part file for the next commit.
+// Callers hold e.mu.
+func (e *engine) written(r *partRun, i int, sum []byte) {
+	if r.written == nil {
+		r.written = map[int][]byte{}
+	}
+	if _, ok := r.written[i]; !ok {
+		e.backlog++
+	}
 	r.written[i] = sum
+	e.touch(r)
 	if r.p.Status == chunk.Pending {
 		r.p.Status = chunk.Partial
 	}
-	select {
-	case e.nudge <- struct{}{}:
-	default: // a commit is already asked for; it starts after this write
+	if e.backlog >= maxBacklog {
+		select {
+		case e.nudge <- struct{}{}:
+		default: // a commit is already asked for
+		}
 	}
-	return e.commitsStarted + 1
 }
 
 // finishWhole records the outcome of a whole-object stream.
@@ -375,6 +452,7 @@ func (e *engine) finishWhole(ctx context.Context, r *partRun, err error) {
 	defer e.mu.Unlock()
 	defer e.signal()
 	r.streaming = false
+	e.reopen(r, 0)
 	if err != nil {
 		e.failed(ctx, r, err)
 	}
@@ -397,6 +475,8 @@ func (e *engine) failed(ctx context.Context, r *partRun, err error) {
 			e.stop = err
 		}
 	case retry.Classify(err) == retry.Data:
+		e.touch(r)
+		r.dirty = true
 		r.p.Status = chunk.Broken
 		r.p.Error = err.Error()
 		if e.repair {

@@ -4,8 +4,8 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -97,10 +97,11 @@ func (e *engine) prepare(ctx context.Context) error {
 		if p.Status == chunk.Missing {
 			p.Status = chunk.Pending
 		}
-		r := &partRun{p: p, obj: o, n: chunk.Pieces(p.Size, st.PieceSize), inflight: map[int]bool{}, written: map[int]string{}}
+		r := &partRun{p: p, obj: o, idx: len(e.runs), n: chunk.Pieces(p.Size, st.PieceSize)}
 		var algo string
 		algo, r.pieceRefs = pieceDigest(p.Refs, st.PieceSize, r.n, e.repair)
 		e.recheck(p, st.PieceSize, algo)
+		r.doneN = p.Done.Count(r.n)
 		parts = append(parts, p)
 		if p.Status == chunk.Broken && !e.repair {
 			// A new run is a new chance: fetch it again from the source.
@@ -173,7 +174,8 @@ func (e *engine) adopt(p *chunk.Part, o source.Object) {
 func (e *engine) resetPart(p *chunk.Part) {
 	os.Remove(e.partialPath(p.Name))
 	os.Remove(e.finalPath(p.Name))
-	p.Done, p.Hashes, p.VerifiedBy, p.Error, p.Attempts = nil, nil, nil, "", 0
+	p.ResetPieces()
+	p.VerifiedBy, p.Error, p.Attempts = nil, "", 0
 	p.Status = chunk.Pending
 }
 
@@ -201,7 +203,7 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 		}
 	}
 	if err != nil || fi.Size() != p.Size {
-		p.Done, p.Hashes = nil, nil
+		p.ResetPieces()
 		if p.Status == chunk.Partial {
 			p.Status = chunk.Pending
 		}
@@ -209,13 +211,17 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 	}
 	// Re-hash what the state says is done; drop what does not match.
 	n := chunk.Pieces(p.Size, pieceSize)
-	if len(p.Hashes) != n {
-		p.Hashes = make([]string, n)
-		p.Done = nil
+	if p.Hashes.Width() > 0 && p.Hashes.Get(n-1) == nil {
+		p.ResetPieces() // digests of another piece size
 	}
+	// Progress inside pieces is checked when its piece is resumed
+	// (resumeHead); here only what cannot be resumed is dropped.
+	p.Partial = slices.DeleteFunc(p.Partial, func(pr chunk.Progress) bool {
+		return pr.Piece < 0 || pr.Piece >= n || p.Done.Has(pr.Piece) || pr.Bytes <= 0
+	})
 	f, err := e.dir().openPlain(e.partialPath(p.Name))
 	if err != nil {
-		p.Done = nil
+		p.ResetPieces()
 		return
 	}
 	defer f.Close()
@@ -227,6 +233,8 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 		return
 	}
 	buf := make([]byte, 1<<20)
+	was := p.Hashes
+	p.Hashes = chunk.Digests{}
 	for i := 0; i < n; i++ {
 		if !p.Done.Has(i) {
 			continue
@@ -239,12 +247,11 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 			w = io.MultiWriter(check, now)
 		}
 		_, err := io.CopyBuffer(w, io.NewSectionReader(f, off, ln), buf)
-		if err != nil || !trusted && hex.EncodeToString(check.Sum(nil)) != p.Hashes[i] {
+		if err != nil || !trusted && !bytes.Equal(check.Sum(nil), was.Get(i)) {
 			p.Done.Clear(i)
-			p.Hashes[i] = ""
 			continue
 		}
-		p.Hashes[i] = hex.EncodeToString(now.Sum(nil))
+		p.Hashes.Set(i, n, now.Sum(nil))
 	}
 }
 

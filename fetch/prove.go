@@ -16,14 +16,11 @@ import (
 	"github.com/haul-dev/haul/integrity"
 )
 
-// verifier proves each complete part in one sequential pass and gives it
-// its final name, or sends its bad pieces back to the workers.
+// verifier proves complete parts one at a time and gives each its final
+// name, or sends its bad pieces back to the workers; run starts one per
+// core. The outcome is recorded by the next commit.
 func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
-	for {
-		r, ok := <-q
-		if !ok {
-			return
-		}
+	for r := range q {
 		if ctx.Err() != nil {
 			e.mu.Lock()
 			r.verifying = false
@@ -31,10 +28,6 @@ func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
 			continue // verified again on the next run
 		}
 		if err := e.verifyPart(ctx, r); err != nil {
-			e.halt(err)
-		} else if err := e.save(); err != nil {
-			// The new name and status are recorded at once, so a kill
-			// cannot leave a verified part that the state calls partial.
 			e.halt(err)
 		}
 		// All parts settled with nothing left in flight? The workers notice.
@@ -66,6 +59,11 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	defer e.mu.Unlock()
 	r.verifying = false
 	p := r.p
+	// The next commit records the outcome, after an fsync of DEST that
+	// makes a rename durable; a kill before it leaves the part to be
+	// proven again (recheck takes it back under its partial name).
+	r.dirty = true
+	e.touch(r)
 	if res.Err == nil {
 		perr := e.dir().promote(p.Name, r.f)
 		if r.f != nil {
@@ -116,11 +114,12 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	}
 	bad := refetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
 	for _, i := range bad {
-		p.Done.Clear(i)
-		if i < len(p.Hashes) {
-			p.Hashes[i] = ""
+		if p.Done.Has(i) {
+			r.doneN--
 		}
+		p.ClearPiece(i)
 	}
+	e.reopen(r, bad[0])
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries)})
 	return nil
 }
@@ -171,11 +170,17 @@ func refetchPieces(size, pieceSize int64, n int, bad []int, badSize int64) []int
 // `haul verify` re-reads everything.
 func (e *engine) provePart(ctx context.Context, r *partRun, path string) integrity.Result {
 	e.mu.Lock()
-	hashes := slices.Clone(r.p.Hashes)
+	var hashes []string
+	if r.pieceRefs != nil && r.p.PieceHash == chunk.PieceSHA256 {
+		hashes = make([]string, r.n)
+		for i := range hashes {
+			hashes[i] = r.p.Hashes.Hex(i)
+		}
+	}
 	e.mu.Unlock()
 	refs := r.p.Refs
 	var proven []string
-	if r.pieceRefs != nil && r.p.PieceHash == chunk.PieceSHA256 {
+	if hashes != nil {
 		refs = nil
 		for _, ref := range r.p.Refs {
 			if bad, ok := integrity.PieceMismatches(ref, e.st.PieceSize, hashes); ok && len(bad) == 0 {
@@ -279,7 +284,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	if err := e.dir().unname(p); err != nil {
 		return err
 	}
-	p.Done, p.Hashes = nil, nil
+	p.ResetPieces()
 	p.Status = chunk.Pending
 	if err := e.save(); err != nil {
 		return err

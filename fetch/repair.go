@@ -143,9 +143,8 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 	n := chunk.Pieces(p.Size, st.PieceSize)
 	p.Attempts = 0
 	p.Status = chunk.Partial
-	p.Hashes = make([]string, n)
+	p.ResetPieces()
 	p.PieceHash = chunk.PieceSHA256 // hashPieces below; prepare converts
-	p.Done = nil
 	local, err := hashPieces(partial, p.Size, st.PieceSize, n)
 	if err != nil {
 		p.Status = chunk.Pending
@@ -181,8 +180,8 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 	}
 	for i := 0; i < n; i++ {
 		if strings.EqualFold(local[i], want[i]) {
-			p.Done.Set(i)
-			p.Hashes[i] = local[i]
+			sum, _ := hex.DecodeString(local[i])
+			p.SetPiece(i, n, sum)
 		}
 	}
 	return nil

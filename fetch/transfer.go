@@ -25,11 +25,12 @@ import (
 // with backoff and resuming inside the span after a cut. The worker of a
 // piece's last span returns the piece's digest (Part.PieceHash), or the
 // first span failure; the others return errSpanEnded.
-func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, error) {
+func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) ([]byte, error) {
 	r, fl, sp := j.r, j.fl, j.sp
-	// h is the piece's digest while one span covers it from its start.
-	h := chunk.NewPieceHash(r.p.PieceHash)
-	var sum string
+	// h is the piece's digest, fed by the head span's worker; the others
+	// feed none (the piece is read back once they are done).
+	var h hash.Hash
+	var sum []byte
 	tries := 0
 	// final ends the tries whatever it is: this span ended while another
 	// of the piece runs, or another span failed first.
@@ -47,6 +48,9 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, err
 	}), func(attempt int) error {
 		tries = attempt
 		err := e.openPart(r)
+		if err == nil && sp == fl.head && h == nil {
+			h, err = e.resumeHead(r, fl, buf)
+		}
 		if err == nil {
 			err = e.pull(ctx, r, sp, h, buf)
 		}
@@ -62,12 +66,12 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, err
 			final = ferr
 			return final
 		}
-		if fl.split {
+		if fl.split || h == nil {
 			sum, err = e.readBack(r, fl, buf)
 		} else {
-			sum = hex.EncodeToString(h.Sum(nil))
+			sum = h.Sum(nil)
 		}
-		if err == nil && (r.pieceRefs == nil || r.pieceRefs[j.i] == sum) {
+		if err == nil && (r.pieceRefs == nil || r.pieceRefs[j.i] == hex.EncodeToString(sum)) {
 			return nil
 		}
 		if err == nil {
@@ -76,17 +80,16 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, err
 			err = errPieceMismatch
 		}
 		// The whole piece again, on this worker.
-		sp = e.again(fl)
-		h.Reset()
+		sp, h = e.again(r, fl)
 		return err
 	})
 	switch {
 	case err == nil:
 		return sum, nil
 	case final != nil:
-		return "", final
+		return nil, final
 	case ctx.Err() != nil:
-		return "", e.quit(fl, sp, ctx.Err())
+		return nil, e.quit(fl, sp, ctx.Err())
 	}
 	var ex *retry.ExhaustedError
 	if errors.As(err, &ex) {
@@ -95,7 +98,7 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) (string, err
 	if ex != nil || badCopy(err, tries) && !stop(err) {
 		err = fmt.Errorf("%s piece %d (bytes %d-%d): %d attempts: %w", r.p.Name, j.i, fl.off, fl.off+fl.n-1, tries, err)
 	}
-	return "", e.quit(fl, sp, err)
+	return nil, e.quit(fl, sp, err)
 }
 
 // openPart opens (and sizes) NAME.partial on first use.
@@ -166,7 +169,9 @@ func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf
 			var werr error
 			if w > 0 {
 				if _, werr = r.f.WriteAt(buf[:w], sp.pos); werr == nil {
-					h.Write(buf[:w])
+					if h != nil {
+						h.Write(buf[:w])
+					}
 					sp.pos += w
 				}
 			}
@@ -279,8 +284,8 @@ func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 		if !need {
 			continue
 		}
-		sum := hex.EncodeToString(h.Sum(nil))
-		if r.pieceRefs != nil && r.pieceRefs[i] != sum {
+		sum := h.Sum(nil)
+		if r.pieceRefs != nil && r.pieceRefs[i] != hex.EncodeToString(sum) {
 			// The retry line names the part.
 			bad = fmt.Errorf("piece %d: %w", i, errPieceMismatch)
 			continue // still missing: the next pass fetches it again

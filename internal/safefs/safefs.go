@@ -14,6 +14,7 @@
 package safefs
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -234,6 +235,15 @@ func (d *Dir) ReadFile(name string) ([]byte, error) {
 // it (never an existing one), fsync, rename over name (a link there is
 // replaced, not followed), fsync of the directory. The file gets perm.
 func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode) error {
+	return d.WriteWith(name, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteWith replaces name durably as WriteFile does, with what fill
+// writes (buffered), so that a large file is never held in memory.
+func (d *Dir) WriteWith(name string, perm os.FileMode, fill func(w io.Writer) error) error {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	tmp := "." + name + ".tmp" + hex.EncodeToString(b[:])
@@ -242,7 +252,11 @@ func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	defer d.root.Remove(tmp) // fails harmlessly after the rename
-	_, werr := f.Write(data)
+	bw := bufio.NewWriterSize(f, 256<<10)
+	werr := fill(bw)
+	if werr == nil {
+		werr = bw.Flush()
+	}
 	if werr == nil {
 		werr = f.Chmod(perm)
 	}
