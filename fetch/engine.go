@@ -33,7 +33,7 @@ type engine struct {
 	// pieces written and not yet committed.
 	nudge   chan struct{}
 	backlog int
-	answer time.Duration // a request's time to its headers, smoothed (endgame.go)
+	answer  time.Duration // a request's time to its headers, smoothed (endgame.go)
 	// first is the first run that may have a piece to hand out: runs
 	// before it have none until an event that lowers it (reopen). open is
 	// the first run not settled; settled runs stay so within a run.
@@ -77,10 +77,10 @@ type partRun struct {
 	// may be missing and not in flight (lowered when one becomes so).
 	doneN, cursor int
 	inflight      map[int]bool
-	flights       map[int]*flight   // the pieces in inflight, with their spans
-	written       map[int][]byte    // piece → digest, written but not yet fsynced
+	flights       map[int]*flight        // the pieces in inflight, with their spans
+	written       map[int][]byte         // piece → digest, written but not yet fsynced
 	stopped       map[int]chunk.Progress // progress of pieces that left flight unfinished, not yet durable
-	dirty         bool              // p changed beyond its pieces: the next commit records it whole
+	dirty         bool                   // p changed beyond its pieces: the next commit records it whole
 	verifying     bool
 	pieceRefs     []string // per-piece SHA-256 from a manifest, nil when none
 	// whole is set when the server ignores Range for this object: it is
