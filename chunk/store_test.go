@@ -130,7 +130,11 @@ func TestStoreKill9(t *testing.T) {
 				lines <- n
 			}
 		}()
-		timer := time.After(time.Duration(30+rng.IntN(300)) * time.Millisecond)
+		// The delay runs from the writer's first durable batch: each
+		// round then lands inside appends and compactions, however slow
+		// the process is to start.
+		delay := time.Duration(rng.IntN(300)) * time.Millisecond
+		var timer <-chan time.Time
 	wait:
 		for {
 			select {
@@ -139,6 +143,9 @@ func TestStoreKill9(t *testing.T) {
 					break wait
 				}
 				acked = max(acked, n)
+				if timer == nil && delay > 0 {
+					timer, delay = time.After(delay), 0
+				}
 			case <-timer:
 				cmd.Process.Signal(syscall.SIGKILL)
 				timer = nil
