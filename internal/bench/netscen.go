@@ -41,6 +41,10 @@ type Config struct {
 	// RestoreInto is where (f) extracts ("" = under Work).
 	RestoreInto string
 	Soak        SoakConfig
+	// ScaleRuns are the sets of the scale scenario (h), ScaleBig the size
+	// of its one big part (0: left out).
+	ScaleRuns []ScaleRun
+	ScaleBig  int64
 
 	Trace string        // directory for per-run byte traces ("" = none)
 	Limit time.Duration // longest any one child process may run

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -73,6 +74,35 @@ func (s sizesVal) Set(v string) error {
 	return nil
 }
 
+type scaleVal struct{ p *[]bench.ScaleRun }
+
+func (s scaleVal) String() string {
+	if s.p == nil {
+		return ""
+	}
+	var out []string
+	for _, r := range *s.p {
+		out = append(out, fmt.Sprintf("%dx%s", r.Parts, units.FormatBytes(r.Size)))
+	}
+	return strings.Join(out, ",")
+}
+func (s scaleVal) Set(v string) error {
+	*s.p = nil
+	for _, f := range strings.Split(v, ",") {
+		n, size, ok := strings.Cut(strings.TrimSpace(f), "x")
+		parts, err := strconv.Atoi(n)
+		if !ok || err != nil || parts <= 0 {
+			return fmt.Errorf("%q: want PARTSxSIZE, e.g. 1000x64K", f)
+		}
+		b, err := units.ParseSize(size)
+		if err != nil {
+			return err
+		}
+		*s.p = append(*s.p, bench.ScaleRun{Parts: parts, Size: b})
+	}
+	return nil
+}
+
 type intsVal struct{ p *[]int }
 
 func (s intsVal) String() string {
@@ -95,23 +125,25 @@ func (s intsVal) Set(v string) error {
 
 func run() error {
 	c := bench.Config{
-		Rounds:   3,
-		Seed:     7,
-		NetSize:  32 << 20,
-		NetParts: 8,
-		Piece:    256 << 10,
-		Conns:    16,
-		Streams:  16,
-		Link:     bench.Link{ConnRate: 100_000, TotalRate: 1_000_000, Seed: 7},
-		Faults:   bench.Link{ResetProb: 0.1, ResetAfter: 64 << 10, Flips: 4},
-		JList:    []int{1, 2, 4, 8, 16},
-		JWindow:  12 * time.Second,
-		BigSizes: []int64{2 << 30, 8 << 30},
-		BigPart:  512 << 20,
-		SiteSize: 512 << 20,
-		Soak:     bench.SoakConfig{FetchKills: 50, RestoreKills: 20, Size: 16 << 20, RestoreSize: 256 << 20},
-		Limit:    10 * time.Minute,
-		Log:      os.Stderr,
+		Rounds:    3,
+		Seed:      7,
+		NetSize:   32 << 20,
+		NetParts:  8,
+		Piece:     256 << 10,
+		Conns:     16,
+		Streams:   16,
+		Link:      bench.Link{ConnRate: 100_000, TotalRate: 1_000_000, Seed: 7},
+		Faults:    bench.Link{ResetProb: 0.1, ResetAfter: 64 << 10, Flips: 4},
+		JList:     []int{1, 2, 4, 8, 16},
+		JWindow:   12 * time.Second,
+		BigSizes:  []int64{2 << 30, 8 << 30},
+		BigPart:   512 << 20,
+		SiteSize:  512 << 20,
+		ScaleRuns: []bench.ScaleRun{{Parts: 1000, Size: 16 << 10}, {Parts: 10000, Size: 16 << 10}, {Parts: 2000, Size: 1 << 20}, {Parts: 20000, Size: 64 << 10}, {Parts: 100000, Size: 16 << 10}},
+		ScaleBig:  1 << 30,
+		Soak:      bench.SoakConfig{FetchKills: 50, RestoreKills: 20, Size: 16 << 20, RestoreSize: 256 << 20},
+		Limit:     10 * time.Minute,
+		Log:       os.Stderr,
 	}
 	var (
 		haul, work, md string
@@ -146,17 +178,19 @@ func run() error {
 	flag.Var(sizeVal{&c.Soak.Size}, "soak-size", "(g): about how big the fetch soak's set is")
 	flag.Var(sizeVal{&c.Soak.RestoreSize}, "soak-site", "(g): size of the site the restore soak restores")
 	flag.StringVar(&c.Trace, "trace", "", "write each network run's byte counter (10 ms samples) as CSV into DIR")
+	flag.Var(scaleVal{&c.ScaleRuns}, "scale", "(h): sets as PARTSxSIZE, comma-separated (1000x16K,2000x1M)")
+	flag.Var(sizeVal{&c.ScaleBig}, "scale-big", "(h): size of the one big part at --chunk-size 256K (0: none)")
 	flag.DurationVar(&c.Limit, "limit", c.Limit, "longest any one child process may run")
 	flag.Parse()
 	c.Link.Seed, c.Faults.Seed = c.Seed, c.Seed
 
 	scen := flag.Args()
 	if len(scen) == 0 {
-		scen = []string{"a", "b", "c", "d", "e", "f", "g"}
+		scen = []string{"a", "b", "c", "d", "e", "f", "g", "h"}
 	}
 	for _, s := range scen {
-		if !slices.Contains([]string{"a", "b", "c", "d", "e", "f", "g"}, s) {
-			return fmt.Errorf("unknown scenario %q (want a b c d e f g)", s)
+		if !slices.Contains([]string{"a", "b", "c", "d", "e", "f", "g", "h"}, s) {
+			return fmt.Errorf("unknown scenario %q (want a b c d e f g h)", s)
 		}
 	}
 	if c.Rounds < 1 || c.NetParts < 1 {
@@ -218,6 +252,7 @@ func run() error {
 	funcs := map[string]func(context.Context) (*bench.Report, error){
 		"a": c.CleanLink, "b": c.PerConnection, "c": c.FaultyLink,
 		"d": c.Memory, "e": c.CPU, "f": c.Restore, "g": c.SoakTest,
+		"h": c.Scale,
 	}
 	failed := false
 	for _, s := range scen {

@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/internal/units"
+)
+
+// ScaleRun is one set of the scale scenario: Parts files of Size bytes.
+type ScaleRun struct {
+	Parts int
+	Size  int64
+}
+
+// Scale is scenario (h), issue 12: many parts and many pieces from a
+// local directory. Each set of c.ScaleRuns is fetched by haul (proving
+// every part against SHA256SUMS) and copied by `rsync -a --fsync`,
+// interleaved, c.Rounds times; then one part of c.ScaleBig bytes at
+// --chunk-size 256K against `cp && sync`; and at the largest set the max
+// RSS of status and verify.
+func (c *Config) Scale(ctx context.Context) (*Report, error) {
+	rep := &Report{Name: "(h) scale: many parts, many pieces, from a local directory"}
+	rsync, err := exec.LookPath("rsync")
+	if err != nil {
+		return nil, fmt.Errorf("rsync not found (apt-get install rsync): %w", err)
+	}
+	t := Table{Title: "Many parts: haul fetch (every part proven against SHA256SUMS) against rsync -a --fsync",
+		Note: fmt.Sprintf("medians of %d interleaved runs; ms/part is haul's wall time per part", c.Rounds),
+		Head: []string{"parts", "part size", "haul s", "rsync s", "ratio", "haul ms/part", "haul CPU s", "haul max RSS MiB", "identical"}}
+	var largest string
+	for i, sr := range c.ScaleRuns {
+		src := filepath.Join(c.Work, fmt.Sprintf("scale%d-src", i))
+		c.logf("generating %d parts of %s", sr.Parts, units.FormatBytes(sr.Size))
+		if err := manyParts(src, sr.Parts, sr.Size, int64(c.Seed)); err != nil {
+			return nil, err
+		}
+		dest, copyTo := filepath.Join(c.Work, "scale-dest"), filepath.Join(c.Work, "scale-rsync")
+		var hs, rs []Proc
+		same := "yes"
+		for r := 0; r < c.Rounds; r++ {
+			removeAll(dest)
+			removeAll(copyTo)
+			syncFS()
+			h, err := c.haulCmd(ctx, "fetch", "--progress", "none", src, dest)
+			if err != nil {
+				return nil, err
+			}
+			if d := sameDir(src, dest); d != "" {
+				same = "NO: " + d
+			}
+			syncFS()
+			p, err := runProc(ctx, exec.Command(rsync, "-a", "--fsync", src+"/", copyTo+"/"), c.Limit)
+			if err != nil || p.Exit != 0 {
+				return nil, fmt.Errorf("rsync: exit %d %v: %s", p.Exit, err, lastLine(p.Tail))
+			}
+			hs, rs = append(hs, h), append(rs, p)
+			c.logf("%d × %s: haul %.2fs (RSS %s), rsync %.2fs", sr.Parts, units.FormatBytes(sr.Size), h.Wall.Seconds(), units.FormatBytes(h.MaxRSS), p.Wall.Seconds())
+		}
+		hw, rw := medianOf(hs, wallOf), medianOf(rs, wallOf)
+		t.Rows = append(t.Rows, []string{fmt.Sprint(sr.Parts), units.FormatBytes(sr.Size), fmt.Sprintf("%.2f", hw), fmt.Sprintf("%.2f", rw),
+			fmt.Sprintf("%.2f", hw/rw), fmt.Sprintf("%.2f", 1000*hw/float64(sr.Parts)), fmt.Sprintf("%.2f", medianOf(hs, cpuOf)),
+			mib(medianOf(hs, rssOf)), same})
+		if i == len(c.ScaleRuns)-1 {
+			largest = fmt.Sprintf("%d parts", sr.Parts)
+			for _, step := range []string{"status", "verify"} {
+				p, err := c.haulCmd(ctx, step, dest)
+				if err != nil {
+					return nil, err
+				}
+				rep.Checks = append(rep.Checks, Check{Target: fmt.Sprintf("haul %s at %s: max RSS ≤ 100 MB", step, largest),
+					Got: mib(float64(p.MaxRSS)) + " MiB", Met: p.MaxRSS <= 100e6})
+			}
+		}
+		removeAll(src)
+		removeAll(dest)
+		removeAll(copyTo)
+	}
+	rep.Tables = append(rep.Tables, t)
+	if c.ScaleBig > 0 {
+		bt, err := c.scaleBig(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Tables = append(rep.Tables, bt)
+	}
+	return rep, nil
+}
+
+// scaleBig fetches one part of c.ScaleBig bytes at --chunk-size 256K and
+// copies it with cp && sync.
+func (c *Config) scaleBig(ctx context.Context) (Table, error) {
+	src := filepath.Join(c.Work, "scale-big-src")
+	t := Table{Title: fmt.Sprintf("One part of %s at --chunk-size 256K against cp && sync", units.FormatBytes(c.ScaleBig)),
+		Note: fmt.Sprintf("medians of %d interleaved runs; snapshots is how often state.json was rewritten (the log takes the commits between)", c.Rounds),
+		Head: []string{"pieces", "haul s", "cp && sync s", "ratio", "haul CPU s", "haul max RSS MiB", "snapshots", "state.log bytes at the end", "identical"}}
+	if err := manyParts(src, 1, c.ScaleBig, int64(c.Seed)); err != nil {
+		return t, err
+	}
+	defer removeAll(src)
+	dest, copyTo := filepath.Join(c.Work, "scale-big-dest"), filepath.Join(c.Work, "scale-big-cp")
+	var hs, cs []Proc
+	same, snaps, logBytes := "yes", "", ""
+	for r := 0; r < c.Rounds; r++ {
+		removeAll(dest)
+		removeAll(copyTo)
+		os.MkdirAll(copyTo, 0o755)
+		syncFS()
+		h, err := c.haulCmd(ctx, "fetch", "--progress", "none", "--chunk-size", "256K", src, dest)
+		if err != nil {
+			return t, err
+		}
+		if d := sameDir(src, dest); d != "" {
+			same = "NO: " + d
+		}
+		if st, err := chunk.Load(dest); err == nil {
+			snaps = fmt.Sprint(st.Gen)
+		}
+		if fi, err := os.Stat(chunk.LogPath(dest)); err == nil {
+			logBytes = fmt.Sprint(fi.Size())
+		}
+		syncFS()
+		p, err := runProc(ctx, exec.Command("sh", "-c", `cp -r "$1"/. "$2"/ && sync`, "sh", src, copyTo), c.Limit)
+		if err != nil || p.Exit != 0 {
+			return t, fmt.Errorf("cp: exit %d %v: %s", p.Exit, err, lastLine(p.Tail))
+		}
+		hs, cs = append(hs, h), append(cs, p)
+		c.logf("%s part: haul %.2fs, cp && sync %.2fs", units.FormatBytes(c.ScaleBig), h.Wall.Seconds(), p.Wall.Seconds())
+	}
+	removeAll(dest)
+	removeAll(copyTo)
+	hw, cw := medianOf(hs, wallOf), medianOf(cs, wallOf)
+	t.Rows = append(t.Rows, []string{fmt.Sprint(chunk.Pieces(c.ScaleBig, 256<<10)), fmt.Sprintf("%.2f", hw), fmt.Sprintf("%.2f", cw), fmt.Sprintf("%.2f", hw/cw),
+		fmt.Sprintf("%.2f", medianOf(hs, cpuOf)), mib(medianOf(hs, rssOf)), snaps, logBytes, same})
+	return t, nil
+}
+
+func wallOf(p Proc) float64 { return p.Wall.Seconds() }
+func cpuOf(p Proc) float64  { return p.CPU().Seconds() }
+func rssOf(p Proc) float64  { return float64(p.MaxRSS) }
+
+func medianOf(ps []Proc, f func(Proc) float64) float64 {
+	xs := make([]float64, len(ps))
+	for i, p := range ps {
+		xs[i] = f(p)
+	}
+	return median(xs)
+}
+
+// manyParts writes n parts of size random bytes, data.bin.000001 …, and
+// their SHA256SUMS into dir.
+func manyParts(dir string, n int, size int64, seed int64) error {
+	if err := removeAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), uint64(n)))
+	buf := make([]byte, min(size, 1<<20))
+	var sums strings.Builder
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("data.bin.%06d", i)
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		for left := size; left > 0; {
+			k := min(left, int64(len(buf)))
+			for j := 0; j < int(k); j += 8 {
+				v := rng.Uint64()
+				for b := 0; b < 8 && j+b < int(k); b++ {
+					buf[j+b] = byte(v >> (8 * b))
+				}
+			}
+			f.Write(buf[:k])
+			h.Write(buf[:k])
+			left -= k
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(h.Sum(nil)), name)
+	}
+	return os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums.String()), 0o644)
+}
+
+// sameDir compares every regular file of src with the one of that name in
+// dst, "" when all are identical.
+func sameDir(src, dst string) string {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err.Error()
+	}
+	for _, e := range ents {
+		if e.Name() == "SHA256SUMS" {
+			continue
+		}
+		if d := sameFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); d != "" {
+			return e.Name() + ": " + d
+		}
+	}
+	return ""
+}
