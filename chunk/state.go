@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/haul-dev/haul/integrity"
@@ -277,4 +278,32 @@ func FileCRC32C(ctx context.Context, path string) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// Clone returns a copy of p that shares no piece bookkeeping with it, for
+// a record encoded while p goes on changing.
+func (p *Part) Clone() *Part {
+	cp := *p
+	cp.Done = slices.Clone(p.Done)
+	cp.Hashes = p.Hashes.Clone()
+	cp.Partial = slices.Clone(p.Partial)
+	return &cp
+}
+
+// Kept returns the durable bytes of the parts not yet complete, and how
+// many of them are progress inside unfinished pieces: what a stopped run
+// leaves for the next, which pulls none of it again.
+func (s *State) Kept() (kept, inPieces int64) {
+	for _, p := range s.Parts {
+		if p.Complete() {
+			continue
+		}
+		kept += p.BytesDone(s.PieceSize)
+		for _, pr := range p.Partial {
+			if !p.Done.Has(pr.Piece) {
+				inPieces += pr.Bytes
+			}
+		}
+	}
+	return kept, inPieces
 }

@@ -110,7 +110,7 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 		}
 		if r.dirty {
 			r.dirty = false
-			recs = append(recs, chunk.PartRecord(clonePart(p)))
+			recs = append(recs, chunk.PartRecord(p.Clone()))
 		}
 		if len(r.written) == 0 && len(r.flights) == 0 && len(r.stopped) == 0 && !r.dirty {
 			delete(e.touched, r)
@@ -150,13 +150,4 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 		verifyQ <- r // room for every part: each is queued once at a time
 	}
 	return nil
-}
-
-// clonePart copies p so that a record of it can be encoded outside e.mu.
-func clonePart(p *chunk.Part) *chunk.Part {
-	cp := *p
-	cp.Done = bytes.Clone(p.Done)
-	cp.Hashes = p.Hashes.Clone()
-	cp.Partial = append([]chunk.Progress(nil), p.Partial...)
-	return &cp
 }

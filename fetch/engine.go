@@ -220,28 +220,11 @@ func (e *engine) run(ctx context.Context) error {
 // interrupted is the error of a fetch that ctx stopped. It says what the
 // state keeps, every byte of which the next run does not pull again.
 func (e *engine) interrupted(ctx context.Context) error {
-	kept, inPieces := e.kept()
+	e.mu.Lock()
+	kept, inPieces := e.st.Kept()
+	e.mu.Unlock()
 	return fmt.Errorf("%w (%v); state saved with %s of unfinished parts (%s of it inside unfinished pieces): run the same command again to continue",
 		ErrInterrupted, context.Cause(ctx), units.FormatBytes(kept), units.FormatBytes(inPieces))
-}
-
-// kept returns the durable bytes of the parts not yet complete, and how
-// many of them are progress inside unfinished pieces.
-func (e *engine) kept() (kept, inPieces int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range e.st.Parts {
-		if p.Complete() {
-			continue
-		}
-		kept += p.BytesDone(e.st.PieceSize)
-		for _, pr := range p.Partial {
-			if !p.Done.Has(pr.Piece) {
-				inPieces += pr.Bytes
-			}
-		}
-	}
-	return kept, inPieces
 }
 
 // interrupted is the error of a run that ctx stopped.
