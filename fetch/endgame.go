@@ -13,7 +13,6 @@
 package fetch
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"hash"
@@ -153,18 +152,13 @@ func (e *engine) resumeHead(r *partRun, fl *flight, buf []byte) (hash.Hash, erro
 	if h != nil {
 		return h, nil
 	}
-	h = chunk.NewPieceHash(r.p.PieceHash)
-	check, w := h, io.Writer(h)
-	if !samePieceHash(pr.Algo, r.p.PieceHash) { // one read feeds both digests
-		check = chunk.NewPieceHash(pr.Algo)
-		w = io.MultiWriter(h, check)
-	}
-	if _, err := io.CopyBuffer(w, io.NewSectionReader(r.f, fl.off, pr.Bytes), buf); err != nil {
-		return nil, source.Permanent(fmt.Errorf("read back %s: %w", e.partialPath(r.p.Name), err))
+	h, ok, err := chunk.ResumeDigest(r.f, fl.off, pr, r.p.PieceHash, buf)
+	if err != nil {
+		return nil, source.Permanent(fmt.Errorf("%s: %w", e.partialPath(r.p.Name), err))
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !bytes.Equal(check.Sum(nil), pr.Sum) {
+	if !ok {
 		sp := fl.head
 		sp.mu.Lock()
 		sp.pos, sp.from = fl.off, fl.off

@@ -28,9 +28,8 @@ type engine struct {
 	changed chan struct{} // closed and replaced on every change, under mu
 	stop    error         // why the workers stop early (nil while running)
 	pulled  atomic.Int64  // bytes pulled in this call (Summary.Pulled); opts.Meter counts the run
-	// nudge asks the committer for a commit now (the backlog is full);
-	// otherwise it commits every commitInterval. backlog counts the
-	// pieces written and not yet committed.
+	// nudge asks for a commit before the interval: backlog, the pieces
+	// written and not yet committed, is full.
 	nudge   chan struct{}
 	backlog int
 	answer  time.Duration // a request's time to its headers, smoothed (endgame.go)
@@ -39,12 +38,9 @@ type engine struct {
 	// the first run not settled; settled runs stay so within a run.
 	first, open int
 	// flying holds the runs with pieces in flight (steal looks only
-	// there); touched the runs with something for the next commit:
-	// pieces written, progress in flight or stopped, a changed record.
+	// there); touched the runs with something for the next commit.
 	flying, touched map[*partRun]bool
-	// dirtyDir is set when a part file was renamed since the last commit,
-	// which then fsyncs DEST before the records that mention the rename.
-	dirtyDir bool
+	dirtyDir        bool // a part was renamed: the next commit fsyncs DEST first
 
 	saveMu sync.Mutex
 	// hashed names the parts whose piece hashes this process computed
@@ -384,7 +380,10 @@ func (e *engine) finish(ctx context.Context, j job, sum []byte, err error) {
 		}
 		e.reopen(r, j.i)
 	}
-	e.land(r, j.i)
+	delete(r.inflight, j.i)
+	if delete(r.flights, j.i); len(r.flights) == 0 {
+		delete(e.flying, r)
+	}
 	switch {
 	case err == nil:
 		e.written(r, j.i, sum)
@@ -395,15 +394,6 @@ func (e *engine) finish(ctx context.Context, j job, sum []byte, err error) {
 		}
 	default:
 		e.failed(ctx, r, err)
-	}
-}
-
-// land takes piece i of r out of flight. Callers hold e.mu.
-func (e *engine) land(r *partRun, i int) {
-	delete(r.inflight, i)
-	delete(r.flights, i)
-	if len(r.flights) == 0 {
-		delete(e.flying, r)
 	}
 }
 

@@ -229,7 +229,7 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 	// are not checked again, and not even read again when they are in
 	// the digest wanted.
 	trusted := e.hashed[p.Name]
-	if trusted && samePieceHash(old, algo) {
+	if trusted && chunk.SamePieceHash(old, algo) {
 		return
 	}
 	buf := make([]byte, 1<<20)
@@ -242,7 +242,7 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 		off, ln := chunk.PieceRange(p.Size, pieceSize, i)
 		now := chunk.NewPieceHash(algo)
 		check, w := now, io.Writer(now)
-		if !samePieceHash(old, algo) { // one read feeds both digests
+		if !chunk.SamePieceHash(old, algo) { // one read feeds both digests
 			check = chunk.NewPieceHash(old)
 			w = io.MultiWriter(check, now)
 		}
@@ -253,18 +253,6 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 		}
 		p.Hashes.Set(i, n, now.Sum(nil))
 	}
-}
-
-// samePieceHash reports whether two Part.PieceHash values name the same
-// digest ("" is SHA-256).
-func samePieceHash(a, b string) bool {
-	norm := func(s string) string {
-		if s == "" {
-			return chunk.PieceSHA256
-		}
-		return s
-	}
-	return norm(a) == norm(b)
 }
 
 // autoPieceSize is the piece size when none was asked for: the default

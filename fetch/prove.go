@@ -190,7 +190,7 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 			refs = append(refs, ref)
 		}
 	}
-	refs = strongest(refs, len(proven) > 0)
+	refs = integrity.Strongest(refs, len(proven) > 0)
 	// The pass runs even when the pieces proved every reference: it
 	// computes the CRC-32C restore checks the part against later, and the
 	// signature check of the format the name claims.
@@ -198,21 +198,6 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 	res := integrity.VerifyFile(ctx, path, r.p.Name, r.p.Size, refs, checks)
 	res.VerifiedBy = append(proven, res.VerifiedBy...)
 	return res
-}
-
-// strongest drops the references weaker than a SHA-256 of the whole part
-// (MD5 of an ETag, CRCs, SHA-1) when one proves the part in this pass —
-// a whole-part SHA-256 reference, or a manifest already proven by its
-// SHA-256 pieces (manifestProven): computing them would only list them in
-// verified_by, at the cost of a second digest over every byte. A weaker
-// reference that is the only one is kept; `haul verify` checks them all.
-func strongest(refs []integrity.Reference, manifestProven bool) []integrity.Reference {
-	if !manifestProven && !integrity.NeedsWholeSHA256(refs) {
-		return refs
-	}
-	return slices.DeleteFunc(slices.Clone(refs), func(r integrity.Reference) bool {
-		return r.Algo != integrity.SHA256 && r.Algo != integrity.SHA512
-	})
 }
 
 // setCheck decodes a multi-part set that no reference fully proves, and

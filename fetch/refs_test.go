@@ -4,10 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/testenv"
 )
 
@@ -66,37 +64,5 @@ func TestReferenceFilesServerIgnoresRange(t *testing.T) {
 	}
 	if f := srv.Faults(); f.IgnoredRange < 2 {
 		t.Fatalf("the server ignored %d range requests of the manifest: the ranged read was not tried", f.IgnoredRange)
-	}
-}
-
-// TestStrongest: a whole-part SHA-256 (or a manifest proven piece by
-// piece) makes the proof pass skip weaker digests; a weaker reference
-// that is the only one is kept.
-func TestStrongest(t *testing.T) {
-	sums := integrity.Reference{Algo: integrity.SHA256, Sum: strings.Repeat("ab", 32), Origin: "SHA256SUMS"}
-	etag := integrity.Reference{Algo: integrity.MultipartMD5, Sum: strings.Repeat("cd", 16), Origin: integrity.OriginETag, PartSizes: []int64{5 << 20}}
-	crc := integrity.Reference{Algo: integrity.CRC32C, Sum: "01020304", Origin: integrity.OriginS3}
-	for _, tc := range []struct {
-		name     string
-		refs     []integrity.Reference
-		manifest bool
-		want     []integrity.Reference
-	}{
-		{"sums beside an etag", []integrity.Reference{etag, sums, crc}, false, []integrity.Reference{sums}},
-		{"etag alone", []integrity.Reference{etag}, false, []integrity.Reference{etag}},
-		{"etag and crc alone", []integrity.Reference{etag, crc}, false, []integrity.Reference{etag, crc}},
-		{"a proven manifest beside an etag", []integrity.Reference{etag}, true, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := strongest(tc.refs, tc.manifest)
-			if len(got) != len(tc.want) {
-				t.Fatalf("kept %v, want %v", got, tc.want)
-			}
-			for i := range got {
-				if got[i].Label() != tc.want[i].Label() {
-					t.Fatalf("kept %v, want %v", got, tc.want)
-				}
-			}
-		})
 	}
 }
