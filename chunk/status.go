@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -103,14 +104,17 @@ func BuildStatus(st *State, events []Event, now time.Time) StatusReport {
 
 // WriteText prints the status for a person.
 func (r StatusReport) WriteText(w io.Writer) error {
-	var b strings.Builder
+	// Line by line through a buffer: the text of 100,000 parts is not
+	// held in memory at once.
+	bw := bufio.NewWriter(w)
+	b := &errWriter{w: bw}
 	pct := 100.0
 	if r.BytesTotal > 0 {
 		pct = float64(r.BytesDone) * 100 / float64(r.BytesTotal)
 	}
-	fmt.Fprintf(&b, "state: %s — %s of %s (%.1f%%)\n", r.State, units.FormatBytes(r.BytesDone), units.FormatBytes(r.BytesTotal), pct)
+	b.printf("state: %s — %s of %s (%.1f%%)\n", r.State, units.FormatBytes(r.BytesDone), units.FormatBytes(r.BytesTotal), pct)
 	if r.Plan != "" {
-		fmt.Fprintf(&b, "plan: %s\n", r.Plan)
+		b.printf("plan: %s\n", r.Plan)
 	}
 	for _, p := range r.Parts {
 		line := fmt.Sprintf("  %-10s %-40s %10s / %s", p.Status, p.Name, units.FormatBytes(p.BytesDone), units.FormatBytes(p.Size))
@@ -120,18 +124,20 @@ func (r StatusReport) WriteText(w io.Writer) error {
 		if p.Error != "" {
 			line += "  " + p.Error
 		}
-		b.WriteString(strings.TrimRight(line, " ") + "\n")
+		b.printf("%s\n", strings.TrimRight(line, " "))
 	}
 	if r.DB != nil {
-		b.WriteString(r.DB.line() + "\n")
+		b.printf("%s\n", r.DB.line())
 	}
 	if r.State == SetBroken {
 		dest := r.Dest
 		if dest == "" {
 			dest = "DEST"
 		}
-		fmt.Fprintf(&b, "next: haul repair %s (or haul repair --from ssh://HOST/DIR %s)\n", dest, dest)
+		b.printf("next: haul repair %s (or haul repair --from ssh://HOST/DIR %s)\n", dest, dest)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	if b.err != nil {
+		return b.err
+	}
+	return bw.Flush()
 }

@@ -466,7 +466,13 @@ func VerifyFile(ctx context.Context, path, part string, size int64, refs []Refer
 	defer f.Close() // read-only: a Close error cannot lose data
 	c := NewChecker(part, size, refs, opts)
 	defer c.Close()
-	buf := make([]byte, readBufferSize)
+	// No bigger than the part: 100,000 small parts proven one after the
+	// other would otherwise churn through 100 GB of buffers.
+	bufSize := int64(readBufferSize)
+	if size >= 0 {
+		bufSize = min(bufSize, max(size+1, 4<<10))
+	}
+	buf := make([]byte, bufSize)
 	if err := readInto(ctx, c, f, buf); err != nil {
 		return Result{Err: fmt.Errorf("verify %s: %w", part, err)}
 	}
