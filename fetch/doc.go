@@ -27,9 +27,8 @@
 //     stop commits every byte in flight: the next run resumes inside the
 //     piece, after reading its prefix back.
 //  5. A part whose pieces are all durable is proven by a verifier (one per
-//     core) in one
-//     sequential pass (every reference and structural check at once,
-//     integrity.VerifyFile); it then takes its final name. A part that
+//     core) in one sequential pass (every reference and structural check
+//     at once, integrity.VerifyFile); it then takes its final name. A part that
 //     fails goes back to step 3 — only its bad pieces when a manifest says
 //     which — up to --retries times, then it is broken.
 //  6. When every part is here, a multi-part set that no reference fully
