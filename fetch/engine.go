@@ -116,16 +116,14 @@ func (e *engine) signal() {
 	e.changed = make(chan struct{})
 }
 
-// reopen says that run r may have pieces to hand out again (one left
-// flight unfinished, a proof sent pieces back, a stream ended) from
-// piece i on. Callers hold e.mu.
+// reopen says that run r may have pieces to hand out again from piece i
+// on (one left flight, a proof sent pieces back). Callers hold e.mu.
 func (e *engine) reopen(r *partRun, i int) {
 	r.cursor = min(r.cursor, max(i, 0))
 	e.first = min(e.first, r.idx)
 }
 
-// touch marks r for the next commit. Callers hold e.mu.
-func (e *engine) touch(r *partRun) { e.touched[r] = true }
+func (e *engine) touch(r *partRun) { e.touched[r] = true } // callers hold e.mu
 
 // save writes a snapshot of the whole state, which empties the log.
 // Parts are encoded one by one under e.mu.
@@ -378,6 +376,8 @@ func (e *engine) finish(ctx context.Context, j job, sum []byte, err error) {
 			r.stopped[j.i] = pr
 			e.touch(r)
 		}
+	}
+	if err != nil || r.whole { // a stream waits for the part's last piece
 		e.reopen(r, j.i)
 	}
 	delete(r.inflight, j.i)
