@@ -114,6 +114,7 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 		}
 		if len(r.written) == 0 && len(r.flights) == 0 && len(r.stopped) == 0 && !r.dirty {
 			delete(e.touched, r)
+			r.written, r.stopped = nil, nil
 		}
 		if r.allDone() && !r.verifying && !r.settled() {
 			r.verifying = true

@@ -383,6 +383,7 @@ func (e *engine) finish(ctx context.Context, j job, sum []byte, err error) {
 	delete(r.inflight, j.i)
 	if delete(r.flights, j.i); len(r.flights) == 0 {
 		delete(e.flying, r)
+		r.flights, r.inflight = nil, nil // 100,000 parts: no empty maps kept
 	}
 	switch {
 	case err == nil:
