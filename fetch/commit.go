@@ -1,7 +1,8 @@
 // Committing: written pieces, the progress inside pieces in flight and
 // changed part records become durable together — fsync of the part files
-// and of DEST first, then one append to the state log with one fsync —
-// and parts whose pieces are all durable go to the verifiers.
+// first, then one append to the state log with one fsync — and parts
+// whose pieces are all durable go to the verifiers. (A proven part's
+// rename is made durable by promote before its record is queued.)
 
 package fetch
 
@@ -14,7 +15,6 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
-	"github.com/haul-dev/haul/internal/atomicfile"
 )
 
 // committer commits every commitInterval, at once when the backlog of
@@ -65,8 +65,6 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 		clear(r.stopped)
 		batch = append(batch, pd)
 	}
-	syncDir := e.dirtyDir
-	e.dirtyDir = false
 	e.mu.Unlock()
 
 	// Data first: the log must never name bytes that are not on disk.
@@ -75,11 +73,6 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 			if err := pd.f.Sync(); err != nil {
 				return source.Permanent(fmt.Errorf("fsync %s: %w", e.partialPath(pd.r.p.Name), err))
 			}
-		}
-	}
-	if syncDir {
-		if err := atomicfile.SyncDir(e.opts.Dest); err != nil {
-			return source.Permanent(fmt.Errorf("fsync %s: %w", e.opts.Dest, err))
 		}
 	}
 

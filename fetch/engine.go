@@ -40,7 +40,6 @@ type engine struct {
 	// flying holds the runs with pieces in flight (steal looks only
 	// there); touched the runs with something for the next commit.
 	flying, touched map[*partRun]bool
-	dirtyDir        bool // a part was renamed: the next commit fsyncs DEST first
 
 	saveMu sync.Mutex
 	// hashed names the parts whose piece hashes this process computed

@@ -59,9 +59,9 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	defer e.mu.Unlock()
 	r.verifying = false
 	p := r.p
-	// The next commit records the outcome, after an fsync of DEST that
-	// makes a rename durable; a kill before it leaves the part to be
-	// proven again (recheck takes it back under its partial name).
+	// The next commit records the outcome; a kill before it leaves the
+	// part to be proven again (recheck takes it back under its partial
+	// name).
 	r.dirty = true
 	e.touch(r)
 	if res.Err == nil {
