@@ -25,7 +25,15 @@ func TestSSHFetchPool(t *testing.T) {
 			reads := h.d.SFTPReads(t)
 			logins := h.d.Logins(t)
 			dest := t.TempDir()
-			args := sshFetchArgs(h.url("sftp"), dest, append(h.keyArgs(), "--bwlimit", "1M")...)
+			// At -j 4 the pool dials one connection at a time while the
+			// others are busy; a slow link keeps them busy long enough for
+			// every dial even on a loaded machine (the suite runs the SFTP
+			// package's tests beside this one).
+			rate := "1M"
+			if tc.want > 1 {
+				rate = "160K"
+			}
+			args := sshFetchArgs(h.url("sftp"), dest, append(h.keyArgs(), "--bwlimit", rate)...)
 			args = append(args, "-j", tc.j) // the last -j wins
 			r := h.run(t, nil, args...)
 			wantCode(t, r, 0)
@@ -52,12 +60,13 @@ func TestSSHFetchPoolSessionsKilled(t *testing.T) {
 	h.put(t, parts)
 	h.putManifest(t, parts)
 	dest := t.TempDir()
-	// About 2.4 MB at 512 KiB/s: five seconds undisturbed.
-	_, done := h.start(t, sshFetchArgs(h.url("sftp"), dest, append(h.keyArgs(), "--bwlimit", "512K")...)...)
+	// About 2.4 MB at 256 KiB/s: ten seconds undisturbed, so that both
+	// rounds see -j connections up again even where dials are slow.
+	_, done := h.start(t, sshFetchArgs(h.url("sftp"), dest, append(h.keyArgs(), "--bwlimit", "256K")...)...)
 
 	waitLogins := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := time.Now().Add(40 * time.Second)
 		for h.d.Logins(t) < n {
 			select {
 			case r := <-done:
@@ -65,7 +74,7 @@ func TestSSHFetchPoolSessionsKilled(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%d SSH connections after 15s, want %d", h.d.Logins(t), n)
+				t.Fatalf("%d SSH connections after 40s, want %d", h.d.Logins(t), n)
 			}
 		}
 	}

@@ -226,6 +226,13 @@ func (s *SSHD) writeConfig(port int, subsystem string) error {
 		"MaxStartups 100:30:200",
 		"MaxSessions 100",
 		"LogLevel VERBOSE",
+		// sshd runs every subsystem and command through the user's shell
+		// (bash -c for root). Debian's bash sources ~/.bashrc when it sees
+		// SSH_CLIENT at shell level 1, so the machine's rc files would run
+		// before sftp-server answers: one that blocks (a stale pyenv rehash
+		// lock waits 60 s) stalls every session. At SHLVL 1 the session's
+		// bash is level 2 and skips the rc files.
+		"SetEnv SHLVL=1",
 	} {
 		b.WriteString(l + "\n")
 	}
