@@ -28,4 +28,3 @@ func renameAt(from *os.Root, src string, to *os.Root, dst string) error {
 	}
 	return nil
 }
-
