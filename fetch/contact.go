@@ -31,6 +31,9 @@ func (o *Options) contactFor() *contact.Contact {
 // more at most for one never reached that cannot be reached at all (the
 // contact rule: exit 1, not 75).
 func openSources(ctx context.Context, opts *Options) (*source.Opened, error) {
+	if opts.Source != nil {
+		return &source.Opened{Source: opts.Source}, nil
+	}
 	c := opts.contactFor()
 	worth := func(err error, attempt int) bool {
 		if c == nil {

@@ -53,6 +53,11 @@ type Options struct {
 	// rather than ErrNetworkDown (exit 75): 0 means
 	// contact.DefaultGiveUpAfter, below 0 never (see package contact).
 	GiveUpAfter time.Duration
+	// Source, when not nil, is the source to read from, opened by the
+	// caller (a library's own kind of source, such as the CDN files of
+	// restore/bitrixcloud); Sources are then not opened and only label
+	// the set. Fetch closes it when it returns.
+	Source source.Source
 
 	contact *contact.Contact // the record of the source reached (contact.go)
 }

@@ -42,6 +42,7 @@ func init() {
 				o.chain.register(fs, "restore")
 				text(fs, &o.assemble, "assemble", "", "FILE", "write the joined archive to FILE instead of unpacking")
 				o.addDB(fs)
+				o.addCloud(fs)
 				o.addDeadline(fs)
 				o.addProgress(fs)
 			}, cmdRestore},
@@ -50,6 +51,7 @@ func init() {
 				o.addRestore(fs)
 				o.chain.register(fs, "run")
 				o.addDB(fs)
+				o.addCloud(fs)
 				o.addMover(fs)
 				o.addReplace(fs)
 			}, cmdRun},

@@ -31,6 +31,7 @@ type opts struct {
 	size      int64
 	chain     chainOpts
 	db        dbOpts
+	cloud     cloudOpts
 }
 
 // common holds the flags shared by the commands that move data.

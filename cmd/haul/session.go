@@ -80,16 +80,17 @@ func (s *session) restore(ctx context.Context, o *opts) error {
 	if err := s.job.Restore(ctx, restoreOptions(o), o.chain.bases); err != nil {
 		return err
 	}
-	return s.db(ctx, o)
+	return s.afterRestore(ctx, o)
 }
 
 // runAll is `haul run` (job.RunAll: each step skipped when done), then the
+// cloud files (job.Cloud: nothing once they are all in place) and the
 // database step with --db (job.DB: skipped when done too).
 func (s *session) runAll(ctx context.Context, fo fetch.Options, o *opts) error {
 	if err := s.job.RunAll(ctx, fo, restoreOptions(o), o.chain.bases); err != nil {
 		return err
 	}
-	return s.db(ctx, o)
+	return s.afterRestore(ctx, o)
 }
 
 // db is the Bitrix database step with --db, into the restored tree.

@@ -22,6 +22,9 @@ func ExitCode(err error) int {
 	if code, ok := dbExitCode(err); ok {
 		return code
 	}
+	if code, ok := cloudExitCode(err); ok {
+		return code
+	}
 	var unsafe *restore.UnsafeError
 	switch {
 	case err == nil:
