@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/destdir"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 )
@@ -40,7 +41,7 @@ func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
 func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	path := e.partialPath(r.p.Name)
 	if r.n == 0 {
-		f, _, err := e.dir().openPartial(r.p.Name)
+		f, _, err := e.dir().OpenPartial(r.p.Name)
 		if err == nil {
 			err = f.Close()
 		}
@@ -65,7 +66,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	r.dirty = true
 	e.touch(r)
 	if res.Err == nil {
-		perr := e.dir().promote(p.Name, r.f)
+		perr := e.dir().Promote(p.Name, r.f)
 		if r.f != nil {
 			if err := r.f.Close(); err != nil {
 				return source.Permanent(fmt.Errorf("close %s: %w", path, err))
@@ -194,7 +195,7 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 	// The pass runs even when the pieces proved every reference: it
 	// computes the CRC-32C restore checks the part against later, and the
 	// signature check of the format the name claims.
-	checks := detectChecks(path, r.p.Name, partNames(e.st))
+	checks := destdir.Checks(path, r.p.Name, destdir.PartNames(e.st))
 	res := integrity.VerifyFile(ctx, path, r.p.Name, r.p.Size, refs, checks)
 	res.VerifiedBy = append(proven, res.VerifiedBy...)
 	return res
@@ -245,7 +246,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	// several parts (a gzip CRC over a stream split at arbitrary bytes),
 	// in one of them. Parts a reference proves are not suspects.
 	var cands []*chunk.Part
-	for _, name := range suspects(err, fe) {
+	for _, name := range destdir.Suspects(err, fe) {
 		if p := e.st.Find(name); p != nil && p.Status == chunk.Unverified {
 			cands = append(cands, p)
 		}
@@ -272,7 +273,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 		for _, c := range cands {
 			// A broken part does not keep its final name.
 			c.Status, c.Error, c.VerifiedBy = chunk.Broken, fe.Error(), nil
-			if err := e.dir().unname(c); err != nil {
+			if err := e.dir().Unname(c); err != nil {
 				return err
 			}
 			e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
@@ -282,7 +283,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	p.Attempts++
 	p.Error = fe.Error()
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
-	if err := e.dir().unname(p); err != nil {
+	if err := e.dir().Unname(p); err != nil {
 		return err
 	}
 	p.ResetPieces()
@@ -291,15 +292,6 @@ func (e *engine) setCheck(ctx context.Context) error {
 		return err
 	}
 	return errRelist
-}
-
-// suspects are the parts a failed set decode may have its cause in.
-func suspects(err error, fe *integrity.FormatError) []string {
-	var se *SuspectError
-	if errors.As(err, &se) && len(se.Parts) > 0 {
-		return se.Parts
-	}
-	return []string{fe.Part}
 }
 
 // badCopy says that the repair source's copy of a part is bad as well.
