@@ -53,8 +53,8 @@ func (e *engine) prepare(ctx context.Context) error {
 	switch {
 	case hasProgress && st.PieceSize > 0:
 		// Pieces on disk keep their size.
-	case refs.pieceSize > 0:
-		st.PieceSize = refs.pieceSize // align pieces with the manifest's
+	case refs.PieceSize > 0:
+		st.PieceSize = refs.PieceSize // align pieces with the manifest's
 	case e.opts.AutoPieceSize:
 		st.PieceSize = autoPieceSize(set.Parts, e.opts.PieceSize, e.opts.Connections)
 	default:
@@ -81,7 +81,7 @@ func (e *engine) prepare(ctx context.Context) error {
 			}
 		}
 		p.URL, p.Encoding = o.URL, o.Encoding
-		fresh := slices.Concat(refs.byName[o.Name], o.Refs)
+		fresh := slices.Concat(refs.ByName[o.Name], o.Refs)
 		if e.repair {
 			// What the original source said still binds the repair copy.
 			fresh = slices.Concat(p.Refs, fresh)
@@ -113,7 +113,7 @@ func (e *engine) prepare(ctx context.Context) error {
 	// Names that a sum file, a manifest or the archive itself (Bitrix LN)
 	// promises but the source lacks.
 	promised := source.Promised(e.src, set)
-	for name := range refs.byName {
+	for name := range refs.ByName {
 		promised[name] = "named by a reference file"
 	}
 	for name, why := range promised {
