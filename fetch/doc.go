@@ -41,7 +41,8 @@
 // files) runs through retry.Do with the run's policy (--retries, backoff).
 //
 // Files: fetch.go (Options, Fetch, Summary), engine.go (the engine, its
-// workers), transfer.go, commit.go, prove.go, endgame.go, plan.go,
-// refs.go, dest.go and verify.go (Verify needs no engine), repair.go,
-// retry.go, progress.go (events, the Meter), manifest.go, errors.go.
+// workers), transfer.go, commit.go, prove.go, endgame.go, plan.go, refs.go,
+// verify.go, repair.go, retry.go, progress.go (events, the Meter),
+// manifest.go, errors.go. DEST's files and their checks are in
+// fetch/destdir, reference files in fetch/reffiles: neither needs an engine.
 package fetch

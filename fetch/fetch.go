@@ -38,7 +38,8 @@ type Options struct {
 	Backoff retry.Backoff // nil = retry.DefaultBackoff
 	// SetCheck decodes a whole set split at arbitrary bytes (parts in
 	// order, at their final paths) and returns a *integrity.FormatError
-	// naming the first bad part, or an error wrapping ErrNoVerdict when it
+	// naming the first bad part (or a *destdir.SuspectError naming the parts
+	// it may be in), or an error wrapping destdir.ErrNoVerdict when it
 	// cannot decode the set at all (an unknown format): nil means the set
 	// decoded. It runs when a multi-part set has parts no reference could
 	// prove. Label names it in verified_by.
@@ -87,15 +88,6 @@ func (o *Options) defaults() {
 		o.Backoff = retry.DefaultBackoff
 	}
 }
-
-// ErrNoVerdict is what a SetCheck returns when it cannot test-decode the
-// set (a format it does not know, an encrypted stream): the parts stay
-// unverified rather than proven.
-var ErrNoVerdict = destdir.ErrNoVerdict
-
-// SuspectError is a SetCheck failure whose cause is in one of several
-// parts (destdir.SuspectError).
-type SuspectError = destdir.SuspectError
 
 // Summary is what a Fetch, Verify or Repair leaves behind.
 type Summary struct {

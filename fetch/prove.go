@@ -166,7 +166,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return interrupted(ctx)
 	}
-	if errors.Is(err, ErrNoVerdict) {
+	if errors.Is(err, destdir.ErrNoVerdict) {
 		return nil // nothing proves them: they stay unverified
 	}
 	var fe *integrity.FormatError

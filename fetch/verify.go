@@ -9,19 +9,13 @@ import (
 	"github.com/haul-dev/haul/fetch/destdir"
 )
 
-// PartCheck is one part's verify outcome (the JSON of `haul verify`).
-type PartCheck = destdir.PartCheck
-
-// VerifyReport is the outcome of Verify.
-type VerifyReport = destdir.Report
-
 // Verify re-reads every complete part on disk and checks it against every
 // reference in the state, and decodes the set with opts.SetCheck when
 // parts stay unproven (destdir.Verify); the state is updated so that
 // `haul repair` knows what to replace. OK is false when any part is
 // broken, missing or not yet fetched. Only opts.Dest, SetCheck and
 // SetCheckLabel are used.
-func Verify(ctx context.Context, opts Options) (_ *VerifyReport, err error) {
+func Verify(ctx context.Context, opts Options) (_ *destdir.Report, err error) {
 	defer func() { err = settle(err) }()
 	rep, err := destdir.Verify(ctx, opts.Dest, opts.SetCheck, opts.SetCheckLabel)
 	if errors.Is(err, destdir.ErrStopped) {
