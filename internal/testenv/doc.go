@@ -12,7 +12,7 @@
 //     lives in internal/faultserver, which does not import package testing
 //     (`haul demo` and benchmarks use it); the names here are aliases.
 //  3. Helpers: CI, Missing, RequireTool, FreePort, Main, and StartHelper
-//     (the child process a kill -9 test kills).
+//     and StartChild (the child process a kill -9 test kills).
 //
 // A component that cannot be had fails the test when CI=true and skips it
 // otherwise; it is never skipped silently under CI.

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"testing"
@@ -16,16 +17,7 @@ import (
 // ready within wait. The caller kills and waits for the child.
 func StartHelper(t testing.TB, what string, wait time.Duration, env ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := StartChild(t, env...)
 	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -44,4 +36,22 @@ func StartHelper(t testing.TB, what string, wait time.Duration, env ...string) *
 		t.Fatalf("%s: the helper was not ready after %v", what, wait)
 	}
 	return cmd
+}
+
+// StartChild runs the test binary again as a child process that runs no
+// test, with env added to its environment, and returns it with its
+// standard output (its standard error is the test's).
+func StartChild(t testing.TB, env ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
