@@ -9,12 +9,9 @@ import (
 	"github.com/haul-dev/haul/fetch/destdir"
 )
 
-// Verify re-reads every complete part on disk and checks it against every
-// reference in the state, and decodes the set with opts.SetCheck when
-// parts stay unproven (destdir.Verify); the state is updated so that
-// `haul repair` knows what to replace. OK is false when any part is
-// broken, missing or not yet fetched. Only opts.Dest, SetCheck and
-// SetCheckLabel are used.
+// Verify re-reads and proves every complete part on disk, and decodes the
+// set with opts.SetCheck when parts stay unproven: destdir.Verify, whose
+// stop is ErrInterrupted. Only opts.Dest, SetCheck and SetCheckLabel count.
 func Verify(ctx context.Context, opts Options) (_ *destdir.Report, err error) {
 	defer func() { err = settle(err) }()
 	rep, err := destdir.Verify(ctx, opts.Dest, opts.SetCheck, opts.SetCheckLabel)
@@ -24,17 +21,15 @@ func Verify(ctx context.Context, opts Options) (_ *destdir.Report, err error) {
 	return rep, err
 }
 
-// LoadChecked loads DEST's state with every verdict re-established
-// (chunk.Recheck), changing nothing on disk: for `haul status`, which
-// holds no lock.
+// LoadChecked is destdir.LoadChecked (for `haul status`, which holds no
+// lock), its errors settled as every entry point's.
 func LoadChecked(ctx context.Context, dest string) (*chunk.State, []chunk.Change, error) {
 	st, changes, err := destdir.LoadChecked(ctx, dest)
 	return st, changes, settle(err)
 }
 
-// CheckDest re-establishes every verdict in DEST's state (chunk.Recheck)
-// and saves it: a part that changed on disk is broken (its file renamed
-// to NAME.partial), one deleted is missing. The caller holds DEST's lock.
+// CheckDest is destdir.Check without a fetch's view (keep); the caller
+// holds DEST's lock.
 func CheckDest(ctx context.Context, dest string) ([]chunk.Change, error) {
 	changes, err := destdir.Check(ctx, dest, false)
 	return changes, settle(err)
