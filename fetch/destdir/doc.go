@@ -7,6 +7,10 @@
 //     as a part's bytes. Promote gives a proven part its final name after
 //     making sure the name still holds the file written; Unname takes it
 //     back from a part found broken.
+//   - Prove proves a part as it completes in one sequential pass (every
+//     reference and structural check at once, integrity.VerifyFile),
+//     counting the manifest piece hashes the engine compared on arrival;
+//     RefetchPieces says which pieces come again when it fails.
 //   - Verify re-reads every complete part (up to MaxVerifiers at once),
 //     proves it against every reference in the state, and, when a
 //     multi-part set has parts no reference proves, decodes the set as one
