@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haul-dev/haul/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -111,16 +113,7 @@ func TestStoreKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 2026))
 	acked, kills, compactions := 0, 0, 0
 	for try := 0; try < 40 && kills < 20; try++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "HAUL_STORE_HELPER="+dest)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := testenv.StartChild(t, "HAUL_STORE_HELPER="+dest)
 		lines := make(chan int, 1024)
 		go func() {
 			defer close(lines)
@@ -151,7 +144,7 @@ func TestStoreKill9(t *testing.T) {
 				timer = nil
 			}
 		}
-		err = cmd.Wait()
+		err := cmd.Wait()
 		if ee, ok := err.(*exec.ExitError); ok && ee.Sys().(syscall.WaitStatus).Signaled() {
 			kills++
 		} else if err != nil {

@@ -40,8 +40,6 @@
 // retry loop (opening and listing, pieces, whole-object streams, reference
 // files) runs through retry.Do with the run's policy (--retries, backoff).
 //
-// Files: fetch.go (Options, Fetch, Summary), engine.go (the engine, its
-// workers), transfer.go, commit.go, prove.go, endgame.go, plan.go,
-// refs.go, dest.go and verify.go (Verify needs no engine), repair.go,
-// retry.go, progress.go (events, the Meter), manifest.go, errors.go.
+// DEST's files and their checks are in fetch/destdir, the reference files
+// in fetch/reffiles: neither needs an engine.
 package fetch

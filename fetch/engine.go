@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/destdir"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/retry"
 	"github.com/haul-dev/haul/internal/units"
@@ -103,11 +104,11 @@ func (r *partRun) settled() bool {
 
 func (r *partRun) allDone() bool { return r.doneN >= r.n }
 
-func (e *engine) dir() destDir { return destDir(e.opts.Dest) }
+func (e *engine) dir() destdir.Dir { return destdir.Dir(e.opts.Dest) }
 
-func (e *engine) partialPath(name string) string { return e.dir().partialPath(name) }
+func (e *engine) partialPath(name string) string { return e.dir().PartialPath(name) }
 
-func (e *engine) finalPath(name string) string { return e.dir().finalPath(name) }
+func (e *engine) finalPath(name string) string { return e.dir().FinalPath(name) }
 
 // signal wakes every waiting worker. Callers hold e.mu.
 func (e *engine) signal() {

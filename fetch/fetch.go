@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/contact"
+	"github.com/haul-dev/haul/fetch/destdir"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
-	"github.com/haul-dev/haul/internal/safefs"
 )
 
 // Options configures Fetch, Verify and Repair.
@@ -39,14 +38,15 @@ type Options struct {
 	Backoff retry.Backoff // nil = retry.DefaultBackoff
 	// SetCheck decodes a whole set split at arbitrary bytes (parts in
 	// order, at their final paths) and returns a *integrity.FormatError
-	// naming the first bad part, or an error wrapping ErrNoVerdict when it
+	// naming the first bad part (or a *destdir.SuspectError naming the parts
+	// it may be in), or an error wrapping destdir.ErrNoVerdict when it
 	// cannot decode the set at all (an unknown format): nil means the set
 	// decoded. It runs when a multi-part set has parts no reference could
 	// prove. Label names it in verified_by.
 	SetCheck      func(ctx context.Context, paths []string, names []string) error
 	SetCheckLabel string
 	// Replace lets a fetch into a DEST holding another set discard it
-	// (--replace); without it that fetch stops (*OtherSetError).
+	// (--replace); without it that fetch stops (*destdir.OtherSetError).
 	Replace bool
 	// GiveUpAfter is how long a source may keep failing at the network
 	// level, across runs, before a run ends with *GaveUpError (exit 1)
@@ -89,22 +89,6 @@ func (o *Options) defaults() {
 	}
 }
 
-// ErrNoVerdict is what a SetCheck returns when it cannot test-decode the
-// set (a format it does not know, an encrypted stream): the parts stay
-// unverified rather than proven.
-var ErrNoVerdict = errors.New("the set cannot be test-decoded")
-
-// SuspectError is a SetCheck failure whose cause is in one of several
-// parts: a checksum that covers them all (a gzip member's CRC over a stream
-// split at arbitrary bytes) failed. Err is the *integrity.FormatError.
-type SuspectError struct {
-	Parts []string // in set order
-	Err   error
-}
-
-func (e *SuspectError) Error() string { return e.Err.Error() }
-func (e *SuspectError) Unwrap() error { return e.Err }
-
 // Summary is what a Fetch, Verify or Repair leaves behind.
 type Summary struct {
 	Parts      int
@@ -126,10 +110,11 @@ type Summary struct {
 func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
 	defer func() { err = opts.contactEnd(sum, settle(err)) }()
 	opts.defaults()
-	if err := ensureDest(opts.Dest); err != nil {
+	if err := destdir.Ensure(opts.Dest); err != nil {
 		return nil, err
 	}
-	if err := sameSet(&opts); err != nil {
+	warn := func(msg string) { opts.Progress.Event(Event{Kind: chunk.EventWarning, Message: msg}) }
+	if err := destdir.SameSet(opts.Dest, opts.Sources, opts.Replace, warn); err != nil {
 		return nil, err
 	}
 	if err := opts.Filter.Validate(); err != nil {
@@ -160,7 +145,7 @@ func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
 		if e.st == nil {
 			return nil, err
 		}
-		if err == nil && e.dir().lastVolumes(e.st) {
+		if err == nil && e.dir().LastVolumes(e.st) {
 			err = e.save()
 		}
 		s := e.summary()
@@ -199,28 +184,6 @@ func (e *engine) prepareRun(ctx context.Context) error {
 // maxChanges bounds how often one run starts over because a part changed
 // at the source.
 const maxChanges = 5
-
-// ensureDest creates DEST/.haul and proves it is writable.
-func ensureDest(dest string) error {
-	if dest == "" {
-		return source.Permanent(fmt.Errorf("no DEST given: %w", source.ErrBadSource))
-	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return source.Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
-	}
-	sd, err := chunk.OpenStateDir(dest, true)
-	if errors.Is(err, safefs.ErrUnsafe) {
-		return source.Permanent(err)
-	}
-	if err == nil {
-		defer sd.Close()
-		err = sd.WriteFile(".probe", nil, 0o600)
-	}
-	if err != nil {
-		return source.Permanent(fmt.Errorf("DEST %s is not writable (%v): choose another directory or fix its permissions: %w", dest, errors.Unwrap(err), ErrDest))
-	}
-	return sd.Remove(".probe")
-}
 
 // IncompleteError lists parts that stay broken or missing (exit 3).
 type IncompleteError struct {

@@ -53,8 +53,8 @@ func (e *engine) prepare(ctx context.Context) error {
 	switch {
 	case hasProgress && st.PieceSize > 0:
 		// Pieces on disk keep their size.
-	case refs.pieceSize > 0:
-		st.PieceSize = refs.pieceSize // align pieces with the manifest's
+	case refs.PieceSize > 0:
+		st.PieceSize = refs.PieceSize // align pieces with the manifest's
 	case e.opts.AutoPieceSize:
 		st.PieceSize = autoPieceSize(set.Parts, e.opts.PieceSize, e.opts.Connections)
 	default:
@@ -81,7 +81,7 @@ func (e *engine) prepare(ctx context.Context) error {
 			}
 		}
 		p.URL, p.Encoding = o.URL, o.Encoding
-		fresh := slices.Concat(refs.byName[o.Name], o.Refs)
+		fresh := slices.Concat(refs.ByName[o.Name], o.Refs)
 		if e.repair {
 			// What the original source said still binds the repair copy.
 			fresh = slices.Concat(p.Refs, fresh)
@@ -113,7 +113,7 @@ func (e *engine) prepare(ctx context.Context) error {
 	// Names that a sum file, a manifest or the archive itself (Bitrix LN)
 	// promises but the source lacks.
 	promised := source.Promised(e.src, set)
-	for name := range refs.byName {
+	for name := range refs.ByName {
 		promised[name] = "named by a reference file"
 	}
 	for name, why := range promised {
@@ -185,21 +185,21 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 	old := p.PieceHash
 	p.PieceHash = algo
 	if p.Complete() {
-		if fi, err := e.dir().plainFile(e.finalPath(p.Name)); err != nil || fi.Size() != p.Size {
+		if fi, err := e.dir().PlainFile(e.finalPath(p.Name)); err != nil || fi.Size() != p.Size {
 			e.resetPart(p)
 		}
 		return
 	}
 	// Only a plain file of haul's counts: bytes behind a link are not the
 	// part's, whatever they hash to.
-	fi, err := e.dir().plainFile(e.partialPath(p.Name))
+	fi, err := e.dir().PlainFile(e.partialPath(p.Name))
 	if err != nil && len(p.Done) > 0 {
 		// A kill between the rename to NAME and the state save that
 		// records it leaves the part under its final name: take it back
 		// and prove it again rather than pull it again.
-		if ff, ferr := e.dir().plainFile(e.finalPath(p.Name)); ferr == nil && ff.Size() == p.Size &&
+		if ff, ferr := e.dir().PlainFile(e.finalPath(p.Name)); ferr == nil && ff.Size() == p.Size &&
 			os.Rename(e.finalPath(p.Name), e.partialPath(p.Name)) == nil {
-			fi, err = e.dir().plainFile(e.partialPath(p.Name))
+			fi, err = e.dir().PlainFile(e.partialPath(p.Name))
 		}
 	}
 	if err != nil || fi.Size() != p.Size {
@@ -219,7 +219,7 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 	p.Partial = slices.DeleteFunc(p.Partial, func(pr chunk.Progress) bool {
 		return pr.Piece < 0 || pr.Piece >= n || p.Done.Has(pr.Piece) || pr.Bytes <= 0
 	})
-	f, err := e.dir().openPlain(e.partialPath(p.Name))
+	f, err := e.dir().OpenPlain(e.partialPath(p.Name))
 	if err != nil {
 		p.ResetPieces()
 		return
@@ -307,19 +307,4 @@ func pieceRefs(refs []integrity.Reference, pieceSize int64, n int) []string {
 		}
 	}
 	return nil
-}
-
-// detectChecks chooses the structural checks a part file can carry on its
-// own from its first bytes and the set's names (integrity.DetectChecks):
-// Bitrix volumes and whole gzip files. Parts of a stream split at
-// arbitrary bytes are checked together by SetCheck instead.
-func detectChecks(path, name string, setNames []string) integrity.CheckOptions {
-	f, err := os.Open(path)
-	if err != nil {
-		return integrity.CheckOptions{}
-	}
-	defer f.Close()
-	head := make([]byte, integrity.BitrixHeaderLen)
-	n, _ := io.ReadFull(f, head)
-	return integrity.DetectChecks(name, head[:n], setNames)
 }

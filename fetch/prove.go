@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/destdir"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 )
@@ -40,7 +40,7 @@ func (e *engine) verifier(ctx context.Context, q <-chan *partRun) {
 func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	path := e.partialPath(r.p.Name)
 	if r.n == 0 {
-		f, _, err := e.dir().openPartial(r.p.Name)
+		f, _, err := e.dir().OpenPartial(r.p.Name)
 		if err == nil {
 			err = f.Close()
 		}
@@ -65,7 +65,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	r.dirty = true
 	e.touch(r)
 	if res.Err == nil {
-		perr := e.dir().promote(p.Name, r.f)
+		perr := e.dir().Promote(p.Name, r.f)
 		if r.f != nil {
 			if err := r.f.Close(); err != nil {
 				return source.Permanent(fmt.Errorf("close %s: %w", path, err))
@@ -112,7 +112,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: p.Name, Message: msg})
 		return nil
 	}
-	bad := refetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
+	bad := destdir.RefetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
 	for _, i := range bad {
 		if p.Done.Has(i) {
 			r.doneN--
@@ -124,50 +124,10 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	return nil
 }
 
-// refetchPieces returns the pieces (of pieceSize bytes, n in all) of a
-// part of size bytes to fetch again after a failed proof: those holding
-// the bad pieces the proof located, which are counted in pieces of
-// badSize bytes (a manifest's, which need not be ours), else all of them.
-func refetchPieces(size, pieceSize int64, n int, bad []int, badSize int64) []int {
-	var out []int
-	if badSize > 0 && pieceSize > 0 {
-		for _, k := range bad {
-			off := int64(k) * badSize
-			if k < 0 || off >= size {
-				continue // beyond the part: the manifest was cut for another size
-			}
-			end := min(off+badSize, size)
-			for i := int(off / pieceSize); i <= int((end-1)/pieceSize) && i < n; i++ {
-				out = append(out, i)
-			}
-		}
-	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if len(out) == 0 {
-		out = make([]int, n)
-		for i := range out {
-			out[i] = i
-		}
-	}
-	return out
-}
-
-// provePart runs the one sequential pass over a complete part, with
-// SHA-256 over each byte at most once:
-//
-//   - A manifest alone: its piece hashes were compared with each piece
-//     as it landed (its SHA-256 over the bytes written and fsynced), so
-//     they count without being computed again; the pass computes what the
-//     other references and the structural checks need, and the CRC-32C.
-//   - A manifest beside another whole-part SHA-256 reference (SHA256SUMS,
-//     integrity.NeedsWholeSHA256), in a fetch: pieces landed with cheap
-//     CRC32C digests (pieceDigest), and the pass proves both references
-//     with one whole-part SHA-256. Should it fail, integrity.VerifyFile
-//     reads the part again to find the bad pieces, and only those are
-//     fetched again. (A repair compares its few pieces on arrival.)
-//
-// `haul verify` re-reads everything.
+// provePart proves a complete part in one sequential pass
+// (destdir.Prove), counting the manifest's piece hashes its pieces were
+// compared with as they landed (SHA-256 pieces, pieceDigest) without
+// computing them again.
 func (e *engine) provePart(ctx context.Context, r *partRun, path string) integrity.Result {
 	e.mu.Lock()
 	var hashes []string
@@ -178,26 +138,7 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 		}
 	}
 	e.mu.Unlock()
-	refs := r.p.Refs
-	var proven []string
-	if hashes != nil {
-		refs = nil
-		for _, ref := range r.p.Refs {
-			if bad, ok := integrity.PieceMismatches(ref, e.st.PieceSize, hashes); ok && len(bad) == 0 {
-				proven = append(proven, ref.Label())
-				continue
-			}
-			refs = append(refs, ref)
-		}
-	}
-	refs = integrity.Strongest(refs, len(proven) > 0)
-	// The pass runs even when the pieces proved every reference: it
-	// computes the CRC-32C restore checks the part against later, and the
-	// signature check of the format the name claims.
-	checks := detectChecks(path, r.p.Name, partNames(e.st))
-	res := integrity.VerifyFile(ctx, path, r.p.Name, r.p.Size, refs, checks)
-	res.VerifiedBy = append(proven, res.VerifiedBy...)
-	return res
+	return destdir.Prove(ctx, path, r.p, e.st.PieceSize, hashes, destdir.PartNames(e.st))
 }
 
 // setCheck decodes a multi-part set that no reference fully proves, and
@@ -225,7 +166,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return interrupted(ctx)
 	}
-	if errors.Is(err, ErrNoVerdict) {
+	if errors.Is(err, destdir.ErrNoVerdict) {
 		return nil // nothing proves them: they stay unverified
 	}
 	var fe *integrity.FormatError
@@ -245,7 +186,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	// several parts (a gzip CRC over a stream split at arbitrary bytes),
 	// in one of them. Parts a reference proves are not suspects.
 	var cands []*chunk.Part
-	for _, name := range suspects(err, fe) {
+	for _, name := range destdir.Suspects(err, fe) {
 		if p := e.st.Find(name); p != nil && p.Status == chunk.Unverified {
 			cands = append(cands, p)
 		}
@@ -272,7 +213,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 		for _, c := range cands {
 			// A broken part does not keep its final name.
 			c.Status, c.Error, c.VerifiedBy = chunk.Broken, fe.Error(), nil
-			if err := e.dir().unname(c); err != nil {
+			if err := e.dir().Unname(c); err != nil {
 				return err
 			}
 			e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
@@ -282,7 +223,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	p.Attempts++
 	p.Error = fe.Error()
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
-	if err := e.dir().unname(p); err != nil {
+	if err := e.dir().Unname(p); err != nil {
 		return err
 	}
 	p.ResetPieces()
@@ -291,15 +232,6 @@ func (e *engine) setCheck(ctx context.Context) error {
 		return err
 	}
 	return errRelist
-}
-
-// suspects are the parts a failed set decode may have its cause in.
-func suspects(err error, fe *integrity.FormatError) []string {
-	var se *SuspectError
-	if errors.As(err, &se) && len(se.Parts) > 0 {
-		return se.Parts
-	}
-	return []string{fe.Part}
 }
 
 // badCopy says that the repair source's copy of a part is bad as well.

@@ -108,7 +108,7 @@ func (e *engine) openPart(r *partRun) error {
 	if r.f != nil {
 		return nil
 	}
-	f, fresh, err := e.dir().openPartial(r.p.Name)
+	f, fresh, err := e.dir().OpenPartial(r.p.Name)
 	if err != nil {
 		return source.Permanent(fmt.Errorf("open %s: %w", e.partialPath(r.p.Name), err))
 	}

@@ -1,17 +1,17 @@
 package restore
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haul-dev/haul/internal/testenv"
 )
 
 // stopAfter is a Progress that, after n files, says READY on stdout and
@@ -59,34 +59,8 @@ func TestKillDuringRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, after := range []int{40, 300} {
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = append(os.Environ(), "HAUL_RESTORE_HELPER=1", "HAUL_HELPER_PARTS="+string(js),
-					"HAUL_HELPER_INTO="+into, "HAUL_HELPER_AFTER="+strconv.Itoa(after))
-				cmd.Stderr = os.Stderr
-				out, err := cmd.StdoutPipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				ready := make(chan bool, 1)
-				go func() {
-					sc := bufio.NewScanner(out)
-					ready <- sc.Scan() && sc.Text() == "READY"
-				}()
-				select {
-				case ok := <-ready:
-					if !ok {
-						_ = cmd.Process.Kill()
-						_ = cmd.Wait()
-						t.Fatal("helper ended before it was killed")
-					}
-				case <-time.After(time.Minute):
-					_ = cmd.Process.Kill()
-					_ = cmd.Wait()
-					t.Fatal("helper did not get going")
-				}
+				cmd := testenv.StartHelper(t, fmt.Sprintf("round %d", i), time.Minute, "HAUL_RESTORE_HELPER=1",
+					"HAUL_HELPER_PARTS="+string(js), "HAUL_HELPER_INTO="+into, "HAUL_HELPER_AFTER="+strconv.Itoa(after))
 				if s := staged(t, into); len(s) != 1 {
 					t.Fatalf("round %d: staging directories %v, want one", i, s)
 				}

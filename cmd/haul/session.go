@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/destdir"
 	"github.com/haul-dev/haul/internal/job"
 	"github.com/haul-dev/haul/internal/units"
 	"github.com/haul-dev/haul/restore"
@@ -54,7 +55,7 @@ func (s *session) end(err error) error {
 func (s *session) fetch(ctx context.Context, fo fetch.Options) error { return s.job.Fetch(ctx, fo) }
 
 func (s *session) verify(ctx context.Context, asJSON bool) error {
-	return s.job.Verify(ctx, func(rep *fetch.VerifyReport) error {
+	return s.job.Verify(ctx, func(rep *destdir.Report) error {
 		if asJSON {
 			return writeJSON(s.a.stdout, rep)
 		}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/destdir"
 	"github.com/haul-dev/haul/internal/redact"
 	"github.com/haul-dev/haul/internal/units"
 	"github.com/haul-dev/haul/restore"
@@ -192,7 +193,7 @@ func (j *Job) Fetch(ctx context.Context, fo fetch.Options) error {
 // with fetch.ErrIncomplete (run repair); a set whose parts are only pending
 // or partial, with fetch.ErrInterrupted (finish the fetch), and no
 // part_broken is logged for them.
-func (j *Job) Verify(ctx context.Context, show func(*fetch.VerifyReport) error) error {
+func (j *Job) Verify(ctx context.Context, show func(*destdir.Report) error) error {
 	return j.Step(chunk.StepVerify, func() error {
 		rep, err := fetch.Verify(ctx, fetch.Options{Dest: j.o.Dest, SetCheck: SetCheck, SetCheckLabel: "decode"})
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
 	"github.com/haul-dev/haul/fetch/contact"
+	"github.com/haul-dev/haul/fetch/destdir"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/restore"
 )
@@ -46,8 +47,8 @@ func ExitCode(err error) int {
 
 // SetCheck decodes a set split at arbitrary bytes as the structural check
 // no single part can carry (fetch.Options.SetCheck): a format restore
-// cannot decode gives fetch.ErrNoVerdict, and a failed checksum that spans
-// several parts a *fetch.SuspectError naming them. A library caller of
+// cannot decode gives destdir.ErrNoVerdict, and a failed checksum that spans
+// several parts a *destdir.SuspectError naming them. A library caller of
 // fetch.Fetch passes it to get the same set-level check the CLI gets.
 func SetCheck(ctx context.Context, paths, names []string) error {
 	parts := make([]restore.Part, len(paths))
@@ -61,11 +62,11 @@ func SetCheck(ctx context.Context, paths, names []string) error {
 	err := restore.Test(ctx, parts, "")
 	var fe *integrity.FormatError
 	if err != nil && !errors.As(err, &fe) {
-		return fmt.Errorf("%w: %v", fetch.ErrNoVerdict, err) // not a format we can decode: no verdict
+		return fmt.Errorf("%w: %v", destdir.ErrNoVerdict, err) // not a format we can decode: no verdict
 	}
 	var span *restore.SpanError
 	if errors.As(err, &span) && len(span.Parts) > 1 {
-		return &fetch.SuspectError{Parts: span.Parts, Err: err}
+		return &destdir.SuspectError{Parts: span.Parts, Err: err}
 	}
 	return err
 }

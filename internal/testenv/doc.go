@@ -11,7 +11,8 @@
 //     Content-Range, short bodies, gzip, 5xx) and exact byte counters. It
 //     lives in internal/faultserver, which does not import package testing
 //     (`haul demo` and benchmarks use it); the names here are aliases.
-//  3. Helpers: CI, Missing, RequireTool, FreePort, Main.
+//  3. Helpers: CI, Missing, RequireTool, FreePort, Main, and StartHelper
+//     and StartChild (the child process a kill -9 test kills).
 //
 // A component that cannot be had fails the test when CI=true and skips it
 // otherwise; it is never skipped silently under CI.

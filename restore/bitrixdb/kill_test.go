@@ -1,14 +1,12 @@
 package bitrixdb
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -116,33 +114,8 @@ func TestKillDuringImport(t *testing.T) {
 		points = append(points, lo+rng.Int64N(hi-lo))
 	}
 	for i, at := range points {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "HAUL_BITRIXDB_HELPER=1", "HAUL_HELPER_OPTS="+string(js), "HAUL_HELPER_AT="+strconv.FormatInt(at, 10))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		ready := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			ready <- sc.Scan() && sc.Text() == "READY"
-		}()
-		select {
-		case ok := <-ready:
-			if !ok {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("round %d: the helper ended before it was killed", i)
-			}
-		case <-time.After(3 * time.Minute):
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("round %d: the helper did not reach byte %d", i, at)
-		}
+		cmd := testenv.StartHelper(t, fmt.Sprintf("round %d (kill at byte %d)", i, at), 3*time.Minute,
+			"HAUL_BITRIXDB_HELPER=1", "HAUL_HELPER_OPTS="+string(js), "HAUL_HELPER_AT="+strconv.FormatInt(at, 10))
 		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
