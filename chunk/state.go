@@ -90,6 +90,15 @@ type Part struct {
 	// difference: it guards against change after proof, at a fraction of
 	// a SHA-256's cost.
 	CRC32C string `json:"crc32c,omitempty"`
+	// SetCRC is the CRC-32C of the copy a failed decode of the whole set
+	// discarded (the part was one of its suspects): a copy fetched again
+	// with the same digest is what the source holds, and fetching it once
+	// more cannot cure the set.
+	SetCRC string `json:"set_crc,omitempty"`
+	// Found says the part's bytes were found in DEST rather than fetched
+	// under this state (the state was rebuilt): they count only when a
+	// reference or a check proves them, else they are fetched again.
+	Found bool `json:"found,omitempty"`
 }
 
 // Stamp is what a stat says about a part file: enough to tell that the
@@ -176,7 +185,7 @@ func (p *Part) ClearPiece(i int) {
 
 // ResetPieces forgets every piece and all progress inside pieces.
 func (p *Part) ResetPieces() {
-	p.Done, p.Partial = nil, nil
+	p.Done, p.Partial, p.Found = nil, nil, false
 	p.Hashes.Reset()
 }
 

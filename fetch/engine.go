@@ -49,6 +49,9 @@ type engine struct {
 	// repair mode: verification failures are final at once (the copy at
 	// the repair source will not get better by fetching it again).
 	repair bool
+	// setTries counts this run's re-fetches of suspects of a failed set
+	// decode (prove.go: nextSuspect).
+	setTries int
 }
 
 // commitInterval is how often written pieces and the progress inside

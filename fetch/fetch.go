@@ -195,9 +195,25 @@ type IncompleteError struct {
 
 func (e *IncompleteError) Error() string {
 	var b strings.Builder
+	// Parts broken for one reason (the suspects of a set that does not
+	// decode) are named together, the reason once.
+	same := map[string][]string{}
 	for _, n := range e.Broken {
-		fmt.Fprintf(&b, "part %s is broken", n)
 		if d := e.Detail[n]; d != "" {
+			same[d] = append(same[d], n)
+		}
+	}
+	for _, n := range e.Broken {
+		d := e.Detail[n]
+		switch group := same[d]; {
+		case d != "" && len(group) > 1 && group[0] != n:
+			continue // named with the first
+		case d != "" && len(group) > 1:
+			fmt.Fprintf(&b, "parts %s are broken", strings.Join(group, ", "))
+		default:
+			fmt.Fprintf(&b, "part %s is broken", n)
+		}
+		if d != "" {
 			fmt.Fprintf(&b, " (%s)", d)
 		}
 		b.WriteString("; ")

@@ -172,6 +172,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	var fe *integrity.FormatError
 	if err == nil {
 		for _, p := range e.st.Parts {
+			p.SetCRC = ""
 			if p.Status == chunk.Unverified {
 				p.Status = chunk.Verified
 				p.VerifiedBy = append(p.VerifiedBy, e.opts.SetCheckLabel)
@@ -198,31 +199,15 @@ func (e *engine) setCheck(ctx context.Context) error {
 		if p == nil {
 			return err
 		}
-		cands = []*chunk.Part{p}
+		return e.suspectsBroken([]*chunk.Part{p}, fe, "its references prove the copy: the archive was damaged before they were made")
 	}
-	// Fetch the suspects again one at a time, the least tried first, so
-	// a transfer that damaged one of them is cured without fetching them
-	// all; when each was tried --retries times, they are all broken.
-	p := cands[0]
-	for _, c := range cands {
-		if c.Attempts < p.Attempts {
-			p = c
-		}
+	p, why := e.nextSuspect(cands)
+	if p == nil {
+		return e.suspectsBroken(cands, fe, why)
 	}
-	if p.Status == chunk.Verified || e.repair || p.Attempts+1 >= e.opts.Retries {
-		for _, c := range cands {
-			// A broken part does not keep its final name.
-			c.Status, c.Error, c.VerifiedBy = chunk.Broken, fe.Error(), nil
-			if err := e.dir().Unname(c); err != nil {
-				return err
-			}
-			e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %v", c.Name, fe)})
-		}
-		return e.save()
-	}
-	p.Attempts++
-	p.Error = fe.Error()
-	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again", fe, p.Name)})
+	e.setTries++
+	p.SetCRC, p.Error = p.CRC32C, fe.Error()
+	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again (%d/%d for the set)", fe, p.Name, e.setTries, e.opts.Retries-1)})
 	if err := e.dir().Unname(p); err != nil {
 		return err
 	}
@@ -232,6 +217,55 @@ func (e *engine) setCheck(ctx context.Context) error {
 		return err
 	}
 	return errRelist
+}
+
+// nextSuspect chooses the suspect of a failed set decode to fetch again,
+// or says why none is: nothing but the set's own checksum can tell which
+// part is bad, so each fetch again is a guess, and the set gets
+// --retries attempts in all (the first fetch and opts.Retries-1
+// re-fetches of one part each), not --retries per part. A suspect whose
+// copy fetched again came back with the same bytes (SetCRC) is what the
+// source holds and is not fetched a third time; suspects never fetched
+// again go first. A repair takes no second guess: its copy is final.
+func (e *engine) nextSuspect(cands []*chunk.Part) (*chunk.Part, string) {
+	if e.repair {
+		return nil, fmt.Sprintf("the copy at %s does not decode either; nothing installed", e.src)
+	}
+	if e.setTries >= e.opts.Retries-1 {
+		return nil, fmt.Sprintf("the suspects were fetched again %d times (--retries %d) and the set still does not decode", e.setTries, e.opts.Retries)
+	}
+	var next *chunk.Part
+	for _, c := range cands {
+		if c.SetCRC != "" && c.SetCRC == c.CRC32C {
+			continue // the source sent the same bytes again
+		}
+		if next == nil || next.SetCRC != "" && c.SetCRC == "" {
+			next = c
+		}
+	}
+	if next == nil {
+		return nil, "each suspect fetched again came back with the same bytes: the source's copy is damaged"
+	}
+	return next, ""
+}
+
+// suspectsBroken gives up on a set whose decode keeps failing: every
+// suspect is broken (none can be told good), loses its final name, and
+// keeps the digest of its copy so that a later run can tell whether a
+// fresh copy differs.
+func (e *engine) suspectsBroken(cands []*chunk.Part, fe *integrity.FormatError, why string) error {
+	detail := fmt.Sprintf("the set does not decode: %v; %s", fe, why)
+	for _, c := range cands {
+		if c.CRC32C != "" {
+			c.SetCRC = c.CRC32C
+		}
+		c.Status, c.Error, c.VerifiedBy = chunk.Broken, detail, nil
+		if err := e.dir().Unname(c); err != nil {
+			return err
+		}
+		e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: c.Name, Message: fmt.Sprintf("part %s is broken: %s", c.Name, detail)})
+	}
+	return e.save()
 }
 
 // badCopy says that the repair source's copy of a part is bad as well.
