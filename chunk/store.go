@@ -188,12 +188,22 @@ func load(dest string) (*State, error) {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
 	defer f.Close()
-	s, err := readSnapshot(bufio.NewReaderSize(f, 256<<10))
-	if err != nil {
-		return nil, fmt.Errorf("load state %s: %w", StatePath(dest), err)
+	er := &errReader{r: f}
+	s, err := readSnapshot(bufio.NewReaderSize(er, 256<<10))
+	if er.err != nil {
+		return nil, fmt.Errorf("load state %s: %w", StatePath(dest), er.err) // the disk, not the file
 	}
-	if s.Version != 1 && s.Version != StateVersion {
+	if err == nil && s.Version > StateVersion {
 		return nil, fmt.Errorf("load state %s: version %d, this haul reads 1 and %d (a newer haul wrote it: use that one)", StatePath(dest), s.Version, StateVersion)
+	}
+	if err == nil {
+		err = s.validate()
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // "EOF" alone says nothing to a reader
+		}
+		return nil, &CorruptStateError{Dest: dest, File: "state.json", Err: err}
 	}
 	lf, err := sd.OpenFile("state.log", os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -204,7 +214,7 @@ func load(dest string) (*State, error) {
 	}
 	defer lf.Close()
 	if _, err := replay(lf, s); err != nil {
-		return nil, fmt.Errorf("load state %s: %w", LogPath(dest), err)
+		return nil, &CorruptStateError{Dest: dest, File: "state.log", Err: err}
 	}
 	return s, nil
 }
@@ -318,6 +328,21 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 		return fmt.Errorf("unexpected %v, want %v", tok, want)
 	}
 	return nil
+}
+
+// errReader remembers a read error other than the end of the file, so
+// that a failing disk is not taken for a corrupt state.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 type countWriter struct {

@@ -113,6 +113,13 @@ func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
 	if err := destdir.Ensure(opts.Dest); err != nil {
 		return nil, err
 	}
+	// An unreadable state is set aside, not a dead end: the parts on disk
+	// are taken in again and proven (adoptFound).
+	if note, err := chunk.Recover(opts.Dest); err != nil {
+		return nil, err
+	} else if note != "" {
+		opts.Progress.Event(Event{Kind: chunk.EventWarning, Message: note})
+	}
 	warn := func(msg string) { opts.Progress.Event(Event{Kind: chunk.EventWarning, Message: msg}) }
 	if err := destdir.SameSet(opts.Dest, opts.Sources, opts.Replace, warn); err != nil {
 		return nil, err

@@ -70,6 +70,7 @@ func (e *engine) prepare(ctx context.Context) error {
 		if p == nil {
 			p = &chunk.Part{Name: o.Name, Status: chunk.Pending}
 			e.adopt(p, o)
+			e.adoptFound(p, st.PieceSize)
 		} else if p.Version != o.Version() || p.Size != o.Size {
 			if e.repair && p.Size == o.Size {
 				// Another copy of the same part: keep the good pieces.

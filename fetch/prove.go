@@ -64,6 +64,12 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	// name).
 	r.dirty = true
 	e.touch(r)
+	if res.Err == nil && p.Found && len(res.VerifiedBy) == 0 {
+		// Bytes found in DEST that nothing proves are not taken on trust.
+		e.refetchAll(r, fmt.Sprintf("part %s was found in DEST but no reference or check proves it; fetching it again", p.Name))
+		return nil
+	}
+	p.Found = false
 	if res.Err == nil {
 		perr := e.dir().Promote(p.Name, r.f)
 		if r.f != nil {
@@ -122,6 +128,51 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	e.reopen(r, bad[0])
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries)})
 	return nil
+}
+
+// adoptFound takes in the bytes of a part new to the state that DEST
+// already holds (a state rebuilt after it was set aside, parts copied in
+// by hand): a plain file of the part's size, under its final or partial
+// name, becomes the part's partial file with every piece done, and the
+// verifier proves it before it counts. Nothing is pulled again when a
+// reference proves it; a part nothing proves is fetched again
+// (verifyPart), since no record says these bytes are the source's.
+func (e *engine) adoptFound(p *chunk.Part, pieceSize int64) {
+	final, partial := e.finalPath(p.Name), e.partialPath(p.Name)
+	n := chunk.Pieces(p.Size, pieceSize)
+	if n == 0 {
+		return
+	}
+	if fi, err := e.dir().PlainFile(final); err == nil && fi.Size() == p.Size {
+		if os.Rename(final, partial) != nil {
+			return
+		}
+	}
+	if fi, err := e.dir().PlainFile(partial); err != nil || fi.Size() != p.Size {
+		return
+	}
+	for i := 0; i < n; i++ {
+		p.Done.Set(i)
+	}
+	p.Status, p.Found = chunk.Partial, true
+	if e.hashed == nil {
+		e.hashed = map[string]bool{}
+	}
+	e.hashed[p.Name] = true // recheck takes the pieces as they are
+}
+
+// refetchAll sends every piece of r back to the workers. Callers hold
+// e.mu.
+func (e *engine) refetchAll(r *partRun, msg string) {
+	for i := 0; i < r.n; i++ {
+		if r.p.Done.Has(i) {
+			r.doneN--
+		}
+		r.p.ClearPiece(i)
+	}
+	r.p.Found = false
+	e.reopen(r, 0)
+	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: r.p.Name, Message: msg})
 }
 
 // provePart proves a complete part in one sequential pass

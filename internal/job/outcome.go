@@ -33,7 +33,10 @@ func ExitCode(err error) int {
 	case errors.As(err, &unsafe), errors.Is(err, restore.ErrPassword), errors.Is(err, restore.ErrNoSpace),
 		// Before the 75s: a source never reached, or down for longer than
 		// --give-up-after, needs a person although its cause is the network.
-		errors.Is(err, contact.ErrUnreachable), errors.Is(err, contact.ErrGaveUp):
+		errors.Is(err, contact.ErrUnreachable), errors.Is(err, contact.ErrGaveUp),
+		// An unreadable state: the set's SOURCE must be given again to a
+		// fetch or run, which rebuild it (chunk.Recover).
+		errors.Is(err, chunk.ErrCorruptState):
 		return 1
 	case errors.Is(err, fetch.ErrInterrupted), errors.Is(err, fetch.ErrNetworkDown), errors.Is(err, chunk.ErrLocked), errors.Is(err, restore.ErrBusy),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
