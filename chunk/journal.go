@@ -39,6 +39,7 @@ const (
 	EventWarning        = "warning"         // anything an operator should read later: Message
 	EventRetry          = "retry"           // a piece, a part or a listing is tried again: Message says why
 	EventProgress       = "progress"        // optional checkpoint: Bytes pulled so far in this run
+	EventSourceBytes    = "source_bytes"    // at a fetch or repair step's end: From delivered Bytes of parts in it (one per source; they sum to the step's bytes)
 	EventDBStart        = "db_start"        // the database import began: From is the database URL (no password), Bytes the offset it resumes at, Message the dump
 	EventDBEnd          = "db_end"          // it ended: Bytes of the dump and Statements run in this run, Seconds, Message (summary or error)
 	EventDBSkipped      = "db_skipped"      // haul run found the database restore done: From, Message

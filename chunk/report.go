@@ -3,6 +3,7 @@ package chunk
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -56,6 +57,10 @@ type RunReport struct {
 	// restore.
 	RestoreSeconds *float64     `json:"restore_seconds"`
 	Steps          []StepReport `json:"steps"`
+	// Sources are the bytes each source (the SOURCE, each --mirror)
+	// delivered in the run's fetch and repair steps, in the order they
+	// were first named; they sum to Bytes.
+	Sources []SourceReport `json:"sources"`
 	// DB is the database import of the run (--db); null when it had none.
 	DB *DBReport `json:"db"`
 	// Events are the ones an operator reads afterwards: broken, repaired
@@ -75,6 +80,14 @@ type StepReport struct {
 	ExitCode    *int      `json:"exit_code,omitempty"`
 	Interrupted bool      `json:"interrupted"`
 	Message     string    `json:"message,omitempty"`
+}
+
+// SourceReport is what one source delivered in a run.
+type SourceReport struct {
+	Source string `json:"source"`
+	Bytes  int64  `json:"bytes"`
+	// BytesPerSecond is Bytes over the time spent moving data.
+	BytesPerSecond float64 `json:"bytes_per_second"`
 }
 
 // notable are the events a report lists one by one.
@@ -104,7 +117,7 @@ func BuildReport(events []Event) Report {
 }
 
 func buildRun(id string, evs []Event) RunReport {
-	run := RunReport{ID: id, Start: evs[0].Time, End: evs[0].Time, Steps: []StepReport{}, Events: []Event{}}
+	run := RunReport{ID: id, Start: evs[0].Time, End: evs[0].Time, Steps: []StepReport{}, Events: []Event{}, Sources: []SourceReport{}}
 	var (
 		ended                 bool
 		endBytes, progress    int64
@@ -174,6 +187,13 @@ func buildRun(id string, evs []Event) RunReport {
 			count(chg, e)
 		case EventProgress:
 			progress = max(progress, e.Bytes)
+		case EventSourceBytes:
+			i := slices.IndexFunc(run.Sources, func(s SourceReport) bool { return s.Source == e.From })
+			if i < 0 {
+				i = len(run.Sources)
+				run.Sources = append(run.Sources, SourceReport{Source: e.From})
+			}
+			run.Sources[i].Bytes += e.Bytes
 		case EventRestoreStart:
 			restoreStart = e.Time
 		case EventRestoreEnd:
@@ -231,6 +251,9 @@ func buildRun(id string, evs []Event) RunReport {
 	}
 	if moving > 0 {
 		run.BytesPerSecond = float64(run.Bytes) / moving
+		for i := range run.Sources {
+			run.Sources[i].BytesPerSecond = float64(run.Sources[i].Bytes) / moving
+		}
 	}
 	run.DB = buildDB(evs)
 	run.PartsFetched, run.PartsVerified = len(fetched), len(verified)
@@ -329,6 +352,11 @@ func writeRun(w *errWriter, run RunReport) {
 		facts = append(facts, "restore "+units.FormatDuration(dur(*run.RestoreSeconds)))
 	}
 	w.printf("  %s\n", strings.Join(facts, "; "))
+	if len(run.Sources) > 1 {
+		for _, s := range run.Sources {
+			w.printf("    %s from %s at %s\n", units.FormatBytes(s.Bytes), s.Source, units.FormatRate(s.BytesPerSecond))
+		}
+	}
 
 	type line struct {
 		at   time.Time

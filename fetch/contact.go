@@ -55,6 +55,7 @@ func openSources(ctx context.Context, opts *Options) (*source.Opened, error) {
 		return err
 	})
 	if err == nil {
+		op.Source = opts.withMirrors(ctx, op)
 		return op, c.Opened()
 	}
 	if ex := (*retry.ExhaustedError)(nil); errors.As(err, &ex) {

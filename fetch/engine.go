@@ -52,6 +52,10 @@ type engine struct {
 	// setTries counts this run's re-fetches of suspects of a failed set
 	// decode (prove.go: nextSuspect).
 	setTries int
+	// acc are the accounts of the sources closed before (mirrors.go), and
+	// accBase the bytes pulled when the current one was opened.
+	acc     []source.Account
+	accBase int64
 }
 
 // commitInterval is how often written pieces and the progress inside
@@ -171,7 +175,7 @@ func (e *engine) run(ctx context.Context) error {
 	e.mu.Unlock()
 
 	var workers sync.WaitGroup
-	for w := 0; w < e.opts.Connections; w++ {
+	for w := 0; w < e.workers(); w++ {
 		workers.Go(func() { e.worker(ctx) })
 	}
 	stopCommit := make(chan struct{})
@@ -455,9 +459,9 @@ func (e *engine) failed(ctx context.Context, r *partRun, err error) {
 		e.touch(r)
 		r.dirty = true
 		r.p.Status = chunk.Broken
-		r.p.Error = err.Error()
+		r.p.Error = e.explain(r.p.Name, err.Error())
 		if e.repair {
-			r.p.Error = e.badCopy(err)
+			r.p.Error = e.explain(r.p.Name, e.badCopy(err))
 		}
 		e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: r.p.Name, Message: fmt.Sprintf("part %s is broken: %s", r.p.Name, r.p.Error)})
 	default:

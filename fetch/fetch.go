@@ -10,6 +10,7 @@ import (
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/contact"
 	"github.com/haul-dev/haul/fetch/destdir"
+	"github.com/haul-dev/haul/fetch/multi"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
@@ -59,6 +60,11 @@ type Options struct {
 	// the set. Fetch closes it when it returns.
 	Source source.Source
 
+	// Mirrors are other copies of the set (--mirror, --mirror-list): they
+	// supply bytes during the run, for speed and to heal parts that fail
+	// proof; the primary SOURCE alone defines the set (package multi).
+	Mirrors []multi.Mirror
+
 	contact *contact.Contact // the record of the source reached (contact.go)
 }
 
@@ -98,6 +104,8 @@ type Summary struct {
 	Missing    []string
 	BytesTotal int64
 	Pulled     int64 // bytes received over the link in this run
+	// Sources are the bytes each source delivered; they sum to Pulled.
+	Sources []source.Account
 	// Detail says why each broken or missing part is so.
 	Detail map[string]string
 }
@@ -135,7 +143,7 @@ func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
 		opts.Filter.Prefix = op.Prefix
 	}
 	e := &engine{opts: &opts, src: op.Source}
-	defer func() { e.src.Close() }()
+	defer e.endSources()
 	if err := e.recheckDest(ctx, true); err != nil {
 		return nil, err
 	}
@@ -156,6 +164,7 @@ func Fetch(ctx context.Context, opts Options) (sum *Summary, err error) {
 			err = e.save()
 		}
 		s := e.summary()
+		s.Sources = e.accounts()
 		if err == nil {
 			err = s.Err(opts.Dest)
 		}
@@ -179,7 +188,7 @@ func (e *engine) prepareRun(ctx context.Context) error {
 		if changes > maxChanges {
 			return fmt.Errorf("%w: parts changed at the source %d times during this run; run again when the copy at the source is complete", ErrInterrupted, changes)
 		}
-		e.src.Close()
+		e.closeSource()
 		op, err := openSources(ctx, e.opts)
 		if err != nil {
 			return err

@@ -17,6 +17,8 @@ type Event struct {
 	Message    string
 	VerifiedBy []string
 	Bytes      int64
+	// From names a source (EventSourceBytes, a healing read), no secret.
+	From string
 }
 
 // Progress receives what the engine does. Calls come from many goroutines;

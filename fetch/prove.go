@@ -107,18 +107,21 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	}
 	p.Attempts++
 	p.Error = res.Err.Error()
-	if e.repair || p.Attempts >= e.opts.Retries {
+	bad := destdir.RefetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
+	e.blamePieces(p, bad, res.Err)
+	// Every copy gets --retries tries (a repair's: one), mirrors.go.
+	if copies := e.copies(p.Name); e.repair && p.Attempts >= copies || p.Attempts >= e.opts.Retries*copies {
 		p.Status = chunk.Broken
-		msg := fmt.Sprintf("part %s is broken: %v", p.Name, res.Err)
+		p.Error = e.explain(p.Name, p.Error)
+		msg := fmt.Sprintf("part %s is broken: %v", p.Name, p.Error)
 		if e.repair {
 			// The error line says it too: cron mails only that.
-			p.Error = e.badCopy(res.Err)
+			p.Error = e.explain(p.Name, e.badCopy(res.Err))
 			msg = fmt.Sprintf("part %s: %s", p.Name, p.Error)
 		}
 		e.opts.Progress.Event(Event{Kind: chunk.EventPartBroken, Part: p.Name, Message: msg})
 		return nil
 	}
-	bad := destdir.RefetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
 	for _, i := range bad {
 		if p.Done.Has(i) {
 			r.doneN--
@@ -126,7 +129,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		p.ClearPiece(i)
 	}
 	e.reopen(r, bad[0])
-	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries)})
+	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries*e.copies(p.Name))})
 	return nil
 }
 
@@ -256,6 +259,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	if p == nil {
 		return e.suspectsBroken(cands, fe, why)
 	}
+	e.blame(p.Name, 0, p.Size, fe)
 	e.setTries++
 	p.SetCRC, p.Error = p.CRC32C, fe.Error()
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again (%d/%d for the set)", fe, p.Name, e.setTries, e.opts.Retries-1)})

@@ -53,7 +53,7 @@ func Repair(ctx context.Context, opts Options, from string) (sum *Summary, err e
 	}
 	opts.Filter = source.Filter{Include: names}
 	e.src = op.Source
-	defer func() { e.src.Close() }()
+	defer e.endSources()
 
 	// Decide which pieces to move before the engine starts. A copy that
 	// changes while it is hashed is listed again (bounded).
@@ -88,6 +88,7 @@ func Repair(ctx context.Context, opts Options, from string) (sum *Summary, err e
 	}
 	e.st = full
 	s := e.summary()
+	s.Sources = e.accounts()
 	if err == nil {
 		err = s.Err(opts.Dest)
 	}

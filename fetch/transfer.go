@@ -39,13 +39,19 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) ([]byte, err
 		return errors.Is(err, source.ErrChanged) || source.IsPermanent(err) || errors.Is(err, source.ErrRangeIgnored)
 	}
 	// A repair source's copy that fails the manifest twice is bad there,
-	// not on the way: reading it again only moves bytes.
-	badCopy := func(err error, attempt int) bool { return e.repair && errors.Is(err, errPieceMismatch) && attempt >= 2 }
-	err := retry.Do(ctx, e.opts.policy(r.p.Name, func(err error, attempt int) bool {
+	// not on the way: reading it again only moves bytes. With mirrors,
+	// every copy gets its tries (mirrors.go).
+	copies := e.copies(r.p.Name)
+	badCopy := func(err error, attempt int) bool {
+		return e.repair && errors.Is(err, errPieceMismatch) && attempt >= 2*copies
+	}
+	policy := e.opts.policy(r.p.Name, func(err error, attempt int) bool {
 		return final == nil && !stop(err) && !badCopy(err, attempt)
 	}, func(err error, attempt int) string {
-		return fmt.Sprintf("%s piece %d: %v; retrying (%d/%d)", r.p.Name, j.i, err, attempt, e.opts.Retries)
-	}), func(attempt int) error {
+		return fmt.Sprintf("%s piece %d: %v; retrying (%d/%d)", r.p.Name, j.i, err, attempt, e.opts.Retries*copies)
+	})
+	policy.Attempts *= copies
+	err := retry.Do(ctx, policy, func(attempt int) error {
 		tries = attempt
 		err := e.openPart(r)
 		if err == nil && sp == fl.head && h == nil {
@@ -78,6 +84,7 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) ([]byte, err
 			// Unwrapped: the retry line and the final error name the
 			// part and the piece once.
 			err = errPieceMismatch
+			e.blame(r.p.Name, fl.off, fl.n, err)
 		}
 		// The whole piece again, on this worker.
 		sp, h = e.again(r, fl)
@@ -288,6 +295,7 @@ func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 		if r.pieceRefs != nil && r.pieceRefs[i] != hex.EncodeToString(sum) {
 			// The retry line names the part.
 			bad = fmt.Errorf("piece %d: %w", i, errPieceMismatch)
+			e.blame(r.p.Name, off, n, bad)
 			continue // still missing: the next pass fetches it again
 		}
 		e.mu.Lock()

@@ -22,23 +22,35 @@ func (o *opts) sources(pos []string) ([]string, error) {
 	if o.list == "" {
 		return pos, checkDuplicates(pos)
 	}
-	f, err := os.Open(o.list)
+	urls, err := readURLList(o.list)
 	if err != nil {
 		return nil, fmt.Errorf("--list: %w", err)
 	}
+	pos = append(pos, urls...)
+	return pos, checkDuplicates(pos)
+}
+
+// readURLList reads a file of one URL a line (# starts a comment): --list
+// and --mirror-list.
+func readURLList(name string) ([]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
+	var out []string
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line != "" && !strings.HasPrefix(line, "#") {
-			pos = append(pos, line)
+			out = append(out, line)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("--list %s: %w", o.list, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return pos, checkDuplicates(pos)
+	return out, nil
 }
 
 func cmdFetch(ctx context.Context, a *app, o *opts, pos []string) error {

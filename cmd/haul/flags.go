@@ -7,10 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
+	"github.com/haul-dev/haul/fetch/multi"
 	"github.com/haul-dev/haul/internal/bwlimit"
+	"github.com/haul-dev/haul/internal/redact"
 	"github.com/haul-dev/haul/internal/units"
 )
 
@@ -154,6 +157,30 @@ func (v globList) Set(s string) error {
 	return nil
 }
 
+// mirrorList is the repeatable --mirror URL; one value (HAUL_MIRROR) may
+// hold several, separated by commas or spaces.
+type mirrorList struct{ p *[]string }
+
+func (v mirrorList) String() string { return strings.Join(redactAll(*v.p), ",") }
+func (v mirrorList) Type() string   { return "URL" }
+func (v mirrorList) Set(s string) error {
+	for _, u := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+		if _, err := multi.ParseMirror(u); err != nil {
+			return err
+		}
+		*v.p = append(*v.p, u)
+	}
+	return nil
+}
+
+func redactAll(urls []string) []string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = redact.URL(u)
+	}
+	return out
+}
+
 // pathList is a repeatable flag of paths (--base DIR).
 type pathList struct{ p *[]string }
 
@@ -196,6 +223,9 @@ func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool)) error {
 			for _, item := range strings.Fields(v) {
 				if serr := f.Value.Set(item); serr != nil {
 					err = usagef("%s=%s: %v", envName(f.Name), v, serr)
+					if _, ok := f.Value.(mirrorList); ok { // a URL may hold a secret: serr names it redacted
+						err = usagef("%s: %v", envName(f.Name), serr)
+					}
 					return
 				}
 			}
@@ -221,7 +251,7 @@ func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool)) error {
 // values separated by spaces.
 func isList(f *pflag.Flag) bool {
 	switch f.Value.(type) {
-	case globList, pathList:
+	case globList, pathList, mirrorList:
 		return true
 	}
 	return false

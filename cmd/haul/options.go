@@ -10,6 +10,7 @@ import (
 
 	"github.com/haul-dev/haul/fetch"
 	"github.com/haul-dev/haul/fetch/contact"
+	"github.com/haul-dev/haul/fetch/multi"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/internal/bwlimit"
 	"github.com/haul-dev/haul/internal/retry"
@@ -59,6 +60,8 @@ type common struct {
 	json        bool
 	replace     bool
 	giveUpAfter time.Duration
+	mirrors     []string // --mirror URL[#j=N], as given
+	mirrorList  string   // --mirror-list FILE
 	// chunkSizeSet is whether --chunk-size was given.
 	chunkSizeSet bool
 }
@@ -81,6 +84,8 @@ func (o *opts) addTransfer(fs *pflag.FlagSet) {
 	text(fs, &o.manifest, "manifest", "", "PATH|URL", "reference file: a sum file or a haul manifest")
 	text(fs, &o.list, "list", "", "FILE", "file with one SOURCE URL per line (# starts a comment)")
 	fs.BoolVar(&o.probe, "probe-parts", false, "derive NAME.1, NAME.2 … from one URL by trying until 404")
+	fs.Var(mirrorList{&o.mirrors}, "mirror", "another copy of the set (any SOURCE; an http(s) URL ending in / serves each part at URL+NAME): supplies pieces for speed and heals parts that fail proof; #j=N sets its connections, #j=0 heals only (repeatable)")
+	text(fs, &o.mirrorList, "mirror-list", "", "FILE", "a mirror given as one URL per part, one a line (presigned URLs)")
 }
 
 // addReplace: a DEST holds one set (fetch, run).
@@ -212,6 +217,23 @@ func (c *common) fetchOptions(sources []string, dest string) (fetch.Options, err
 			SSH:        source.SSHOptions{Identity: c.identity, KnownHosts: c.knownHosts, AcceptNewHostKey: c.acceptNew, Passphrase: passphrasePrompt(), Connections: c.connections},
 			ProbeParts: c.probe,
 		},
+	}
+	for _, s := range c.mirrors {
+		m, err := multi.ParseMirror(s)
+		if err != nil {
+			return o, usagef("--mirror: %v", err)
+		}
+		o.Mirrors = append(o.Mirrors, m)
+	}
+	if c.mirrorList != "" {
+		urls, err := readURLList(c.mirrorList)
+		if err != nil {
+			return o, usagef("--mirror-list: %v", err)
+		}
+		if len(urls) == 0 {
+			return o, usagef("--mirror-list %s: no URL in it", c.mirrorList)
+		}
+		o.Mirrors = append(o.Mirrors, multi.Mirror{URLs: urls, Conns: -1})
 	}
 	if c.bwlimit != "" {
 		sched, err := bwlimit.ParseBandwidth(c.bwlimit)

@@ -160,6 +160,9 @@ func (r *reporter) Event(e fetch.Event) {
 		}
 	}
 	r.mu.Unlock()
+	if e.Kind == chunk.EventSourceBytes {
+		return // the step's summary line says it
+	}
 	if e.Kind == chunk.EventRetry && r.mode == "bars" && !r.a.verbose {
 		return // the bars show it; the journal keeps it
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ func (a *app) begin(ctx context.Context, cmd, dest string, o *opts) (context.Con
 		}
 	}
 	rep := newReporter(a, o.progress)
-	ctx, j, err := job.Begin(ctx, job.Options{Cmd: cmd, Dest: dest, Args: os.Args[1:], Deadline: deadline, UI: rep, Logf: rep.logf})
+	ctx, j, err := job.Begin(ctx, job.Options{Cmd: cmd, Dest: dest, Args: withMirrors(os.Args[1:], o.mirrors), Deadline: deadline, UI: rep, Logf: rep.logf})
 	if err != nil {
 		rep.finish()
 		return nil, nil, err
@@ -104,6 +105,19 @@ func (s *session) db(ctx context.Context, o *opts) error {
 		return err
 	}
 	return s.job.DB(ctx, dbo)
+}
+
+// withMirrors is the command line as the journal records it: mirrors
+// that came from HAUL_MIRROR are added as --mirror URL (redacted there).
+func withMirrors(args, mirrors []string) []string {
+	line := strings.Join(args, " ")
+	out := slices.Clone(args)
+	for _, m := range mirrors {
+		if !strings.Contains(line, m) {
+			out = append(out, "--mirror", m)
+		}
+	}
+	return out
 }
 
 func restoreOptions(o *opts) restore.Options {

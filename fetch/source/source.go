@@ -1,6 +1,7 @@
 // Package source is the contract between the transfer engine and the
 // places parts come from: Object, Source and every optional ability a
-// source may have (Checksummer, RemoteHasher, Expecter, NoSplitter), the
+// source may have (Checksummer, RemoteHasher, Expecter, NoSplitter, and
+// Healer, Pooler, Accounter of a source with mirrors), the
 // options that open one, the errors a source answers with, and how a
 // listing becomes a set (SelectSet). The sources themselves live in the
 // packages below it (s3, web, sftp, local); open turns a SOURCE argument
@@ -87,6 +88,32 @@ type Expecter interface {
 // split: over SFTP a split drops pkg/sftp's read-ahead, so the server
 // would read the bytes past the split point twice.
 type NoSplitter interface{ NoSplit() bool }
+
+// Healer is a Source that holds several copies of each part (fetch/multi:
+// a primary and its mirrors). The engine tells it which bytes failed proof
+// (Blame), so that the next read of them goes to another copy; gives a
+// part as many tries as it has copies (Copies, times --retries); and
+// appends what each copy gave to a broken part's error (Explain, "" when
+// nothing was blamed).
+type Healer interface {
+	Blame(part string, off, n int64, why string)
+	Copies(part string) int
+	Explain(part string) string
+}
+
+// Pooler is a Source that keeps more transfers busy than -j: one pool of
+// connections per copy. Connections is how many workers it can use.
+type Pooler interface{ Connections() int }
+
+// Account is what one source (named with no secret) delivered.
+type Account struct {
+	Source string `json:"source"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// Accounter is a Source made of several sources that counts the bytes of
+// parts each of them delivered; they sum to the bytes the engine pulled.
+type Accounter interface{ Accounts() []Account }
 
 // Opened is a parsed SOURCE: the Source, and the name prefix that selects
 // the set inside the source's directory ("" = every file).

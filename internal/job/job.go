@@ -181,8 +181,8 @@ func (j *Job) Fetch(ctx context.Context, fo fetch.Options) error {
 	return j.Step(chunk.StepFetch, func() error {
 		sum, err := fetch.Fetch(ctx, j.engineOptions(fo))
 		if sum != nil {
-			j.o.Logf("fetch: %d parts, %d verified, %d unverified, %d broken, %d missing; %s pulled",
-				sum.Parts, sum.Verified, sum.Unverified, len(sum.Broken), len(sum.Missing), units.FormatBytes(sum.Pulled))
+			j.o.Logf("fetch: %d parts, %d verified, %d unverified, %d broken, %d missing; %s pulled%s",
+				sum.Parts, sum.Verified, sum.Unverified, len(sum.Broken), len(sum.Missing), units.FormatBytes(sum.Pulled), bySource(sum))
 		}
 		return wrapDeadline(ctx, err)
 	})
@@ -232,7 +232,7 @@ func (j *Job) Repair(ctx context.Context, fo fetch.Options, from string) error {
 	return j.Step(chunk.StepRepair, func() error {
 		sum, err := fetch.Repair(ctx, j.engineOptions(fo), from)
 		if sum != nil {
-			j.o.Logf("repair: %d parts, %d broken, %d missing; %s pulled", sum.Parts, len(sum.Broken), len(sum.Missing), units.FormatBytes(sum.Pulled))
+			j.o.Logf("repair: %d parts, %d broken, %d missing; %s pulled%s", sum.Parts, len(sum.Broken), len(sum.Missing), units.FormatBytes(sum.Pulled), bySource(sum))
 		}
 		return wrapDeadline(ctx, err)
 	})
@@ -413,6 +413,18 @@ func redactArgs(args []string) []string {
 		out[i] = a
 	}
 	return out
+}
+
+// bySource says what each source delivered when there were several.
+func bySource(sum *fetch.Summary) string {
+	if len(sum.Sources) < 2 {
+		return ""
+	}
+	var parts []string
+	for _, a := range sum.Sources {
+		parts = append(parts, units.FormatBytes(a.Bytes)+" from "+a.Source)
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // oneLine keeps an error message on one line.

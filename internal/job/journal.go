@@ -44,7 +44,7 @@ func (p *journaled) Event(e fetch.Event) {
 			p.j.Log(chunk.Event{Event: chunk.EventPartFetched, Part: e.Part, Bytes: n})
 		}
 	}
-	p.j.Log(chunk.Event{Event: e.Kind, Part: e.Part, Message: e.Message, VerifiedBy: e.VerifiedBy, Bytes: e.Bytes})
+	p.j.Log(chunk.Event{Event: e.Kind, Part: e.Part, Message: e.Message, VerifiedBy: e.VerifiedBy, Bytes: e.Bytes, From: e.From})
 	p.UI.Event(e)
 }
 

@@ -1,0 +1,136 @@
+package multi
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// partState is what the copies did for one part: which served which
+// bytes since they were last blamed, which bytes failed proof from which
+// copy, and what each copy gave. Guarded by Source.mu.
+type partState struct {
+	served []byteSpan
+	blamed []byteSpan
+	gave   map[*member]*verdict
+}
+
+// byteSpan is bytes [off, end) of a part and the copy they came from.
+type byteSpan struct {
+	off, end int64
+	m        *member
+}
+
+type verdict struct {
+	times int
+	why   string
+}
+
+func (s *Source) part(name string) *partState {
+	ps := s.parts[name]
+	if ps == nil {
+		ps = &partState{gave: map[*member]*verdict{}}
+		s.parts[name] = ps
+	}
+	return ps
+}
+
+// served records that m is sending [off, off+n) of part; bytes read
+// before from any copy are written over. Callers hold s.mu.
+func (s *Source) served(part string, off, n int64, m *member) {
+	ps := s.part(part)
+	end := off + n
+	ps.served = slices.DeleteFunc(ps.served, func(b byteSpan) bool { return b.off >= off && b.end <= end })
+	ps.served = append(ps.served, byteSpan{off, end, m})
+}
+
+// Blame charges the copies that served bytes [off, off+n) of part, which
+// failed proof (why), so that the next read of them goes elsewhere.
+func (s *Source) Blame(part string, off, n int64, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.part(part)
+	end := off + n
+	charged := map[*member]bool{}
+	ps.served = slices.DeleteFunc(ps.served, func(b byteSpan) bool {
+		if b.end <= off || b.off >= end {
+			return false
+		}
+		ps.blamed = append(ps.blamed, byteSpan{max(off, b.off), min(end, b.end), b.m})
+		charged[b.m] = true
+		return true
+	})
+	for m := range charged {
+		v := ps.gave[m]
+		if v == nil {
+			v = &verdict{}
+			ps.gave[m] = v
+		}
+		v.times++
+		v.why = why
+	}
+}
+
+// blamedIn reports whether bytes in [off, end) failed proof before.
+func (ps *partState) blamedIn(off, end int64) bool {
+	return slices.ContainsFunc(ps.blamed, func(b byteSpan) bool { return b.off < end && b.end > off })
+}
+
+// penalty is how often m's bytes in [off, end) failed proof.
+func (ps *partState) penalty(m *member, off, end int64) int {
+	n := 0
+	for _, b := range ps.blamed {
+		if b.m == m && b.off < end && b.end > off {
+			n++
+		}
+	}
+	return n
+}
+
+// blamedBy names the copies whose bytes in [off, end) failed proof.
+func (ps *partState) blamedBy(off, end int64) string {
+	var names []string
+	for _, b := range ps.blamed {
+		if b.off < end && b.end > off && !slices.Contains(names, b.m.name) {
+			names = append(names, b.m.name)
+		}
+	}
+	return strings.Join(names, " and ")
+}
+
+// Copies is how many copies serve part: the primary and the mirrors that
+// agree on it.
+func (s *Source) Copies(part string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.members {
+		if s.has(m, part) {
+			n++
+		}
+	}
+	return n
+}
+
+// Explain says what each copy gave for part, "" when no copy was blamed.
+func (s *Source) Explain(part string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.parts[part]
+	if ps == nil || len(ps.gave) == 0 {
+		return ""
+	}
+	var out []string
+	for _, m := range s.members {
+		v := ps.gave[m]
+		switch {
+		case v != nil:
+			out = append(out, fmt.Sprintf("%s gave: %s (%d times)", m.name, v.why, v.times))
+		case !s.has(m, part):
+			out = append(out, fmt.Sprintf("%s: not used for it", m.name))
+		default:
+			out = append(out, fmt.Sprintf("%s: no failure", m.name))
+		}
+	}
+	return strings.Join(out, "; ")
+}
