@@ -11,8 +11,18 @@ import (
 // copy, and what each copy gave. Guarded by Source.mu.
 type partState struct {
 	served []byteSpan
-	blamed []byteSpan
+	blamed []blame
 	gave   map[*member]*verdict
+}
+
+// blame is one failed proof: the bytes it covers (a piece, or a whole
+// part when the proof cannot say where) and the copies that served them.
+// A copy is charged once per blame, so a part that failed as a whole is
+// next read whole from the copy charged least, not piece by piece from
+// whichever copy did not serve that piece.
+type blame struct {
+	off, end int64
+	by       []*member
 }
 
 // byteSpan is bytes [off, end) of a part and the copy they came from.
@@ -51,16 +61,21 @@ func (s *Source) Blame(part string, off, n int64, why string) {
 	defer s.mu.Unlock()
 	ps := s.part(part)
 	end := off + n
-	charged := map[*member]bool{}
+	var charged []*member
 	ps.served = slices.DeleteFunc(ps.served, func(b byteSpan) bool {
 		if b.end <= off || b.off >= end {
 			return false
 		}
-		ps.blamed = append(ps.blamed, byteSpan{max(off, b.off), min(end, b.end), b.m})
-		charged[b.m] = true
+		if !slices.Contains(charged, b.m) {
+			charged = append(charged, b.m)
+		}
 		return true
 	})
-	for m := range charged {
+	if len(charged) == 0 {
+		return // bytes of an earlier run: no copy to charge
+	}
+	ps.blamed = append(ps.blamed, blame{off, end, charged})
+	for _, m := range charged {
 		v := ps.gave[m]
 		if v == nil {
 			v = &verdict{}
@@ -73,14 +88,14 @@ func (s *Source) Blame(part string, off, n int64, why string) {
 
 // blamedIn reports whether bytes in [off, end) failed proof before.
 func (ps *partState) blamedIn(off, end int64) bool {
-	return slices.ContainsFunc(ps.blamed, func(b byteSpan) bool { return b.off < end && b.end > off })
+	return slices.ContainsFunc(ps.blamed, func(b blame) bool { return b.off < end && b.end > off })
 }
 
 // penalty is how often m's bytes in [off, end) failed proof.
 func (ps *partState) penalty(m *member, off, end int64) int {
 	n := 0
 	for _, b := range ps.blamed {
-		if b.m == m && b.off < end && b.end > off {
+		if b.off < end && b.end > off && slices.Contains(b.by, m) {
 			n++
 		}
 	}
@@ -91,8 +106,13 @@ func (ps *partState) penalty(m *member, off, end int64) int {
 func (ps *partState) blamedBy(off, end int64) string {
 	var names []string
 	for _, b := range ps.blamed {
-		if b.off < end && b.end > off && !slices.Contains(names, b.m.name) {
-			names = append(names, b.m.name)
+		if b.off >= end || b.end <= off {
+			continue
+		}
+		for _, m := range b.by {
+			if !slices.Contains(names, m.name) {
+				names = append(names, m.name)
+			}
 		}
 	}
 	return strings.Join(names, " and ")
