@@ -267,3 +267,55 @@ func TestMirrorRepair(t *testing.T) {
 	}
 	wantSourcesSum(t, dest)
 }
+
+// TestMirrorGoesAway is acceptance 4: a mirror whose server stops mid-run
+// leaves the run to the primary; it ends identical, --bwlimit holds over
+// both sources (the run cannot be quicker than the set at that rate), and
+// the bytes pulled stay bounded.
+func TestMirrorGoesAway(t *testing.T) {
+	_, parts := mirrorSet(t, 1500<<10)
+	dir := t.TempDir()
+	e2eWriteDir(t, dir, parts)
+	mirrorRefs(t, dir, parts, true)
+	primary := testenv.NewFaultServer(dir, testenv.ConnRate(128<<10))
+	t.Cleanup(primary.Close)
+	mdir := t.TempDir()
+	e2eWriteDir(t, mdir, parts)
+	mirror := testenv.NewFaultServer(mdir, testenv.ConnRate(128<<10))
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			mirror.Close()
+		}
+	})
+	const limit = 1 << 20
+	dest := t.TempDir()
+	args := append([]string{"fetch", "--progress", "log", "--chunk-size", "64K", "-j", "2", "--bwlimit", "1M", "--timeout", "5s"}, e2eURLs(primary, parts)...)
+	args = append(args, dest, "--mirror", mirror.URL("")+"/")
+	start := time.Now()
+	_, done := (&sshHost{home: t.TempDir()}).start(t, args...)
+	for i := 0; i < 400 && mirror.BytesSent() < 100<<10; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if mirror.BytesSent() == 0 {
+		t.Fatal("the mirror sent nothing before it was stopped")
+	}
+	mirror.Close()
+	stopped = true
+	r := <-done
+	took := time.Since(start)
+	wantCode(t, r, 0)
+	e2eIdentical(t, dest, parts)
+	total := e2eTotal(parts)
+	if least := time.Duration(float64(total) / limit * 0.9 * float64(time.Second)); took < least {
+		t.Errorf("the run took %v for %d bytes under --bwlimit 1M; at least %v", took, total, least)
+	}
+	run := e2eLastRun(t, dest)
+	if run.Bytes > total*5/4 {
+		t.Errorf("pulled %d bytes for a set of %d", run.Bytes, total)
+	}
+	by := wantSourcesSum(t, dest)
+	if len(by) != 2 {
+		t.Errorf("report: %d sources, want 2 (%v)", len(by), by)
+	}
+}
