@@ -35,6 +35,12 @@
 //     proves is decoded as one stream (SetCheck); a part the decode blames
 //     is fetched again.
 //
+// With --mirror, the source is a fetch/multi.Source over the primary and
+// its mirrors (mirrors.go holds the hooks): the engine runs a worker per
+// connection of every copy, blames the bytes that fail proof in steps 3,
+// 5 and 6 so that they are read from another copy next, gives a part
+// --retries tries per copy, and reports the bytes each copy delivered.
+//
 // Errors say what to do next: IncompleteError (exit 3), ErrInterrupted and
 // ErrNetworkDown (exit 75, run again), permanent errors (exit 1). Every
 // retry loop (opening and listing, pieces, whole-object streams, reference
