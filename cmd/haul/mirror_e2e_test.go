@@ -44,6 +44,18 @@ func mirrorRefs(t *testing.T, dir string, parts []e2ePart, manifest bool) {
 	}
 }
 
+// mirrorPrimary serves the parts and their references (mirrorRefs) with
+// the given faults; the server is closed when the test ends.
+func mirrorPrimary(t *testing.T, parts []e2ePart, manifest bool, opts ...testenv.FaultOption) *testenv.FaultServer {
+	t.Helper()
+	dir := t.TempDir()
+	e2eWriteDir(t, dir, parts)
+	mirrorRefs(t, dir, parts, manifest)
+	srv := testenv.NewFaultServer(dir, opts...)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // e2eReportRun is the last run of `haul report --json`, the fields the
 // mirror tests read.
 type e2eReportRun struct {
@@ -104,11 +116,7 @@ func TestMirrorHealsCorruptPrimary(t *testing.T) {
 		{"sums", false, int64(len(bad.data))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			e2eWriteDir(t, dir, parts)
-			mirrorRefs(t, dir, parts, tc.manifest)
-			srv := testenv.NewFaultServer(dir, testenv.FlipBits(bad.name, 1<<30, flipAt))
-			t.Cleanup(srv.Close)
+			srv := mirrorPrimary(t, parts, tc.manifest, testenv.FlipBits(bad.name, 1<<30, flipAt))
 			before := h.d.SFTPReads(t)
 
 			dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
@@ -169,11 +177,7 @@ func TestMirrorSpeedAndHeal(t *testing.T) {
 	h := newSSHHost(t)
 	_, parts := mirrorSet(t, 1500<<10)
 	h.put(t, parts)
-	dir := t.TempDir()
-	e2eWriteDir(t, dir, parts)
-	mirrorRefs(t, dir, parts, false)
-	srv := testenv.NewFaultServer(dir, testenv.FlipBits(parts[2].name, 1<<30, 5000), testenv.ConnRate(512<<10))
-	t.Cleanup(srv.Close)
+	srv := mirrorPrimary(t, parts, false, testenv.FlipBits(parts[2].name, 1<<30, 5000), testenv.ConnRate(512<<10))
 	dest := t.TempDir()
 	args := append([]string{"fetch", "--progress", "log", "--chunk-size", "64K", "-j", "2", "--retries", "2"}, e2eURLs(srv, parts)...)
 	r := h.run(t, nil, append(append(args, dest, "--mirror", h.url("sftp")), h.keyArgs()...)...)
@@ -220,15 +224,8 @@ func TestMirrorDisagrees(t *testing.T) {
 func TestMirrorServesCorruptBytes(t *testing.T) {
 	for _, manifest := range []bool{true, false} {
 		_, parts := mirrorSet(t, 1200<<10)
-		dir := t.TempDir()
-		e2eWriteDir(t, dir, parts)
-		mirrorRefs(t, dir, parts, manifest)
-		primary := testenv.NewFaultServer(dir, testenv.ConnRate(256<<10))
-		t.Cleanup(primary.Close)
-		mdir := t.TempDir()
-		e2eWriteDir(t, mdir, parts)
-		mirror := testenv.NewFaultServer(mdir, testenv.FlipBits(parts[0].name, 1<<30, 70_000, 200_000))
-		t.Cleanup(mirror.Close)
+		primary := mirrorPrimary(t, parts, manifest, testenv.ConnRate(256<<10))
+		mirror := e2eServe(t, parts, testenv.FlipBits(parts[0].name, 1<<30, 70_000, 200_000))
 		dest := t.TempDir()
 		args := append([]string{"fetch", "--progress", "log", "--chunk-size", "64K", "-j", "2", "--retries", "2"}, e2eURLs(primary, parts)...)
 		r := runHaul(t, nil, append(args, dest, "--mirror", mirror.URL("")+"/")...)
@@ -248,12 +245,8 @@ func TestMirrorRepair(t *testing.T) {
 	h := newSSHHost(t)
 	_, parts := mirrorSet(t, 1200<<10)
 	h.put(t, parts)
-	dir := t.TempDir()
-	e2eWriteDir(t, dir, parts)
-	mirrorRefs(t, dir, parts, true)
 	bad := parts[1]
-	srv := testenv.NewFaultServer(dir, testenv.FlipBits(bad.name, 1<<30, 10))
-	t.Cleanup(srv.Close)
+	srv := mirrorPrimary(t, parts, true, testenv.FlipBits(bad.name, 1<<30, 10))
 	dest := t.TempDir()
 	args := append([]string{"fetch", "--progress", "log", "--chunk-size", "64K", "-j", "2", "--retries", "2"}, e2eURLs(srv, parts)...)
 	wantCode(t, runHaul(t, nil, append(args, dest)...), 3)
@@ -274,20 +267,8 @@ func TestMirrorRepair(t *testing.T) {
 // the bytes pulled stay bounded.
 func TestMirrorGoesAway(t *testing.T) {
 	_, parts := mirrorSet(t, 1500<<10)
-	dir := t.TempDir()
-	e2eWriteDir(t, dir, parts)
-	mirrorRefs(t, dir, parts, true)
-	primary := testenv.NewFaultServer(dir, testenv.ConnRate(128<<10))
-	t.Cleanup(primary.Close)
-	mdir := t.TempDir()
-	e2eWriteDir(t, mdir, parts)
-	mirror := testenv.NewFaultServer(mdir, testenv.ConnRate(128<<10))
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			mirror.Close()
-		}
-	})
+	primary := mirrorPrimary(t, parts, true, testenv.ConnRate(128<<10))
+	mirror := e2eServe(t, parts, testenv.ConnRate(128<<10))
 	const limit = 1 << 20
 	dest := t.TempDir()
 	args := append([]string{"fetch", "--progress", "log", "--chunk-size", "64K", "-j", "2", "--bwlimit", "1M", "--timeout", "5s"}, e2eURLs(primary, parts)...)
@@ -301,7 +282,6 @@ func TestMirrorGoesAway(t *testing.T) {
 		t.Fatal("the mirror sent nothing before it was stopped")
 	}
 	mirror.Close()
-	stopped = true
 	r := <-done
 	took := time.Since(start)
 	wantCode(t, r, 0)
