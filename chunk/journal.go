@@ -43,6 +43,8 @@ const (
 	EventDBStart        = "db_start"        // the database import began: From is the database URL (no password), Bytes the offset it resumes at, Message the dump
 	EventDBEnd          = "db_end"          // it ended: Bytes of the dump and Statements run in this run, Seconds, Message (summary or error)
 	EventDBSkipped      = "db_skipped"      // haul run found the database restore done: From, Message
+	EventCloudStart     = "cloud_start"     // the Bitrix cloud files step began: Message is the list's path
+	EventCloudEnd       = "cloud_end"       // it ended: Bytes pulled in this run, Seconds, Files (the counts), Message (summary or error)
 )
 
 // Steps of haul run (Event.Step).
@@ -51,7 +53,8 @@ const (
 	StepVerify  = "verify"
 	StepRepair  = "repair"
 	StepRestore = "restore"
-	StepDB      = "db" // the Bitrix database import (--db)
+	StepDB      = "db"    // the Bitrix database import (--db)
+	StepCloud   = "cloud" // the Bitrix cloud files (bitrix/restore_cloud.txt) downloaded into upload/
 )
 
 // Event is one line of DEST/.haul/journal.jsonl. Field names are stable;
@@ -87,6 +90,20 @@ type Event struct {
 	Statements int64 `json:"statements,omitempty"`
 	// PID is the process id, on run_start.
 	PID int `json:"pid,omitempty"`
+	// Files counts the files of the Bitrix cloud list, on cloud_end.
+	Files *FileCounts `json:"files,omitempty"`
+}
+
+// FileCounts are the files of a Bitrix cloud list (cloud_end): Listed is
+// every line; each is Fetched by the run, already Present with its listed
+// size, Skipped (caches and temporary files, as restore.php does) or
+// Missing at every CDN host.
+type FileCounts struct {
+	Listed  int `json:"listed"`
+	Fetched int `json:"fetched"`
+	Present int `json:"present"`
+	Skipped int `json:"skipped"`
+	Missing int `json:"missing"`
 }
 
 // JournalPath returns DEST/.haul/journal.jsonl.

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
@@ -50,8 +51,15 @@ type Progress interface {
 	// CloudStart is called once the list is read: the files and bytes
 	// to download in this run.
 	CloudStart(files, bytes int64)
-	// CloudProgress reports the files placed and the bytes pulled so far.
-	CloudProgress(files, bytes int64)
+	// CloudProgress reports what the run did so far.
+	CloudProgress(Tally)
+}
+
+// Tally is the step's progress in this run.
+type Tally struct {
+	Files   int64 // placed in upload/
+	Bytes   int64 // pulled over the link (a file fetched again counts twice)
+	Missing int64 // at no host as listed, so far
 }
 
 // Result is what a run did.
@@ -66,8 +74,8 @@ type Result struct {
 	Removed bool   // every file is in place: the list was removed
 }
 
-// batchSize bounds the files one engine run holds: the engine rewrites
-// its state on every commit, so a batch keeps that O(batch), not O(list).
+// batchSize bounds the files one engine run holds (its state and plan
+// are O(batch), and memory too); see the package doc for why this size.
 func batchSize(connections int) int { return min(max(8*connections, 32), 256) }
 
 // Find returns the list of the site at root (relative to root), or "".
@@ -102,23 +110,30 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, fmt.Errorf("%s/upload: %w", o.Root, err)
 	}
 	defer up.close()
-	r := &run{o: o, res: res, root: root, up: up, listPath: listPath, batchDir: filepath.Join(o.Work, "batch")}
+	r := &run{o: o, res: res, root: root, up: up, listPath: listPath, batchDir: filepath.Join(o.Work, "batch"), began: time.Now()}
+	r.st = Status{Site: o.Root, List: listPath}
 	if err := os.MkdirAll(o.Work, 0o700); err != nil {
 		return res, err
 	}
 	first, todo, err := r.survey()
 	if err != nil {
+		// A status of an earlier list would mislead: this one is not read.
+		os.Remove(filepath.Join(o.Work, StatusFile))
 		return res, err
 	}
 	r.h = newHosts(bases, o.Fetch.Timeout)
 	defer r.h.close()
+	r.saveStatus(false)
 	if o.Progress != nil {
 		o.Progress.CloudStart(int64(todo.files), todo.bytes)
 	}
 	if err := r.fetchAll(ctx, first); err != nil {
+		r.saveStatus(false)
 		return res, err
 	}
-	return res, r.finish()
+	err = r.finish()
+	r.saveStatus(err == nil || errors.Is(err, ErrMissing) || errors.Is(err, ErrUnsafe))
+	return res, err
 }
 
 type run struct {
@@ -129,8 +144,11 @@ type run struct {
 	listPath string
 	batchDir string
 	h        *hosts
+	began    time.Time
+	st       Status
 	pulled   atomic.Int64
 	fetched  atomic.Int64
+	nMissing atomic.Int64
 	misses   []miss
 	refused  []string
 	nRefused int
@@ -164,12 +182,17 @@ func (r *run) survey() (first []Entry, todo total, err error) {
 			}
 			return nil
 		}
-		switch {
-		case skipped(e.Save):
+		if skipped(e.Save) {
 			r.res.Skipped++
-		case r.up.present(e.Save, e.Size):
+			return nil
+		}
+		r.st.Files++
+		r.st.Bytes += e.Size
+		if r.up.present(e.Save, e.Size) {
 			r.res.Present++
-		default:
+			r.st.FilesDone++
+			r.st.BytesDone += e.Size
+		} else {
 			todo.files++
 			todo.bytes += e.Size
 			if left[partName(e.Line)] {
@@ -181,6 +204,7 @@ func (r *run) survey() (first []Entry, todo total, err error) {
 	if err != nil {
 		return nil, todo, err
 	}
+	r.st.Listed, r.st.Skipped = r.res.Listed, r.res.Skipped
 	if nUnsafe > 0 {
 		return nil, todo, &UnsafeError{List: r.listPath, Paths: unsafe, Count: nUnsafe}
 	}
@@ -319,6 +343,7 @@ func (r *run) fetchBatch(ctx context.Context, es []Entry) error {
 		if err := r.place(rest, detail); err != nil {
 			return err
 		}
+		r.saveStatus(false)
 		return os.RemoveAll(r.batchDir)
 	}
 	return os.RemoveAll(r.batchDir)
@@ -344,7 +369,10 @@ func (r *run) place(es []Entry, broken map[string]string) error {
 				if why == "" {
 					why = "not fetched"
 				}
-				r.missed(e, why)
+				// The engine's name for the file means nothing to
+				// the reader of the miss log, which names the path.
+				why = strings.TrimPrefix(why, name+" ")
+				r.missed(e, strings.ReplaceAll(why, name, e.Path))
 			}
 			continue
 		}
@@ -353,6 +381,7 @@ func (r *run) place(es []Entry, broken map[string]string) error {
 		switch {
 		case errors.As(err, &pe):
 			r.nRefused++
+			r.st.Refused++
 			if len(r.refused) < maxNamed {
 				r.refused = append(r.refused, fmt.Sprintf("line %d: %s", e.Line, pe.err))
 			}
@@ -361,10 +390,10 @@ func (r *run) place(es []Entry, broken map[string]string) error {
 		default:
 			r.res.Fetched++
 			r.res.Bytes += e.Size
-			n := r.fetched.Add(1)
-			if r.o.Progress != nil {
-				r.o.Progress.CloudProgress(n, r.pulled.Load())
-			}
+			r.st.FilesDone++
+			r.st.BytesDone += e.Size
+			r.fetched.Add(1)
+			r.progress()
 		}
 	}
 	return nil
@@ -373,6 +402,15 @@ func (r *run) place(es []Entry, broken map[string]string) error {
 func (r *run) missed(e Entry, why string) {
 	r.misses = append(r.misses, miss{e, strings.Join(strings.Fields(why), " ")})
 	r.res.Missing++
+	r.st.Missing++
+	r.nMissing.Add(1)
+	r.progress()
+}
+
+func (r *run) progress() {
+	if r.o.Progress != nil {
+		r.o.Progress.CloudProgress(Tally{Files: r.fetched.Load(), Bytes: r.pulled.Load(), Missing: r.nMissing.Load()})
+	}
 }
 
 // finish writes the misses where restore.php logs them, or removes the
@@ -431,6 +469,7 @@ func (r *run) writeMisses(bx *tree) error {
 		bx.root.Remove(tmp)
 		return err
 	}
+	r.st.MissLog = filepath.Join(r.o.Root, MissLog)
 	return syncRoot(bx.root)
 }
 
@@ -441,8 +480,6 @@ type engineProgress struct{ r *run }
 func (p engineProgress) Plan([]fetch.PartProgress) {}
 func (p engineProgress) Event(fetch.Event)         {}
 func (p engineProgress) Pulled(_ string, n int64) {
-	t := p.r.pulled.Add(n)
-	if p.r.o.Progress != nil {
-		p.r.o.Progress.CloudProgress(p.r.fetched.Load(), t)
-	}
+	p.r.pulled.Add(n)
+	p.r.progress()
 }

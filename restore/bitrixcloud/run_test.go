@@ -112,8 +112,18 @@ func TestRunSlowResets(t *testing.T) {
 	if res.Fetched+res.Present+res.Skipped+res.Missing != res.Listed || res.Missing != 1 {
 		t.Errorf("result %+v does not add up", res)
 	}
-	if ents, _ := os.ReadDir(s.work); len(ents) != 1 || ents[0].Name() != listIDFile {
-		t.Errorf("the work directory holds %v after the run, want only %s", ents, listIDFile)
+	if ents, _ := os.ReadDir(s.work); len(ents) != 2 || ents[0].Name() != listIDFile || ents[1].Name() != StatusFile {
+		t.Errorf("the work directory holds %v after the run, want only %s and %s", ents, listIDFile, StatusFile)
+	}
+	// haul status reads what the run left: every file but one in place,
+	// and where the miss is listed.
+	st, err := ReadStatus(s.work)
+	if err != nil || st == nil {
+		t.Fatalf("status: %v", err)
+	}
+	if !st.Finished || st.Missing != 1 || st.MissLog != filepath.Join(s.dir, MissLog) || st.FilesDone != st.Files-1 ||
+		st.BytesDone != st.Bytes-gone.Size || st.Files != res.Listed-res.Skipped || st.Pulled <= 0 {
+		t.Errorf("status %+v after a run with one miss (result %+v)", st, res)
 	}
 
 	// The file is back: a rerun pulls it alone, and finishes.
@@ -130,6 +140,9 @@ func TestRunSlowResets(t *testing.T) {
 	s.check(t, nil)
 	if !res.Removed || res.Fetched != 1 {
 		t.Errorf("result %+v: want one file fetched and the list removed", res)
+	}
+	if st, _ := ReadStatus(s.work); st == nil || !st.Finished || st.Missing != 0 || st.MissLog != "" || st.FilesDone != st.Files || st.BytesDone != st.Bytes {
+		t.Errorf("status %+v after every file is in place", st)
 	}
 	for _, name := range []string{ListTxt, MissLog} {
 		if _, err := os.Stat(filepath.Join(s.dir, name)); !errors.Is(err, fs.ErrNotExist) {
@@ -193,8 +206,8 @@ type cancelAt struct {
 }
 
 func (c cancelAt) CloudStart(int64, int64) {}
-func (c cancelAt) CloudProgress(_, b int64) {
-	if b >= c.at {
+func (c cancelAt) CloudProgress(t Tally) {
+	if t.Bytes >= c.at {
 		c.cancel()
 	}
 }
@@ -285,6 +298,9 @@ func TestRunWrongSize(t *testing.T) {
 	if !strings.Contains(string(log), f.Path) || !strings.Contains(string(log), "the list says") {
 		t.Errorf("the miss log does not name %s and its size:\n%s", f.Path, log)
 	}
+	if strings.Contains(string(log), "line0") {
+		t.Errorf("the miss log carries the engine's name for the file, not its path:\n%s", log)
+	}
 	if _, err := os.Stat(filepath.Join(s.dir, "upload", f.Save)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a file of the wrong size was placed: %v", err)
 	}
@@ -295,5 +311,54 @@ func TestNoList(t *testing.T) {
 	res, err := Run(context.Background(), Options{Root: t.TempDir(), Work: t.TempDir()})
 	if err != nil || res.List != "" {
 		t.Fatalf("got %+v, %v; want nothing to do", res, err)
+	}
+}
+
+// TestRunFastestHost: the slow host is listed first, yet once both are
+// measured most bytes come from the fast one; the slow one is still
+// asked now and then (to be measured again), and every file is right.
+func TestRunFastestHost(t *testing.T) {
+	s := newSite(t, 200)
+	slow := testenv.NewFaultServer(s.srv.Root(), testenv.ConnRate(128<<10))
+	t.Cleanup(slow.Close)
+	if _, err := Run(context.Background(), s.options(slow.URL(""), s.srv.URL(""))); err != nil {
+		t.Fatal(err)
+	}
+	s.check(t, nil)
+	fast, slowB := s.srv.BytesSent(), slow.BytesSent()
+	if slow.Requests() == 0 {
+		t.Error("the slow host was never asked: nothing was measured")
+	}
+	if fast < 9*(fast+slowB)/10 {
+		t.Errorf("%d bytes from the fast host, %d from the slow one: want most from the fast", fast, slowB)
+	}
+}
+
+func TestHostOrder(t *testing.T) {
+	bases, err := ParseHosts([]string{"http://a", "http://b", "http://c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHosts(bases, time.Second)
+	// Unmeasured hosts are asked first, one read each, in the order given.
+	for want := range 3 {
+		if got := h.order()[0]; got != want {
+			t.Fatalf("read %d went to host %d first, want %d", want, got, want)
+		}
+	}
+	h.measured(0, 1000, time.Second)
+	h.measured(1, 100_000, time.Second)
+	h.failed(2)
+	got := h.order()
+	if got[0] != 1 || got[1] != 0 || got[2] != 2 {
+		t.Fatalf("order %v, want the fastest (1), then 0, the failed one (2) last", got)
+	}
+	// Now and then another host goes first, to be measured again.
+	firsts := map[int]int{}
+	for range 10 * refreshEvery {
+		firsts[h.order()[0]]++
+	}
+	if firsts[1] < 9*refreshEvery || firsts[0] == 0 || firsts[2] == 0 {
+		t.Errorf("first choices over %d reads: %v", 10*refreshEvery, firsts)
 	}
 }

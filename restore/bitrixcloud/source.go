@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/haul-dev/haul/fetch/source"
@@ -30,16 +30,35 @@ var DefaultHosts = []string{
 }
 
 // hosts are the CDN hosts of one run, shared by its batches: one HTTP
-// client, the host tried first (the last one that answered), and the
-// files every host said it does not have.
+// client, what each host's answers measured (the fastest is asked first,
+// as restore.php picks the fastest host), and the files every host said
+// it does not have.
 type hosts struct {
 	client *http.Client
 	bases  []*url.URL
-	first  atomic.Int32
 
-	mu   sync.Mutex
-	gone map[string]string // part name → why
+	mu    sync.Mutex
+	stats []hostStat
+	asked int
+	gone  map[string]string // part name → why
 }
+
+// hostStat is what the answers of one host measured.
+type hostStat struct {
+	// rate is the bytes per second of its answers, from the request to
+	// the last byte (so a slow answer counts as well as a slow stream),
+	// averaged over the recent answers; 0 for a host that failed.
+	rate     float64
+	measured bool
+	// probing: its first answer is under way; until it is in, the host
+	// is not asked first again.
+	probing bool
+}
+
+// A host is measured again every refreshEvery reads: the read goes to
+// the next host in turn other than the fastest, so a host that was slow
+// or failed once is not passed over for good.
+const refreshEvery = 32
 
 // ParseHosts checks CDN base URLs (http:// or https://, a host, an
 // optional path prefix); nil or empty gives DefaultHosts.
@@ -74,7 +93,80 @@ func newHosts(bases []*url.URL, timeout time.Duration) *hosts {
 		ResponseHeaderTimeout: timeout,
 		DisableCompression:    true, // the listed size is of the stored bytes
 	}
-	return &hosts{client: &http.Client{Transport: tr}, bases: bases, gone: map[string]string{}}
+	return &hosts{client: &http.Client{Transport: tr}, bases: bases, stats: make([]hostStat, len(bases)), gone: map[string]string{}}
+}
+
+// order is the hosts to ask for one read, in turn: a host not measured
+// yet first (one read at a time), then the fastest; every refreshEvery
+// reads another host goes first to be measured again. Ties keep the
+// order given.
+func (h *hosts) order() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.asked++
+	idx := make([]int, len(h.bases))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ra, rb := h.stats[idx[a]].rank(), h.stats[idx[b]].rank()
+		if ra != rb {
+			return ra < rb
+		}
+		return h.stats[idx[a]].rate > h.stats[idx[b]].rate
+	})
+	switch s := &h.stats[idx[0]]; {
+	case !s.measured:
+		s.probing = true
+	case len(idx) > 1 && h.asked%refreshEvery == 0:
+		k := 1 + (h.asked/refreshEvery)%(len(idx)-1)
+		i := idx[k]
+		copy(idx[1:k+1], idx[:k])
+		idx[0] = i
+	}
+	return idx
+}
+
+// rank orders the hosts: one not measured yet, then the measured by
+// their rate, then one being measured, then one that failed.
+func (s hostStat) rank() int {
+	switch {
+	case !s.measured && !s.probing:
+		return 0
+	case s.measured && s.rate > 0:
+		return 1
+	case !s.measured:
+		return 2
+	}
+	return 3
+}
+
+// measured records an answer of host i: n bytes in d.
+func (h *hosts) measured(i int, n int64, d time.Duration) {
+	r := float64(n) / max(d.Seconds(), 1e-6)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &h.stats[i]
+	if s.measured {
+		r = 0.7*s.rate + 0.3*r
+	}
+	s.rate, s.measured, s.probing = r, true, false
+}
+
+// failed records that host i failed an answer: it goes last until it is
+// measured again.
+func (h *hosts) failed(i int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stats[i] = hostStat{measured: true}
+}
+
+// unprobe ends a first measurement that measured nothing (the read was
+// cancelled, or the host has no such file).
+func (h *hosts) unprobe(i int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stats[i].probing = false
 }
 
 func (h *hosts) close() { h.client.CloseIdleConnections() }
@@ -138,34 +230,33 @@ type notHere struct{ msg string }
 
 func (e *notHere) Error() string { return e.msg }
 
-// ReadRange reads bytes [off, off+n) of obj from the host that answered
-// last, passing to the next host when one has no such file or fails; a
-// file no host has is recorded as gone and ends the batch (a permanent
-// error), so the engine does not spend its retries on it.
+// ReadRange reads bytes [off, off+n) of obj from the fastest host
+// (hosts.order), passing to the next host when one has no such file or
+// fails; a file no host has is recorded as gone and ends the batch (a
+// permanent error), so the engine does not spend its retries on it.
 func (b *batch) ReadRange(ctx context.Context, obj source.Object, off, n int64) (io.ReadCloser, error) {
 	p := b.paths[obj.Name]
-	start := int(b.h.first.Load())
 	var last error
 	missing, unreachable := 0, 0
 	var whys []string
-	for k := range b.h.bases {
-		i := (start + k) % len(b.h.bases)
+	for _, i := range b.h.order() {
+		t := time.Now()
 		rc, err := b.get(ctx, b.h.bases[i], p, obj, off, n)
 		if err == nil {
-			if k > 0 {
-				b.h.first.Store(int32(i))
-			}
-			return rc, nil
+			return &timedBody{ReadCloser: rc, ctx: ctx, h: b.h, i: i, start: t, n: n}, nil
 		}
 		if ctx.Err() != nil || errors.Is(err, source.ErrRangeIgnored) {
+			b.h.unprobe(i)
 			return nil, err
 		}
 		var nh *notHere
 		if errors.As(err, &nh) {
+			b.h.unprobe(i) // a file a host does not have says nothing of its speed
 			missing++
 			whys = append(whys, nh.msg)
 			continue
 		}
+		b.h.failed(i)
 		if retry.ReachOf(err) != retry.Reached {
 			// A host that cannot be reached at all is passed over, as
 			// restore.php drops a mirror that fails.
@@ -181,6 +272,41 @@ func (b *batch) ReadRange(ctx context.Context, obj source.Object, off, n int64) 
 		return nil, source.Permanent(fmt.Errorf("%s: %s: %w", p, why, source.ErrNotFound))
 	}
 	return nil, last
+}
+
+// timedBody measures one answer of host i: the time from the request to
+// its last byte. An answer that breaks off marks the host failed.
+type timedBody struct {
+	io.ReadCloser
+	ctx      context.Context
+	h        *hosts
+	i        int
+	start    time.Time
+	n, got   int64
+	recorded bool
+}
+
+func (t *timedBody) Read(p []byte) (int, error) {
+	k, err := t.ReadCloser.Read(p)
+	t.got += int64(k)
+	switch {
+	case t.recorded:
+	case t.got >= t.n:
+		t.recorded = true
+		t.h.measured(t.i, t.got, time.Since(t.start))
+	case err != nil && err != io.EOF && t.ctx.Err() == nil:
+		t.recorded = true
+		t.h.failed(t.i)
+	}
+	return k, err
+}
+
+func (t *timedBody) Close() error {
+	if !t.recorded {
+		t.recorded = true
+		t.h.unprobe(t.i) // closed early: the engine stopped, not the host
+	}
+	return t.ReadCloser.Close()
 }
 
 // get asks one host for the range; the answer must be of the listed
