@@ -63,6 +63,9 @@ type RunReport struct {
 	Sources []SourceReport `json:"sources"`
 	// DB is the database import of the run (--db); null when it had none.
 	DB *DBReport `json:"db"`
+	// Cloud is the Bitrix cloud files step of the run; null when it had
+	// none.
+	Cloud *CloudReport `json:"cloud"`
 	// Events are the ones an operator reads afterwards: broken, repaired
 	// and changed parts, deadlines, warnings.
 	Events []Event `json:"events"`
@@ -242,7 +245,7 @@ func buildRun(id string, evs []Event) RunReport {
 	run.Bytes = max(endBytes, stepBytes, progress, partBytes)
 	moving := 0.0
 	for _, s := range run.Steps {
-		if s.Name == StepFetch || s.Name == StepRepair {
+		if s.Name == StepFetch || s.Name == StepRepair || s.Name == StepCloud {
 			moving += s.Seconds
 		}
 	}
@@ -256,6 +259,7 @@ func buildRun(id string, evs []Event) RunReport {
 		}
 	}
 	run.DB = buildDB(evs)
+	run.Cloud = buildCloud(evs)
 	run.PartsFetched, run.PartsVerified = len(fetched), len(verified)
 	run.PartsBroken, run.PartsRepaired, run.PartsChanged = len(broken), len(repaired), len(chg)
 	return run
@@ -374,8 +378,15 @@ func writeRun(w *errWriter, run RunReport) {
 	}
 	for _, s := range run.Steps {
 		text := fmt.Sprintf("%-8s %s", s.Name, units.FormatDuration(dur(s.Seconds)))
-		if s.Name == StepDB && run.DB != nil {
-			text = run.DB.text()
+		var stepText string
+		switch {
+		case s.Name == StepDB && run.DB != nil:
+			stepText = run.DB.text()
+		case s.Name == StepCloud && run.Cloud != nil:
+			stepText = run.Cloud.text()
+		}
+		if stepText != "" {
+			text = stepText
 			if s.ExitCode != nil && *s.ExitCode != 0 {
 				text += fmt.Sprintf("  (exit %d)", *s.ExitCode)
 			}

@@ -40,6 +40,9 @@ type StatusReport struct {
 	Parts      []PartStatus `json:"parts"`
 	// DB is the Bitrix database step, when one was started (AddDB).
 	DB *DBStatus `json:"db,omitempty"`
+	// Cloud is the Bitrix cloud files step, when one was started
+	// (AddCloud).
+	Cloud *CloudStatus `json:"cloud,omitempty"`
 	// Dest is the directory, for the commands WriteText suggests.
 	Dest string `json:"-"`
 }
@@ -102,6 +105,15 @@ func BuildStatus(st *State, events []Event, now time.Time) StatusReport {
 	return r
 }
 
+func (r StatusReport) partsBroken() bool {
+	for _, p := range r.Parts {
+		if p.Status == Broken || p.Status == Missing {
+			return true
+		}
+	}
+	return false
+}
+
 // WriteText prints the status for a person.
 func (r StatusReport) WriteText(w io.Writer) error {
 	// Line by line through a buffer: the text of 100,000 parts is not
@@ -126,10 +138,16 @@ func (r StatusReport) WriteText(w io.Writer) error {
 		}
 		b.printf("%s\n", strings.TrimRight(line, " "))
 	}
+	if r.Cloud != nil {
+		b.printf("%s\n", r.Cloud.line())
+	}
 	if r.DB != nil {
 		b.printf("%s\n", r.DB.line())
 	}
-	if r.State == SetBroken {
+	if r.Cloud != nil && r.Cloud.next() != "" {
+		b.printf("next: %s\n", r.Cloud.next())
+	}
+	if r.State == SetBroken && r.partsBroken() {
 		dest := r.Dest
 		if dest == "" {
 			dest = "DEST"

@@ -160,6 +160,9 @@ func cmdStatus(ctx context.Context, a *app, o *opts, pos []string) error {
 	events, _ := chunk.ReadJournal(pos[0])
 	rep := chunk.BuildStatus(st, events, time.Now())
 	rep.Dest = pos[0]
+	if c := job.CloudStatus(pos[0]); c != nil {
+		rep.AddCloud(*c)
+	}
 	if db := job.DBStatus(pos[0]); db != nil {
 		rep.AddDB(*db)
 	}

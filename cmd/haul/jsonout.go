@@ -50,20 +50,26 @@ type statusOut struct {
 	Counts map[string]int `json:"counts"`
 }
 
-func statusJSON(r chunk.StatusReport) statusOut {
-	if r.ETASeconds != nil {
-		eta := ms(*r.ETASeconds)
-		r.ETASeconds = &eta
+// roundRate rounds a rate to bytes and an ETA to milliseconds.
+func roundRate(rate float64, eta *float64) (float64, *float64) {
+	if eta != nil {
+		e := ms(*eta)
+		eta = &e
 	}
-	r.Rate = math.Round(r.Rate)
+	return math.Round(rate), eta
+}
+
+func statusJSON(r chunk.StatusReport) statusOut {
+	r.Rate, r.ETASeconds = roundRate(r.Rate, r.ETASeconds)
 	if r.DB != nil {
 		db := *r.DB
-		db.Rate = math.Round(db.Rate)
-		if db.ETASeconds != nil {
-			eta := ms(*db.ETASeconds)
-			db.ETASeconds = &eta
-		}
+		db.Rate, db.ETASeconds = roundRate(db.Rate, db.ETASeconds)
 		r.DB = &db
+	}
+	if r.Cloud != nil {
+		c := *r.Cloud
+		c.Rate, c.ETASeconds = roundRate(c.Rate, c.ETASeconds)
+		r.Cloud = &c
 	}
 	counts := map[string]int{"total": len(r.Parts)}
 	for _, s := range []string{chunk.Pending, chunk.Partial, chunk.Verified, chunk.Unverified, chunk.Broken, chunk.Missing} {
@@ -113,6 +119,11 @@ func reportJSON(r chunk.Report) reportOut {
 			db := *run.DB
 			db.Seconds, db.BytesPerSecond, db.StatementsPerSecond = ms(db.Seconds), math.Round(db.BytesPerSecond), math.Round(db.StatementsPerSecond)
 			run.DB = &db
+		}
+		if run.Cloud != nil {
+			c := *run.Cloud
+			c.Seconds, c.BytesPerSecond = ms(c.Seconds), math.Round(c.BytesPerSecond)
+			run.Cloud = &c
 		}
 		ended := "exit"
 		if run.Interrupted {

@@ -44,7 +44,8 @@ type reporter struct {
 	restoreIn    atomic.Int64
 	restoreFiles atomic.Int64
 
-	db dbProgress // the database import (--db)
+	db    dbProgress    // the database import (--db)
+	cloud cloudProgress // the Bitrix cloud files
 
 	// Bars: pb formats them; the reporter redraws the frame itself so that
 	// event lines can be printed above the bars between redraws.
@@ -220,9 +221,10 @@ func (r *reporter) loop() {
 		case <-t.C:
 			r.rates.add(time.Now(), r.pulled.Load())
 			r.db.sample()
+			r.cloud.sample()
 			switch r.mode {
 			case "log":
-				if r.total > 0 || r.restoreIn.Load() > 0 || r.db.active() {
+				if r.total > 0 || r.restoreIn.Load() > 0 || r.db.active() || r.cloud.active() {
 					r.logf("%s", r.statusLine())
 				}
 			case "bars":
@@ -237,6 +239,9 @@ func (r *reporter) loop() {
 func (r *reporter) statusLine() string {
 	if r.db.active() {
 		return r.db.line()
+	}
+	if r.cloud.active() {
+		return r.cloud.line()
 	}
 	if in := r.restoreIn.Load(); in > 0 {
 		return fmt.Sprintf("restore: %s read, %d files written", units.FormatBytes(in), r.restoreFiles.Load())
@@ -315,6 +320,8 @@ func (r *reporter) updateBars() {
 	now := time.Now()
 	if r.db.active() {
 		r.db.bar(r.bar)
+	} else if r.cloud.active() {
+		r.cloud.bar(r.bar)
 	} else if r.restoreTotal > 0 {
 		r.bar.Set("prefix", fmt.Sprintf("restore (%d files) ", r.restoreFiles.Load()))
 		r.bar.SetTotal(r.restoreTotal)
@@ -414,9 +421,11 @@ func (r *reporter) finish() {
 		io.WriteString(r.a.stdout, b.String())
 	}
 	r.mu.Unlock()
-	if r.mode != "none" && r.pulled.Load() > 0 {
+	// The cloud files come through their own engine runs: their bytes
+	// are pulled too.
+	if pulled := r.pulled.Load() + r.cloud.pulled.Load(); r.mode != "none" && pulled > 0 {
 		el := time.Since(r.started)
-		r.logf("pulled %s in %s (%s average)", units.FormatBytes(r.pulled.Load()), units.FormatDuration(el), units.FormatRate(float64(r.pulled.Load())/max(el.Seconds(), 0.001)))
+		r.logf("pulled %s in %s (%s average)", units.FormatBytes(pulled), units.FormatDuration(el), units.FormatRate(float64(pulled)/max(el.Seconds(), 0.001)))
 	}
 }
 

@@ -14,12 +14,8 @@ import (
 	"github.com/haul-dev/haul/restore/bitrixcloud"
 )
 
-// The cloud step's name and its journal events.
-const (
-	StepCloud       = "cloud"
-	EventCloudStart = "cloud_start"
-	EventCloudEnd   = "cloud_end"
-)
+// cloudWork is the cloud step's work directory in DEST.
+func cloudWork(dest string) string { return filepath.Join(dest, chunk.StateDir, "cloud") }
 
 // Cloud is the Bitrix cloud-files step: after the files are in place,
 // the files the site's bitrix/restore_cloud.txt (or .php) lists are
@@ -32,29 +28,39 @@ func (j *Job) Cloud(ctx context.Context, root string, hosts []string, fo fetch.O
 	if list == "" {
 		return nil
 	}
-	return j.Step(StepCloud, func() error {
-		j.journal.Log(chunk.Event{Event: EventCloudStart, Message: filepath.Join(root, list)})
+	return j.Step(chunk.StepCloud, func() error {
+		j.journal.Log(chunk.Event{Event: chunk.EventCloudStart, Step: chunk.StepCloud, Message: filepath.Join(root, list)})
 		fo.Meter = &j.meter
 		p := &cloudProgress{}
 		p.ui, _ = j.o.UI.(bitrixcloud.Progress)
 		t := time.Now()
-		res, err := bitrixcloud.Run(ctx, bitrixcloud.Options{Root: root, Work: filepath.Join(j.o.Dest, chunk.StateDir, "cloud"),
-			Hosts: hosts, Fetch: fo, Progress: p})
+		res, err := bitrixcloud.Run(ctx, bitrixcloud.Options{Root: root, Work: cloudWork(j.o.Dest), Hosts: hosts, Fetch: fo, Progress: p})
 		err = wrapDeadline(ctx, err)
-		ev := chunk.Event{Event: EventCloudEnd, Seconds: time.Since(t).Seconds(), Bytes: p.pulled.Load()}
-		if res != nil {
-			ev.Message = fmt.Sprintf("%d files listed: %d fetched (%s), %d already there, %d skipped (caches), %d missing",
-				res.Listed, res.Fetched, units.FormatBytes(res.Bytes), res.Present, res.Skipped, res.Missing)
+		ev := chunk.Event{Event: chunk.EventCloudEnd, Step: chunk.StepCloud, Seconds: time.Since(t).Seconds(), Bytes: p.pulled.Load()}
+		if res != nil && res.Listed > 0 {
+			ev.Files = &chunk.FileCounts{Listed: res.Listed, Fetched: res.Fetched, Present: res.Present, Skipped: res.Skipped, Missing: res.Missing}
 			if err == nil || errors.Is(err, bitrixcloud.ErrMissing) {
-				j.o.Logf("cloud: %s", ev.Message)
+				j.o.Logf("cloud: %s", cloudSummary(res, ev))
 			}
 		}
 		if err != nil {
-			ev.Message += "; " + oneLine(err.Error())
+			ev.Message = oneLine(err.Error())
 		}
 		j.journal.Log(ev)
 		return err
 	})
+}
+
+// cloudSummary is the step's last line: the counts, what was pulled and
+// how fast.
+func cloudSummary(res *bitrixcloud.Result, ev chunk.Event) string {
+	s := fmt.Sprintf("%d files listed: %d fetched (%s), %d already there, %d skipped (caches), %d missing; pulled %s in %s",
+		res.Listed, res.Fetched, units.FormatBytes(res.Bytes), res.Present, res.Skipped, res.Missing,
+		units.FormatBytes(ev.Bytes), units.FormatDuration(time.Duration(ev.Seconds*float64(time.Second))))
+	if ev.Seconds > 0 && ev.Bytes > 0 {
+		s += fmt.Sprintf(" (%s)", units.FormatRate(float64(ev.Bytes)/ev.Seconds))
+	}
+	return s
 }
 
 // cloudExitCode maps the cloud step's errors: files missing at every
@@ -83,10 +89,42 @@ func (p *cloudProgress) CloudStart(files, bytes int64) {
 	}
 }
 
-func (p *cloudProgress) CloudProgress(files, bytes int64) {
-	for cur := p.pulled.Load(); bytes > cur && !p.pulled.CompareAndSwap(cur, bytes); cur = p.pulled.Load() {
+func (p *cloudProgress) CloudProgress(t bitrixcloud.Tally) {
+	for cur := p.pulled.Load(); t.Bytes > cur && !p.pulled.CompareAndSwap(cur, t.Bytes); cur = p.pulled.Load() {
 	}
 	if p.ui != nil {
-		p.ui.CloudProgress(files, bytes)
+		p.ui.CloudProgress(t)
 	}
+}
+
+// CloudStatus is the cloud files step for `haul status`: what the step's
+// last run in DEST recorded, with the ETA at that run's rate; nil when
+// no cloud files were fetched into dest.
+func CloudStatus(dest string) *chunk.CloudStatus {
+	st, err := bitrixcloud.ReadStatus(cloudWork(dest))
+	if err != nil || st == nil {
+		return nil
+	}
+	c := &chunk.CloudStatus{State: chunk.CloudFetching, List: st.List, Files: st.Files, FilesDone: st.FilesDone,
+		Bytes: st.Bytes, BytesDone: st.BytesDone, Skipped: st.Skipped, Missing: st.Missing, Refused: st.Refused,
+		MissLog: st.MissLog, Updated: st.Updated}
+	switch {
+	case st.Finished && st.Missing+st.Refused > 0:
+		c.State = chunk.CloudMissing
+	case st.Finished:
+		c.State = chunk.CloudDone
+	}
+	if st.Seconds > 0 && st.Pulled > 0 {
+		c.Rate = float64(st.Pulled) / st.Seconds
+	}
+	switch left := c.Bytes - c.BytesDone; {
+	case c.State != chunk.CloudFetching:
+	case left <= 0:
+		zero := 0.0
+		c.ETASeconds = &zero
+	case c.Rate > 0:
+		eta := float64(left) / c.Rate
+		c.ETASeconds = &eta
+	}
+	return c
 }
