@@ -132,9 +132,12 @@ func buildCloud(evs []Event) *CloudReport {
 
 // text is the report's timeline entry for the cloud files step.
 func (c *CloudReport) text() string {
-	s := fmt.Sprintf("cloud    %s  %s", units.FormatDuration(dur(c.Seconds)), units.FormatBytes(c.Bytes))
-	if c.Seconds > 0 {
-		s += " at " + units.FormatRate(c.BytesPerSecond)
+	s := fmt.Sprintf("cloud    %s", units.FormatDuration(dur(c.Seconds)))
+	if !c.Interrupted { // a killed step recorded no bytes
+		s += "  " + units.FormatBytes(c.Bytes)
+		if c.Seconds > 0 {
+			s += " at " + units.FormatRate(c.BytesPerSecond)
+		}
 	}
 	if f := c.Files; f != nil {
 		s += fmt.Sprintf("; %d files listed: %d fetched, %d already there, %d skipped, %d missing", f.Listed, f.Fetched, f.Present, f.Skipped, f.Missing)

@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/internal/gen"
 	"github.com/haul-dev/haul/internal/testenv"
 )
@@ -87,9 +90,17 @@ func TestCloudFiles(t *testing.T) {
 	}
 	dest, dir := filepath.Join(t.TempDir(), "dest"), filepath.Join(t.TempDir(), "www")
 	args := append(append([]string{"run"}, c.urls...), dest, "--into", dir, "--bitrix-cdn", c.cdn.URL(""), "-j", "4", "--progress", "log")
-	r := runHaul(t, nil, args...)
+	r := runHaul(t, []string{"HAUL_TEST_LOG_INTERVAL=200ms"}, args...)
 	if r.code != 3 {
 		t.Fatalf("exit %d, want 3 (one file missing at the CDN)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Dated progress lines of the step, then its summary.
+	progress := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\S+ cloud: files \d+/(\d+), [\d.]+ [KMG]?i?B / [\d.]+ [KMG]?i?B \([\d.]+%\), .*, \d+ missing$`)
+	if m := progress.FindStringSubmatch(r.stdout); m == nil || m[1] == "0" {
+		t.Errorf("no cloud progress line naming files and bytes:\n%s", r.stdout)
+	}
+	if !regexp.MustCompile(`cloud: 200 files listed: \d+ fetched \(.*\), 0 already there, \d+ skipped \(caches\), 1 missing; pulled .* in .*/s\)`).MatchString(r.stdout) {
+		t.Errorf("no summary of the step:\n%s", r.stdout)
 	}
 	log := filepath.Join(dir, "bitrix", "restore_cloud_404.php")
 	if !strings.Contains(r.stderr, "1 files of the Bitrix cloud list are missing") || !strings.Contains(r.stderr, log) {
@@ -102,6 +113,14 @@ func TestCloudFiles(t *testing.T) {
 		t.Error("no connection was reset: the test tests nothing")
 	}
 	c.check(t, dir, gone.Save)
+	st := cloudStatus(t, dest, 3)
+	if st.Cloud.State != chunk.CloudMissing || st.Cloud.Missing != 1 || st.Cloud.MissLog != log || st.Cloud.FilesDone != st.Cloud.Files-1 {
+		t.Errorf("status --json after a miss: %+v", st.Cloud)
+	}
+	if r := runHaul(t, nil, "status", dest); r.code != 3 || !strings.Contains(r.stdout, "cloud files: missing") ||
+		!strings.Contains(r.stdout, "1 missing (listed in "+log+")") || strings.Contains(r.stdout, "haul repair") {
+		t.Errorf("status: exit %d\n%s", r.code, r.stdout)
+	}
 
 	// The file is back at the CDN: the next run pulls it alone, exit 0.
 	if err := os.WriteFile(filepath.Join(c.cdn.Root(), gone.Path), body, 0o644); err != nil {
@@ -121,6 +140,51 @@ func TestCloudFiles(t *testing.T) {
 			t.Errorf("%s is still in the site", name)
 		}
 	}
+	if st := cloudStatus(t, dest, 0); st.Cloud.State != chunk.CloudDone || st.Cloud.Missing != 0 || st.Cloud.FilesDone != st.Cloud.Files || st.Cloud.MissLog != "" {
+		t.Errorf("status --json when every file is in: %+v", st.Cloud)
+	}
+
+	// The report lists the step of each run by name, with bytes and counts.
+	rep := runHaul(t, nil, "report", "--json", dest)
+	wantCode(t, rep, 0)
+	var runs struct {
+		Runs []struct {
+			Cloud *struct {
+				Files *chunk.FileCounts `json:"files"`
+				Bytes int64             `json:"bytes"`
+			} `json:"cloud"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(rep.stdout), &runs); err != nil || len(runs.Runs) != 2 {
+		t.Fatalf("report --json: %v\n%s", err, rep.stdout)
+	}
+	one, two := runs.Runs[0].Cloud, runs.Runs[1].Cloud
+	if one == nil || one.Files == nil || one.Files.Listed != 200 || one.Files.Missing != 1 || one.Files.Fetched == 0 || one.Bytes == 0 {
+		t.Errorf("report of the first run: %+v", one)
+	}
+	if two == nil || two.Files == nil || two.Files.Fetched != 1 || two.Files.Missing != 0 || two.Bytes != int64(len(body)) {
+		t.Errorf("report of the rerun: %+v", two)
+	}
+	text := runHaul(t, nil, "report", dest)
+	if !regexp.MustCompile(`cloud +\S+ +\S+ \S+ at .*; 200 files listed: 1 fetched, \d+ already there, \d+ skipped, 0 missing from `+regexp.QuoteMeta(filepath.Join(dir, "bitrix", "restore_cloud.txt"))).MatchString(text.stdout) {
+		t.Errorf("the report does not list the cloud step with its bytes and counts:\n%s", text.stdout)
+	}
+}
+
+type cloudStatusJSON struct {
+	State string             `json:"state"`
+	Cloud *chunk.CloudStatus `json:"cloud"`
+}
+
+func cloudStatus(t *testing.T, dest string, code int) cloudStatusJSON {
+	t.Helper()
+	r := runHaul(t, nil, "status", "--json", dest)
+	wantCode(t, r, code)
+	var st cloudStatusJSON
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Cloud == nil {
+		t.Fatalf("status --json has no cloud: %v\n%s", err, r.stdout)
+	}
+	return st
 }
 
 func TestCloudKill9(t *testing.T) {
