@@ -20,6 +20,9 @@ import (
 type tree struct {
 	root *os.Root
 	path string // for messages
+	// unsynced are the directories put renamed files into since the
+	// last syncDirs: one fsync per directory and batch, not per file.
+	unsynced map[string]bool
 }
 
 func openTree(r *os.Root, dir, name string) (*tree, error) {
@@ -113,8 +116,10 @@ func (e *placeError) Error() string { return e.err.Error() }
 func (e *placeError) Unwrap() error { return e.err }
 
 // put moves the downloaded file src (in the engine's directory srcDir)
-// to rel: renamed when both are on one file system, else copied; fsynced
-// either way. A link or a directory at rel is refused (*placeError).
+// to rel: renamed when both are on one file system, else copied and
+// fsynced. The directory is fsynced by syncDirs, which the caller runs
+// before it lets go of src. A link or a directory at rel is refused
+// (*placeError).
 func (t *tree) put(srcDir *os.Root, src, rel string) error {
 	d, err := t.dirOf(rel, true)
 	if err != nil {
@@ -128,8 +133,12 @@ func (t *tree) put(srcDir *os.Root, src, rel string) error {
 	if fi, err := d.Lstat(base); err == nil && !fi.Mode().IsRegular() {
 		return &placeError{fmt.Errorf("%s/%s %s; haul writes nothing through or over it: remove it and run again: %w", t.path, rel, kind(fi), ErrUnsafe)}
 	}
+	if t.unsynced == nil {
+		t.unsynced = map[string]bool{}
+	}
 	if err := renameAt(srcDir, src, d, base); err == nil {
-		return syncRoot(d)
+		t.unsynced[path.Dir(rel)] = true
+		return nil
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -155,7 +164,25 @@ func (t *tree) put(srcDir *os.Root, src, rel string) error {
 		d.Remove(tmp)
 		return fmt.Errorf("write %s/%s: %w", t.path, rel, err)
 	}
-	return syncRoot(d)
+	t.unsynced[path.Dir(rel)] = true
+	return nil
+}
+
+// syncDirs makes the renames of put durable.
+func (t *tree) syncDirs() error {
+	for dir := range t.unsynced {
+		d, err := t.dirOf(path.Join(dir, "f"), false)
+		if err != nil {
+			return err
+		}
+		err = syncRoot(d)
+		d.Close()
+		if err != nil {
+			return err
+		}
+		delete(t.unsynced, dir)
+	}
+	return nil
 }
 
 func syncRoot(d *os.Root) error {

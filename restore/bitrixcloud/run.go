@@ -76,7 +76,10 @@ type Result struct {
 
 // batchSize bounds the files one engine run holds (its state and plan
 // are O(batch), and memory too); see the package doc for why this size.
-func batchSize(connections int) int { return min(max(8*connections, 32), 256) }
+func batchSize(connections int) int { return min(max(8*connections, 32), maxBatch) }
+
+// maxBatch caps a batch (a variable for the benchmark of batch sizes).
+var maxBatch = 256
 
 // Find returns the list of the site at root (relative to root), or "".
 func Find(root string) string {
@@ -386,7 +389,7 @@ func (r *run) place(es []Entry, broken map[string]string) error {
 				r.refused = append(r.refused, fmt.Sprintf("line %d: %s", e.Line, pe.err))
 			}
 		case err != nil:
-			return err
+			return errors.Join(err, r.up.syncDirs())
 		default:
 			r.res.Fetched++
 			r.res.Bytes += e.Size
@@ -396,7 +399,7 @@ func (r *run) place(es []Entry, broken map[string]string) error {
 			r.progress()
 		}
 	}
-	return nil
+	return r.up.syncDirs()
 }
 
 func (r *run) missed(e Entry, why string) {
