@@ -166,7 +166,7 @@ func TestCloudFiles(t *testing.T) {
 		t.Errorf("report of the rerun: %+v", two)
 	}
 	text := runHaul(t, nil, "report", dest)
-	if !regexp.MustCompile(`cloud +\S+ +\S+ \S+ at .*; 200 files listed: 1 fetched, \d+ already there, \d+ skipped, 0 missing from `+regexp.QuoteMeta(filepath.Join(dir, "bitrix", "restore_cloud.txt"))).MatchString(text.stdout) {
+	if !regexp.MustCompile(`cloud +\S+ +\S+ \S+ at .*; 200 files listed: 1 fetched, \d+ already there, \d+ skipped, 0 missing from ` + regexp.QuoteMeta(filepath.Join(dir, "bitrix", "restore_cloud.txt"))).MatchString(text.stdout) {
 		t.Errorf("the report does not list the cloud step with its bytes and counts:\n%s", text.stdout)
 	}
 }

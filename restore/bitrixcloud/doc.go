@@ -47,20 +47,6 @@
 //     and --bwlimit apply as in the fetch; the engine's state makes a
 //     batch resumable after kill -9, so a rerun pulls only what is
 //     missing.
-//
-//     Why batches, and why this size: batches came when the engine
-//     rewrote its whole state on every commit. Its state is now a
-//     snapshot and a log (chunk/store.go), so that reason is gone; the
-//     batch still bounds memory (the engine's plan and state, the
-//     source's objects: O(batch), not O(list)) and a rerun's leftover
-//     work. Its cost is one engine run per batch, and one more per miss
-//     in it. BenchmarkList20k (files of 100-1,000 bytes from a local
-//     host, -j 8; 2026-11-29, a loaded 2-core VM): 20,000 files at 256
-//     took 95-110 s (about 5 ms a file); 2,000 files took 11-15 ms a
-//     file at 64, 256 and 2,048 alike, within the noise. The process
-//     is on the CPU a sixth of that time: it waits on fsyncs (the
-//     engine's per part, and the directory a file lands in, now once
-//     per directory and batch), not on the runs, so 256 stays.
 //  4. Place each complete file under upload/: every directory on the way
 //     is opened without following links (a link there, even inside the
 //     site, is refused and named); the file is renamed (or copied, across
@@ -72,11 +58,25 @@
 //     (*MissingError, exit 3); with none, remove the list and an old
 //     miss log, as restore.php does.
 //
+// Why batches, and why this size: batches came when the engine
+// rewrote its whole state on every commit. Its state is now a
+// snapshot and a log (chunk/store.go), so that reason is gone; the
+// batch still bounds memory (the engine's plan and state, the
+// source's objects: O(batch), not O(list)) and a rerun's leftover
+// work. Its cost is one engine run per batch, and one more per miss
+// in it. BenchmarkList20k (files of 100-1,000 bytes from a local
+// host, -j 8; 2026-11-29, a loaded 2-core VM): 20,000 files at 256
+// took 95-110 s (about 5 ms a file); 2,000 files took 11-15 ms a
+// file at 64, 256 and 2,048 alike, within the noise. The process
+// is on the CPU a sixth of that time: it waits on fsyncs (the
+// engine's per part, and the directory a file lands in, now once
+// per directory and batch), not on the runs, so 256 stays.
+//
 // Work is haul's (DEST/.haul/cloud): the engine's batch, the list's
 // digest and status.json (Status, for `haul status`), written once the
 // list is read, after each batch and at the end. The site gets the
 // files and nothing else. Progress reports the files placed, the bytes
-// pulled and the misses as they come. Memory holds one batch and the misses, never a file's bytes; the
-// list is read twice, never held, so a list of 100,000 lines costs two
-// passes and a stat per line.
+// pulled and the misses as they come. Memory holds one batch and the
+// misses, never a file's bytes; the list is read twice, never held, so
+// a list of 100,000 lines costs two passes and a stat per line.
 package bitrixcloud
