@@ -62,13 +62,7 @@ func (c *cloudProgress) sample() {
 // a bad answer counts twice, so they are capped at the total.
 func (c *cloudProgress) line() string {
 	total, pulled := c.bytes.Load(), min(c.pulled.Load(), c.bytes.Load())
-	speed, eta := "measuring the rate", "ETA soon known"
-	if rate, ok := c.rates.rate(); ok && rate > 0 {
-		speed = units.FormatRate(rate)
-		eta = "ETA " + units.FormatDuration(time.Duration(float64(total-pulled)/rate*float64(time.Second)))
-	} else if ok {
-		speed, eta = "no bytes in the last minute", "ETA unknown"
-	}
+	speed, eta := c.rates.speedETA(total-pulled, "no bytes in the last minute")
 	return fmt.Sprintf("cloud: files %d/%d, %s / %s (%.1f%%), %s, %s, %d missing",
 		c.done.Load(), c.files.Load(), units.FormatBytes(pulled), units.FormatBytes(total),
 		float64(pulled)*100/float64(max(total, 1)), speed, eta, c.missing.Load())

@@ -53,13 +53,7 @@ func (d *dbProgress) sample() {
 // statements.
 func (d *dbProgress) line() string {
 	total, done := d.total.Load(), d.done.Load()
-	speed, eta := "measuring the rate", "ETA soon known"
-	if rate, ok := d.rates.rate(); ok && rate > 0 {
-		speed = units.FormatRate(rate)
-		eta = "ETA " + units.FormatDuration(time.Duration(float64(total-done)/rate*float64(time.Second)))
-	} else if ok {
-		speed, eta = "no statement done in the last minute", "ETA unknown"
-	}
+	speed, eta := d.rates.speedETA(total-done, "no statement done in the last minute")
 	return fmt.Sprintf("db: %s / %s (%.1f%%), %s, %s, %d statements",
 		units.FormatBytes(done), units.FormatBytes(total), float64(done)*100/float64(max(total, 1)), speed, eta, d.statements.Load())
 }
@@ -70,4 +64,17 @@ func (d *dbProgress) bar(b *pb.ProgressBar) {
 	b.Set("prefix", fmt.Sprintf("database (%d statements) ", d.statements.Load()))
 	b.SetTotal(total)
 	b.SetCurrent(min(d.done.Load(), total))
+}
+
+// speedETA says the window's rate and the time left bytes take at it:
+// "measuring" until the window spans a second, idle when nothing moved.
+func (w *rateWindow) speedETA(left int64, idle string) (speed, eta string) {
+	rate, ok := w.rate()
+	switch {
+	case ok && rate > 0:
+		return units.FormatRate(rate), "ETA " + units.FormatDuration(time.Duration(float64(left)/rate*float64(time.Second)))
+	case ok:
+		return idle, "ETA unknown"
+	}
+	return "measuring the rate", "ETA soon known"
 }

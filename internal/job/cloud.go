@@ -117,14 +117,8 @@ func CloudStatus(dest string) *chunk.CloudStatus {
 	if st.Seconds > 0 && st.Pulled > 0 {
 		c.Rate = float64(st.Pulled) / st.Seconds
 	}
-	switch left := c.Bytes - c.BytesDone; {
-	case c.State != chunk.CloudFetching:
-	case left <= 0:
-		zero := 0.0
-		c.ETASeconds = &zero
-	case c.Rate > 0:
-		eta := float64(left) / c.Rate
-		c.ETASeconds = &eta
+	if c.State == chunk.CloudFetching {
+		c.ETASeconds = etaAt(c.Bytes-c.BytesDone, c.Rate)
 	}
 	return c
 }

@@ -196,13 +196,19 @@ func DBStatus(dest string) *chunk.DBStatus {
 	if st.Elapsed > 0 && st.Done > 0 {
 		d.Rate = float64(st.Done) / st.Elapsed.Seconds()
 	}
-	switch left := d.BytesTotal - d.BytesDone; {
-	case left <= 0:
-		zero := 0.0
-		d.ETASeconds = &zero
-	case d.Rate > 0:
-		eta := float64(left) / d.Rate
-		d.ETASeconds = &eta
-	}
+	d.ETASeconds = etaAt(d.BytesTotal-d.BytesDone, d.Rate)
 	return d
+}
+
+// etaAt is the seconds left bytes take at rate; nil when unknown.
+func etaAt(left int64, rate float64) *float64 {
+	var eta float64
+	switch {
+	case left <= 0:
+	case rate > 0:
+		eta = float64(left) / rate
+	default:
+		return nil
+	}
+	return &eta
 }
