@@ -20,8 +20,10 @@ func TestRecoverCorruptState(t *testing.T) {
 		"not an object": func([]byte) []byte { return []byte(`[1,2,3]`) },
 		"no version":    func([]byte) []byte { return []byte(`{"parts":[]}`) },
 		"bad name":      func([]byte) []byte { return []byte(`{"version":2,"parts":[{"name":"a/../../b","status":"verified"}]}`) },
-		"twice":         func([]byte) []byte { return []byte(`{"version":2,"parts":[{"name":"a","status":"pending"},{"name":"a","status":"pending"}]}`) },
-		"bad status":    func([]byte) []byte { return []byte(`{"version":2,"parts":[{"name":"a","status":"done"}]}`) },
+		"twice": func([]byte) []byte {
+			return []byte(`{"version":2,"parts":[{"name":"a","status":"pending"},{"name":"a","status":"pending"}]}`)
+		},
+		"bad status": func([]byte) []byte { return []byte(`{"version":2,"parts":[{"name":"a","status":"done"}]}`) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			dest := t.TempDir()
