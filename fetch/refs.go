@@ -11,6 +11,7 @@ import (
 
 	"github.com/haul-dev/haul/fetch/reffiles"
 	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/stall"
 	"github.com/haul-dev/haul/internal/retry"
 )
 
@@ -36,31 +37,17 @@ func readInto(ctx context.Context, opts *Options, src source.Source, o source.Ob
 		// part's: --timeout ends the try (transient), not the user.
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		watch := newStallWatch(opts.Timeout, cancel)
-		defer watch.stop()
+		watch := stall.New(opts.Timeout, cancel)
+		defer watch.Stop()
 		rc, err := src.ReadRange(rctx, o, off, int64(len(dst)))
 		if err != nil {
-			return watch.explain(err)
+			return watch.Explain(err)
 		}
-		_, err = io.ReadFull(watchedReader{rc, watch}, dst)
+		_, err = io.ReadFull(watch.Reader(rc), dst)
 		rc.Close()
 		if err != nil {
-			return watch.explain(err)
+			return watch.Explain(err)
 		}
 		return nil
 	})
-}
-
-// watchedReader tells its stall watch of every read.
-type watchedReader struct {
-	r io.Reader
-	w *stallWatch
-}
-
-func (r watchedReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if n > 0 {
-		r.w.kick()
-	}
-	return n, err
 }

@@ -11,10 +11,6 @@ import (
 	"github.com/haul-dev/haul/internal/retry"
 )
 
-// errStalled is returned when a transfer moved no byte for --timeout:
-// the link or the server failing for now, like a timeout on the socket.
-var errStalled = retry.Mark(retry.Transient, errors.New("no data for the stall timeout"))
-
 // errPieceMismatch is a piece whose digest differs from its manifest's:
 // the bytes are bad (retry.Data), not the link.
 var errPieceMismatch = retry.Mark(retry.Data, errors.New("does not match the manifest"))

@@ -12,11 +12,11 @@ import (
 	"hash"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch/source"
+	"github.com/haul-dev/haul/fetch/stall"
 	"github.com/haul-dev/haul/internal/retry"
 	"github.com/haul-dev/haul/internal/safefs"
 )
@@ -146,12 +146,12 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watch := newStallWatch(e.opts.Timeout, cancel)
-	defer watch.stop()
+	watch := stall.New(e.opts.Timeout, cancel)
+	defer watch.Stop()
 	asked := time.Now()
 	rc, err := e.src.ReadRange(rctx, r.obj, off, n)
 	if err != nil {
-		return watch.explain(err)
+		return watch.Explain(err)
 	}
 	defer rc.Close()
 	e.answered(time.Since(asked))
@@ -161,9 +161,9 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 // copySpan reads the bytes of sp from body into the part file and h. It
 // stops at sp.end, which a split may lower while it runs (the response
 // is then closed early).
-func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf []byte, watch *stallWatch) error {
+func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf []byte, watch *stall.Watch) error {
 	for {
-		watch.kick()
+		watch.Kick()
 		want := sp.left()
 		if want <= 0 {
 			return nil
@@ -194,7 +194,7 @@ func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf
 			return nil
 		}
 		if rerr != nil {
-			return watch.explain(rerr)
+			return watch.Explain(rerr)
 		}
 	}
 }
@@ -216,9 +216,9 @@ func (e *engine) limit(ctx context.Context, rc io.Reader) io.Reader {
 // copyRange reads bytes [off+*pos, off+n) of the part from body, hashes
 // them into h and, with write, writes them into the part file; *pos
 // advances with every byte.
-func (e *engine) copyRange(body io.Reader, r *partRun, off, n int64, pos *int64, write bool, h hash.Hash, buf []byte, watch *stallWatch) error {
+func (e *engine) copyRange(body io.Reader, r *partRun, off, n int64, pos *int64, write bool, h hash.Hash, buf []byte, watch *stall.Watch) error {
 	for *pos < n {
-		watch.kick()
+		watch.Kick()
 		k, rerr := body.Read(buf[:min(int64(len(buf)), n-*pos)])
 		if k > 0 {
 			h.Write(buf[:k])
@@ -234,7 +234,7 @@ func (e *engine) copyRange(body io.Reader, r *partRun, off, n int64, pos *int64,
 			break
 		}
 		if rerr != nil {
-			return watch.explain(rerr)
+			return watch.Explain(rerr)
 		}
 	}
 	if *pos < n {
@@ -269,11 +269,11 @@ func (e *engine) fetchWhole(ctx context.Context, r *partRun, buf []byte) error {
 func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watch := newStallWatch(e.opts.Timeout, cancel)
-	defer watch.stop()
+	watch := stall.New(e.opts.Timeout, cancel)
+	defer watch.Stop()
 	rc, err := e.src.ReadRange(rctx, r.obj, 0, r.p.Size)
 	if err != nil {
-		return watch.explain(err)
+		return watch.Explain(err)
 	}
 	defer rc.Close()
 	body := e.limit(rctx, rc)
@@ -304,37 +304,4 @@ func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 		e.mu.Unlock()
 	}
 	return bad
-}
-
-// stallWatch cancels a transfer that moves no byte for the timeout.
-type stallWatch struct {
-	t       *time.Timer
-	d       time.Duration
-	mu      sync.Mutex
-	stalled bool
-}
-
-func newStallWatch(d time.Duration, cancel context.CancelFunc) *stallWatch {
-	w := &stallWatch{d: d}
-	w.t = time.AfterFunc(d, func() {
-		w.mu.Lock()
-		w.stalled = true
-		w.mu.Unlock()
-		cancel()
-	})
-	return w
-}
-
-func (w *stallWatch) kick() { w.t.Reset(w.d) }
-
-func (w *stallWatch) stop() { w.t.Stop() }
-
-// explain turns the cancellation the watchdog caused into errStalled.
-func (w *stallWatch) explain(err error) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.stalled {
-		return fmt.Errorf("%w (%s)", errStalled, w.d)
-	}
-	return err
 }
