@@ -274,7 +274,7 @@ func flagError(c *cobra.Command, err error) error {
 	switch {
 	case errors.As(err, &ve):
 		f := ve.GetFlag()
-		if secretFlags[f.Name] {
+		if secretFlag(f) {
 			return usagef("--%s: %v", f.Name, ve.Unwrap())
 		}
 		return usagef("--%s %s: %v", f.Name, ve.GetValue(), ve.Unwrap())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -164,13 +165,27 @@ type mirrorList struct{ p *[]string }
 func (v mirrorList) String() string { return strings.Join(redactAll(*v.p), ",") }
 func (v mirrorList) Type() string   { return "URL" }
 func (v mirrorList) Set(s string) error {
-	for _, u := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+	urls := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	if len(urls) == 0 {
+		return errors.New("no URL given")
+	}
+	for _, u := range urls {
 		if _, err := multi.ParseMirror(u); err != nil {
 			return err
 		}
 		*v.p = append(*v.p, u)
 	}
 	return nil
+}
+
+// secretFlag is whether a usage error must not quote f's value as typed:
+// a --db URL may hold a password, a --mirror URL a presigned query (the
+// value's own error names it redacted).
+func secretFlag(f *pflag.Flag) bool {
+	if _, ok := f.Value.(mirrorList); ok {
+		return true
+	}
+	return secretFlags[f.Name]
 }
 
 func redactAll(urls []string) []string {
@@ -223,7 +238,7 @@ func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool)) error {
 			for _, item := range strings.Fields(v) {
 				if serr := f.Value.Set(item); serr != nil {
 					err = usagef("%s=%s: %v", envName(f.Name), v, serr)
-					if _, ok := f.Value.(mirrorList); ok { // a URL may hold a secret: serr names it redacted
+					if secretFlag(f) {
 						err = usagef("%s: %v", envName(f.Name), serr)
 					}
 					return
@@ -232,7 +247,7 @@ func applyEnv(fs *pflag.FlagSet, getenv func(string) (string, bool)) error {
 			f.Changed = true
 			return
 		}
-		if secretFlags[f.Name] {
+		if secretFlag(f) {
 			// Not through fs.Set, whose error quotes the value as given.
 			if serr := f.Value.Set(v); serr != nil {
 				err = usagef("%s: %v", envName(f.Name), serr)
