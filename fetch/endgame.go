@@ -59,6 +59,16 @@ func (s *span) eta(now time.Time, minAge time.Duration) time.Duration {
 	return time.Duration(float64(s.end-s.pos) / float64(done) * float64(age))
 }
 
+// rate is the bytes per second the span has shown, 0 while it is younger
+// than minAge. Callers hold s.mu.
+func (s *span) rate(now time.Time, minAge time.Duration) float64 {
+	age := now.Sub(s.start)
+	if age < minAge {
+		return 0
+	}
+	return float64(s.pos-s.from) / age.Seconds()
+}
+
 // flight is a piece in flight: one span, or several after splits. It is
 // recorded when its last span ends. Fields are guarded by engine.mu.
 type flight struct {
@@ -180,6 +190,7 @@ func (e *engine) steal() (j job, ok, busy bool) {
 	}
 	var best job
 	var latest time.Duration
+	var fastest, bestRate float64
 	now := time.Now()
 	minAge, minTime := e.splitTimes()
 	for r := range e.flying {
@@ -192,14 +203,15 @@ func (e *engine) steal() (j job, ok, busy bool) {
 			}
 			for _, sp := range fl.spans {
 				sp.mu.Lock()
-				left, eta := sp.end-sp.pos, sp.eta(now, minAge)
+				left, eta, rate := sp.end-sp.pos, sp.eta(now, minAge), sp.rate(now, minAge)
 				sp.mu.Unlock()
+				fastest = max(fastest, rate)
 				if left < minSplit {
 					continue
 				}
 				busy = true
 				if eta >= minTime && eta > latest {
-					latest, best = eta, job{r: r, i: i, fl: fl, sp: sp}
+					latest, best, bestRate = eta, job{r: r, i: i, fl: fl, sp: sp}, rate
 				}
 			}
 		}
@@ -214,13 +226,25 @@ func (e *engine) steal() (j job, ok, busy bool) {
 		sp.mu.Unlock()
 		return job{}, false, true
 	}
-	half := newSpan(sp.pos+left/2, sp.end)
+	half := newSpan(sp.pos+splitKeep(left, bestRate, fastest), sp.end)
 	sp.end = half.pos
 	sp.mu.Unlock()
 	best.fl.split = true
 	best.fl.spans = append(best.fl.spans, half)
 	best.sp = half
 	return best, true, true
+}
+
+// splitKeep is how many of the left bytes a span's owner keeps when it is
+// split: what it delivers, at the rate it shows, while the new span, at
+// the fastest rate any span shows (where a source with copies sends it),
+// delivers the rest. Half among equals or when a rate is unknown; little
+// when the owner is a slow mirror, but at least a sixteenth.
+func splitKeep(left int64, owner, fastest float64) int64 {
+	if owner <= 0 || fastest <= owner {
+		return left / 2
+	}
+	return max(int64(float64(left)*owner/(owner+fastest)), left/16)
 }
 
 // answered records how long a request took to answer (from the request

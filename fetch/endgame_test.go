@@ -162,3 +162,22 @@ func writeManifestFile(t *testing.T, dir string, pieceSize int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestSplitKeep: a split leaves the owner the bytes it delivers while the
+// new span delivers the rest, so a slow mirror's span does not end last.
+func TestSplitKeep(t *testing.T) {
+	for _, tc := range []struct {
+		owner, fastest float64
+		want           int64
+	}{
+		{0, 100, 500},        // owner not measured yet: half
+		{100, 100, 500},      // equals: half
+		{100, 0, 500},        // nothing faster: half
+		{10, 90, 100},        // a tenth of the rate: a tenth of the bytes
+		{1, 1000, 1000 / 16}, // at least a sixteenth
+	} {
+		if got := splitKeep(1000, tc.owner, tc.fastest); got != tc.want {
+			t.Errorf("splitKeep(1000, %v, %v) = %d, want %d", tc.owner, tc.fastest, got, tc.want)
+		}
+	}
+}

@@ -346,14 +346,20 @@ type read struct {
 	closed bool
 }
 
-const sampleEvery = 500 * time.Millisecond
+// A read samples its copy's rate every sampleEvery, the first time after
+// firstSample: a mirror not measured yet gets one read until it is, so
+// the sooner, the sooner it gets its share.
+const (
+	sampleEvery = 500 * time.Millisecond
+	firstSample = 150 * time.Millisecond
+)
 
 func (r *read) Read(p []byte) (int, error) {
 	k, err := r.rc.Read(p)
 	if k > 0 {
 		r.got.Add(int64(k))
 		r.m.bytes.Add(int64(k))
-		if time.Since(r.sample) >= sampleEvery {
+		if since := time.Since(r.sample); since >= sampleEvery || r.at == 0 && since >= firstSample {
 			r.measure()
 		}
 	}

@@ -97,15 +97,23 @@ func BenchmarkSFTPConnections(b *testing.B) {
 // sftpBenchSet writes the parts (random bytes), SHA256SUMS and a haul
 // manifest into a directory sshd serves.
 func sftpBenchSet(b *testing.B) *Set {
+	return randomSet(b, "sftp", sftpBenchParts, sftpBenchPartSize, sftpBenchPiece)
+}
+
+// randomSet writes parts of random bytes (from seed), SHA256SUMS and a
+// haul manifest with pieceSize pieces into a fresh directory.
+func randomSet(b *testing.B, seed string, parts int, partSize, pieceSize int64) *Set {
 	b.Helper()
 	dir := filepath.Join(b.TempDir(), "set")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	rng := rand.NewChaCha8([32]byte{'s', 'f', 't', 'p'})
-	data := make([]byte, sftpBenchPartSize)
+	var key [32]byte
+	copy(key[:], seed)
+	rng := rand.NewChaCha8(key)
+	data := make([]byte, partSize)
 	var paths []string
-	for i := range sftpBenchParts {
+	for i := range parts {
 		_, _ = rng.Read(data) // ChaCha8.Read never fails
 		p := filepath.Join(dir, fmt.Sprintf("db.bak.%03d", i))
 		if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -113,7 +121,7 @@ func sftpBenchSet(b *testing.B) *Set {
 		}
 		paths = append(paths, p)
 	}
-	s, err := finishSet(context.Background(), dir, "", paths, sftpBenchPiece)
+	s, err := finishSet(context.Background(), dir, "", paths, pieceSize)
 	if err != nil {
 		b.Fatal(err)
 	}
