@@ -72,6 +72,15 @@ func (e *engine) blamePieces(p *chunk.Part, bad []int, err error) {
 	}
 }
 
+// healed names the copies that supplied bytes of part that failed proof
+// before, now that it is proven (source.Healer).
+func (e *engine) healed(part string) (from, note string) {
+	if h, ok := e.src.(source.Healer); ok {
+		return h.Healed(part)
+	}
+	return "", ""
+}
+
 // explain adds to a broken part's error what each copy gave.
 func (e *engine) explain(part, msg string) string {
 	if h, ok := e.src.(source.Healer); ok {

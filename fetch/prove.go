@@ -99,7 +99,11 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		if e.repair {
 			kind = chunk.EventPartRepaired
 		}
-		e.opts.Progress.Event(Event{Kind: kind, Part: p.Name, Message: msg, VerifiedBy: res.VerifiedBy})
+		from, healed := e.healed(p.Name)
+		if healed != "" {
+			msg += "; " + healed
+		}
+		e.opts.Progress.Event(Event{Kind: kind, Part: p.Name, Message: msg, VerifiedBy: res.VerifiedBy, From: from})
 		return nil
 	}
 	if !errors.Is(res.Err, integrity.ErrMismatch) && !errors.Is(res.Err, integrity.ErrFormat) {

@@ -154,3 +154,39 @@ func (s *Source) Explain(part string) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// Healed names the copies that supplied the bytes of part that failed
+// proof before, now that the part is proven, and forgets what the copies
+// did for it.
+func (s *Source) Healed(part string) (from, note string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.parts[part]
+	if ps == nil {
+		return "", ""
+	}
+	delete(s.parts, part)
+	var froms, notes []string
+	for _, b := range ps.blamed {
+		var by []string
+		for _, sp := range ps.served {
+			if sp.off < b.end && sp.end > b.off && !slices.Contains(by, sp.m.name) {
+				by = append(by, sp.m.name)
+			}
+		}
+		if len(by) == 0 {
+			continue // proven from bytes of an earlier run
+		}
+		var bad []string
+		for _, m := range b.by {
+			bad = append(bad, m.name)
+		}
+		notes = append(notes, fmt.Sprintf("bytes %d-%d from %s after they failed proof from %s", b.off, b.end-1, strings.Join(by, " and "), strings.Join(bad, " and ")))
+		for _, n := range by {
+			if !slices.Contains(froms, n) {
+				froms = append(froms, n)
+			}
+		}
+	}
+	return strings.Join(froms, ", "), strings.Join(notes, "; ")
+}

@@ -99,6 +99,10 @@ type Healer interface {
 	Blame(part string, off, n int64, why string)
 	Copies(part string) int
 	Explain(part string) string
+	// Healed is called once part is proven: from names the copies that
+	// supplied the bytes that had failed proof, note says which bytes
+	// ("" when none had).
+	Healed(part string) (from, note string)
 }
 
 // Pooler is a Source that keeps more transfers busy than -j: one pool of
