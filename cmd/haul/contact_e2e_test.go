@@ -320,3 +320,54 @@ func (f *forwarder) stop() {
 	f.mu.Unlock()
 	f.wg.Wait()
 }
+
+// TestSFTPContact: the contact rule holds for SSH sources too. A host
+// name that does not resolve is exit 1 with the cause and the fix when
+// this DEST never reached the server, after at most one quick retry; once
+// reached (through an ~/.ssh/config alias), the same name failing to
+// resolve is the network down: --retries tries, then exit 75.
+func TestSFTPContact(t *testing.T) {
+	h := newSSHHost(t)
+	parts := e2eSet(44, 120_000, 80_000)
+	h.put(t, parts)
+	sshDir := filepath.Join(h.home, ".ssh")
+	if err := os.MkdirAll(sshDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig := func(hostName string) {
+		t.Helper()
+		cfg := strings.Replace(h.d.SSHConfig("backup"), "HostName "+h.d.Host, "HostName "+hostName, 1)
+		if err := os.WriteFile(filepath.Join(sshDir, "config"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// HAUL_TEST_NO_DNS: the .invalid name fails in haul's dialler as the
+	// resolver would say, with no query leaving the machine.
+	noDNS := []string{"HAUL_TEST_NO_DNS=1"}
+	fetch := func(src, dest string) result {
+		return h.run(t, noDNS, "fetch", src, dest, "--known-hosts", h.kh, "--retries", "3", "--progress", "log")
+	}
+
+	t.Run("never reached", func(t *testing.T) {
+		r := fetch(fmt.Sprintf("sftp://%s@backup.haul-test.invalid:%d%s/", h.d.User, h.d.Port, h.remote), t.TempDir())
+		wantSay(t, r, 1, "backup.haul-test.invalid", "does not resolve", "SOURCE URL")
+		if n := strings.Count(r.stdout+r.stderr, "retrying ("); n > 1 {
+			t.Errorf("a first contact was retried %d times; want at most once:\n%s%s", n, r.stdout, r.stderr)
+		}
+	})
+	t.Run("reached before", func(t *testing.T) {
+		dest := t.TempDir()
+		src := "sftp://backup" + h.remote + "/"
+		writeConfig(h.d.Host)
+		wantCode(t, fetch(src, dest), 0)
+		e2eIdentical(t, dest, parts)
+
+		writeConfig("gone.haul-test.invalid")
+		r := fetch(src, dest)
+		wantSay(t, r, 75, "gone.haul-test.invalid")
+		if n := strings.Count(r.stdout+r.stderr, "retrying ("); n < 2 {
+			t.Errorf("a source reached before was retried %d times; want --retries 3 tries:\n%s%s", n, r.stdout, r.stderr)
+		}
+		e2eIdentical(t, dest, parts) // nothing lost by the failed run
+	})
+}

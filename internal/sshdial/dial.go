@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/haul-dev/haul/internal/retry"
+	"github.com/haul-dev/haul/internal/testhook"
 )
 
 // dialSSH connects and authenticates, through the target's ProxyJump
@@ -97,7 +98,7 @@ func dialHop(ctx context.Context, t *sshTarget, hk *hostKeyChecker, opts Options
 	var err error
 	if len(via) == 0 {
 		d := net.Dialer{Timeout: connectTimeout}
-		raw, err = d.DialContext(ctx, "tcp", t.addr())
+		raw, err = testhook.DialContext(d.DialContext)(ctx, "tcp", t.addr())
 		if err != nil {
 			return nil, dialError(where, err)
 		}
@@ -289,12 +290,27 @@ func dialError(where string, err error) error {
 	var dns *net.DNSError
 	switch {
 	case errors.As(err, &dns) && dns.IsNotFound:
-		return permanent(fmt.Errorf("%s: no such host %s: %w", where, dns.Name, ErrNoHost))
+		return permanent(&noHostError{where: where, name: dns.Name, err: err})
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("%s: connection refused (is sshd running and listening on that port?): %w", where, err)
 	}
 	return fmt.Errorf("%s: connect: %w", where, err)
 }
+
+// noHostError is a host name that does not resolve. It is ErrNoHost and
+// keeps the resolver's *net.DNSError in its chain, so that retry.ReachOf
+// (the contact rule: never reached → exit 1, reached before → the
+// network down) sees it as it does for HTTP and S3.
+type noHostError struct {
+	where, name string
+	err         error
+}
+
+func (e *noHostError) Error() string {
+	return fmt.Sprintf("%s: no such host %s: %v", e.where, e.name, ErrNoHost)
+}
+
+func (e *noHostError) Unwrap() []error { return []error{ErrNoHost, e.err} }
 
 // activityConn notes when bytes last arrived.
 type activityConn struct {
