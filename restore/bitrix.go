@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,10 +22,10 @@ type bitrixHeader struct {
 // readBitrixHeader reads the FEXTRA field of a volume's first member:
 // LN + uint16 at byte 12, BX + uint32 at byte 16. ok is false when the
 // file does not start like a Bitrix volume.
-func readBitrixHeader(path string) (h bitrixHeader, ok bool, err error) {
-	f, err := os.Open(path)
+func readBitrixHeader(p Part) (h bitrixHeader, ok bool, err error) {
+	f, _, err := openPart(p, false)
 	if err != nil {
-		return h, false, fmt.Errorf("restore: %w", err)
+		return h, false, err
 	}
 	defer f.Close()
 	var b [22]byte
@@ -91,7 +90,7 @@ func orderBitrix(parts []Part, prog progress) (*bitrixSet, error) {
 		byNum[n] = p
 		maxNum = max(maxNum, n)
 	}
-	h, ok, err := readBitrixHeader(first.Path)
+	h, ok, err := readBitrixHeader(first)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +124,7 @@ func orderBitrix(parts []Part, prog progress) (*bitrixSet, error) {
 			s.sizes = append(s.sizes, h.size)
 			continue
 		}
-		vh, ok, err := readBitrixHeader(p.Path)
+		vh, ok, err := readBitrixHeader(p)
 		if err != nil {
 			return nil, err
 		}

@@ -112,7 +112,7 @@ func readySet(dest string, inChain bool, prog progress) (*chunk.State, []Part, e
 		if inChain {
 			name = filepath.Join(dest, p.Name)
 		}
-		parts = append(parts, Part{Name: name, Path: filepath.Join(dest, p.Name), Size: p.Size, CRC32C: p.CRC32C})
+		parts = append(parts, Part{Name: name, Path: filepath.Join(dest, p.Name), Size: p.Size, CRC32C: p.CRC32C, Dev: p.Dev, Ino: p.Ino})
 	}
 	if len(notReady.Parts) > 0 {
 		return nil, nil, notReady

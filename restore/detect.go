@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -30,7 +29,7 @@ func Detect(parts []Part) (Format, error) {
 	if len(parts) == 0 {
 		return "", fmt.Errorf("restore: %w: the set has no parts", ErrUnsupported)
 	}
-	head, err := readHead(parts[0].Path, 512)
+	head, err := readHead(parts[0], 512)
 	if err != nil {
 		return "", err
 	}
@@ -44,10 +43,10 @@ func Detect(parts []Part) (Format, error) {
 		ErrUnsupported, parts[0].Name)
 }
 
-func readHead(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
+func readHead(p Part, n int) ([]byte, error) {
+	f, _, err := openPart(p, false)
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	b := make([]byte, n)

@@ -6,12 +6,14 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
+	"github.com/haul-dev/haul/internal/safefs"
 )
 
 // Part is one file of a set, in archive order.
@@ -25,6 +27,66 @@ type Part struct {
 	// whose bytes differ, so a part changed after its proof never
 	// restores (DigestError).
 	CRC32C string
+	// Dev and Ino are the file the part was proven in (chunk.Part's,
+	// refreshed by the re-check before a restore); 0 skips the check.
+	// Every open of the part must find that file, with Size bytes, or the
+	// restore stops (*PartFileError): a file swapped in after the check is
+	// never read.
+	Dev, Ino uint64
+}
+
+// PartFileError is a part whose file is not the one its state proved: a
+// link, not a regular file, more than one hard link (Unsafe: someone put
+// it there, exit 1), or another file than the one verified (exit 3). The
+// restore stops before anything is put in place.
+type PartFileError struct {
+	Part   string
+	Path   string
+	Why    string
+	Unsafe bool
+}
+
+func (e *PartFileError) Error() string {
+	dest := filepath.Dir(e.Path)
+	if e.Unsafe {
+		return fmt.Sprintf("part %s: %s %s; haul reads no part through a link or a file it did not make, so nothing was restored: remove it (check who put it there), then run haul repair %s", e.Part, e.Path, e.Why, dest)
+	}
+	return fmt.Sprintf("part %s: %s %s; nothing was restored: run haul verify %s (and haul repair %s if it says so)", e.Part, e.Path, e.Why, dest, dest)
+}
+
+// Unwrap makes an unsafe part file safefs.ErrUnsafe (exit 1) and a
+// replaced one a part not ready (exit 3).
+func (e *PartFileError) Unwrap() error {
+	if e.Unsafe {
+		return safefs.ErrUnsafe
+	}
+	return ErrNotReady
+}
+
+// openPart opens p's file for reading through no link (safefs.OpenPlain)
+// and checks, on the open file, that it is the file p was proven in when
+// that is known, and that it has p's size when checkSize. Every read of a
+// part's bytes goes through it.
+func openPart(p Part, checkSize bool) (*os.File, os.FileInfo, error) {
+	f, fi, err := safefs.OpenPlain(p.Path)
+	var ue *safefs.UnsafeError
+	switch {
+	case errors.As(err, &ue):
+		return nil, nil, &PartFileError{Part: p.Name, Path: p.Path, Why: ue.Why, Unsafe: true}
+	case err != nil:
+		return nil, nil, fmt.Errorf("restore: %w", err)
+	}
+	why := ""
+	if s := chunk.StampOf(fi); p.Ino != 0 && (s.Dev != p.Dev || s.Ino != p.Ino) {
+		why = fmt.Sprintf("is another file than the one verified (inode %d, verified %d): it was replaced after the check", s.Ino, p.Ino)
+	} else if checkSize && fi.Size() != p.Size {
+		why = fmt.Sprintf("is %d bytes, verified with %d: it changed after the check", fi.Size(), p.Size)
+	}
+	if why != "" {
+		_ = f.Close()
+		return nil, nil, &PartFileError{Part: p.Name, Path: p.Path, Why: why}
+	}
+	return f, fi, nil
 }
 
 // Join is the parts of a set read as one stream, without a joined copy on
@@ -95,17 +157,15 @@ func NewJoin(parts []Part) (*Join, error) {
 	var missing []string
 	for i := range j.parts {
 		p := &j.parts[i]
-		fi, err := os.Stat(p.Path)
+		f, fi, err := openPart(*p, false)
 		if errors.Is(err, os.ErrNotExist) {
 			missing = append(missing, p.Name)
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
+			return nil, err
 		}
-		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("restore: part %s: %s is not a regular file", p.Name, p.Path)
-		}
+		_ = f.Close() // read-only; opened again, and checked again, when read
 		if p.Size == 0 {
 			p.Size = fi.Size()
 		}
@@ -189,9 +249,9 @@ func (j *Join) file(i int) (*os.File, error) {
 		j.files[oldest] = nil
 		j.open--
 	}
-	f, err := os.Open(j.parts[i].Path)
+	f, _, err := openPart(j.parts[i], true)
 	if err != nil {
-		return nil, &joinError{fmt.Errorf("restore: %w", err)}
+		return nil, &joinError{err} // the decoders pass it on as it is
 	}
 	j.files[i] = f
 	j.open++

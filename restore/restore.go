@@ -253,9 +253,9 @@ func Assemble(ctx context.Context, parts []Part, file string, p Progress) (err e
 	}()
 	prog.start(j.Size())
 	for _, part := range j.Parts() {
-		src, err := os.Open(part.Path)
+		src, _, err := openPart(part, true)
 		if err != nil {
-			return fmt.Errorf("assemble: %w", err)
+			return err
 		}
 		err = copyPart(ctx, tmp, src, part, prog)
 		_ = src.Close()

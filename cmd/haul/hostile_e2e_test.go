@@ -186,3 +186,68 @@ func TestHostileAssemble(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileRestoreParts: a verified part swapped between fetch and
+// restore for a link (to a file of the same size, even of the same bytes)
+// is never read: restore refuses naming the part, nothing appears at
+// --into, and the file linked to is untouched.
+func TestHostileRestoreParts(t *testing.T) {
+	parts, _ := storedTarGz(t, "site.tar.gz", 300<<10, 100<<10)
+	srv := e2eServe(t, append(append([]e2ePart{}, parts...), e2ePart{"SHA256SUMS", e2eSHA256SUMS(parts)}))
+	bad := parts[1]
+	same := func(t *testing.T) []byte { return bad.data }
+	other := func(t *testing.T) []byte { return e2eBytes(99, len(bad.data)) }
+	cases := []struct {
+		name    string
+		content func(t *testing.T) []byte // of the file outside DEST
+		link    func(oldname, newname string) error
+		keep    bool // the part stays and gains a second name outside DEST
+		code    int
+	}{
+		{name: "symlink to a same-size file", content: other, link: os.Symlink, code: 3},
+		{name: "symlink to a same-bytes copy", content: same, link: os.Symlink, code: 3},
+		{name: "hard link to a same-bytes copy", content: same, link: os.Link, code: 1},
+		{name: "second hard link to the part", keep: true, code: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := filepath.Join(t.TempDir(), "dest")
+			wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none"}, append(e2eURLs(srv, parts), dest)...)...), 0)
+			v := newVictim(t)
+			at := filepath.Join(dest, bad.name)
+			if tc.keep {
+				os.Remove(v.path)
+				if err := os.Link(at, v.path); err != nil {
+					t.Fatal(err)
+				}
+				fi, _ := os.Lstat(v.path)
+				v.data, v.mode = bad.data, fi.Mode()
+			} else {
+				v.data = tc.content(t)
+				if err := os.WriteFile(v.path, v.data, v.mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := tc.link(v.path, at+".swap"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(at+".swap", at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			into := filepath.Join(t.TempDir(), "into")
+			r := runHaul(t, nil, "restore", dest, "--into", into, "--progress", "none")
+			wantCode(t, r, tc.code)
+			if !strings.Contains(r.stderr, bad.name) {
+				t.Errorf("restore does not name the part %s:\n%s", bad.name, r.stderr)
+			}
+			t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
+			if _, err := os.Lstat(into); !os.IsNotExist(err) {
+				t.Errorf("%s exists after a refused restore (%v)", into, err)
+			}
+			if ents, _ := os.ReadDir(filepath.Dir(into)); len(ents) != 0 {
+				t.Errorf("left beside the target: %d entries", len(ents))
+			}
+			v.untouched(t)
+		})
+	}
+}

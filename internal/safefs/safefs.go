@@ -271,3 +271,26 @@ func (d *Dir) WriteWith(name string, perm os.FileMode, fill func(w io.Writer) er
 	}
 	return d.Sync()
 }
+
+// OpenPlain opens the file at path for reading as OpenFile does inside
+// its directory: the last element is never followed if it is a link, and
+// the file must be a regular file with one hard link, the same before and
+// after the open (else an *UnsafeError naming path). The directories on
+// the way are the caller's choice and may be links. fi is the open
+// file's own stat, for comparing with a file recorded earlier.
+func OpenPlain(path string) (f *os.File, fi fs.FileInfo, err error) {
+	d, err := Open(filepath.Dir(path))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer d.Close()
+	f, err = d.OpenFile(filepath.Base(path), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi, err = f.Stat(); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
