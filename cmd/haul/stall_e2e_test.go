@@ -25,8 +25,9 @@ import (
 const stallFor = 20 * time.Second
 
 // TestStallsEndAfterTimeout: a server that stops answering halfway
-// through a reference file, a manifest or a listing, or an SSH server
-// that accepts and never speaks, holds haul only for --timeout per try:
+// through a reference file, a manifest or a listing, an SSH server that
+// accepts and never speaks, or an SFTP server that stops answering a stat
+// or a listing after login, holds haul only for --timeout per try:
 // each stall is retried as a transient fault, then the run exits 75
 // (run again later). runHaul bounds every run, so a hang fails the test.
 func TestStallsEndAfterTimeout(t *testing.T) {
@@ -59,6 +60,12 @@ func TestStallsEndAfterTimeout(t *testing.T) {
 			kh := filepath.Join(t.TempDir(), "known_hosts")
 			return []string{"-i", key, "--known-hosts", kh, "--accept-new-host-key", "sftp://haul@" + addr + "/srv/backup/"}
 		}, "handshake"},
+		{"SFTP stat", func(t *testing.T) []string {
+			return stallingSFTPArgs(t, "stat", parts)
+		}, "stopped answering"},
+		{"SFTP listing", func(t *testing.T) []string {
+			return stallingSFTPArgs(t, "list", parts)
+		}, "stopped answering"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,4 +166,42 @@ func writeKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// stallingSFTPArgs serves parts from a stallingSFTP that stalls on kind
+// and returns the SOURCE and the flags that reach it.
+func stallingSFTPArgs(t *testing.T, kind string, parts []e2ePart) []string {
+	t.Helper()
+	dir := t.TempDir()
+	e2eWriteDir(t, dir, parts)
+	srv := startStallingSFTP(t, kind)
+	return []string{"-i", writeKey(t), "--known-hosts", srv.knownHosts, "sftp://haul@" + srv.addr + dir + "/"}
+}
+
+// TestSFTPHashStallFallsBack: an SSH server whose remote hash command
+// never answers holds a repair only for --timeout (plus the time one
+// piece may take to hash): the repair says remote hashing failed and why,
+// copies the part whole, and the set verifies.
+func TestSFTPHashStallFallsBack(t *testing.T) {
+	parts := e2eNumberedSet("db.bak", 5, 300_000, 200_000)
+	origin := t.TempDir()
+	e2eWriteDir(t, origin, append(append([]e2ePart{}, parts...), e2ePart{"SHA256SUMS", e2eSHA256SUMS(parts)}))
+	dest := t.TempDir()
+	wantCode(t, runHaul(t, nil, "fetch", "--progress", "none", origin, dest), 0)
+	e2eFlipOnDisk(t, filepath.Join(dest, parts[0].name), 70_000)
+	wantCode(t, runHaul(t, nil, "verify", dest), 3)
+
+	args := stallingSFTPArgs(t, "hash", parts)
+	start := time.Now()
+	r := runHaul(t, []string{"HOME=" + t.TempDir()}, append([]string{"repair", "--progress", "log", "--timeout", "1s", "--max-time", "40s", "--from", args[len(args)-1], dest}, args[:len(args)-1]...)...)
+	took := time.Since(start)
+	wantCode(t, r, 0)
+	e2eIdentical(t, dest, parts)
+	out := r.stdout + r.stderr
+	for _, say := range []string{"remote hashing unavailable", "stopped answering"} {
+		if !strings.Contains(out, say) {
+			t.Errorf("the repair does not say %q:\n%s", say, out)
+		}
+	}
+	t.Logf("repair ended after %v", took.Round(time.Millisecond))
 }

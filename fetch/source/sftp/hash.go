@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -107,7 +109,7 @@ func (s *sftpSource) HashPieces(ctx context.Context, obj source.Object, pieceSiz
 	}
 	p := s.remotePath(obj.Name)
 	check := func(c *sftpConn) error {
-		fi, err := await(ctx, func() (os.FileInfo, error) { return c.sftp.Stat(p) }, nil)
+		fi, err := await(ctx, s.timeout, func() (os.FileInfo, error) { return c.sftp.Stat(p) }, nil)
 		if err != nil {
 			return err
 		}
@@ -137,7 +139,7 @@ func (s *sftpSource) HashPieces(ctx context.Context, obj source.Object, pieceSiz
 // runHash runs the hash command in a session of c and parses its output.
 func (s *sftpSource) runHash(ctx context.Context, c *sftpConn, file string, obj source.Object, pieceSize int64, pieces []int) (map[int][]byte, error) {
 	cmd, stdin := hashCommand(file, obj.Size, pieceSize, pieces)
-	sess, err := c.ssh.NewSession()
+	sess, err := await(ctx, s.timeout, c.ssh.NewSession, func(s *ssh.Session) { _ = s.Close() })
 	if err != nil {
 		var oce *ssh.OpenChannelError
 		if errors.As(err, &oce) {
@@ -146,13 +148,15 @@ func (s *sftpSource) runHash(ctx context.Context, c *sftpConn, file string, obj 
 		return nil, err
 	}
 	defer sess.Close()
-	stdout := &capBuffer{max: 4096 + 100*len(pieces)}
-	stderr := &capBuffer{max: hashStderrMax}
+	var heard atomic.Int64 // when the command last wrote, unix nanoseconds
+	heard.Store(time.Now().UnixNano())
+	stdout := &capBuffer{max: 4096 + 100*len(pieces), heard: &heard}
+	stderr := &capBuffer{max: hashStderrMax, heard: &heard}
 	sess.Stdin = bytes.NewReader(stdin)
 	sess.Stdout = stdout
 	sess.Stderr = stderr
-	if err := sess.Start(cmd); err != nil {
-		if c.dead() {
+	if _, err := await(ctx, s.timeout, func() (struct{}, error) { return struct{}{}, sess.Start(cmd) }, nil); err != nil {
+		if c.dead() || errors.Is(err, errNoAnswer) || ctx.Err() != nil {
 			return nil, err
 		}
 		// x/crypto's message repeats the whole command: leave it out.
@@ -160,12 +164,26 @@ func (s *sftpSource) runHash(ctx context.Context, c *sftpConn, file string, obj 
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- sess.Wait() }()
+	// The script writes a line per piece: silence for longer than
+	// hashing one piece may take is a server (or command) that stopped.
+	silence := hashSilence(s.timeout, pieceSize)
+	tick := time.NewTicker(min(silence/4, time.Second))
+	defer tick.Stop()
 	var werr error
-	select {
-	case werr = <-waited:
-	case <-ctx.Done():
-		_ = sess.Close() // the remote side gets EOF and SIGPIPE
-		return nil, ctx.Err()
+wait:
+	for {
+		select {
+		case werr = <-waited:
+			break wait
+		case <-ctx.Done():
+			_ = sess.Close() // the remote side gets EOF and SIGPIPE
+			return nil, ctx.Err()
+		case <-tick.C:
+			if time.Since(time.Unix(0, heard.Load())) > silence {
+				_ = sess.Close()
+				return nil, noAnswer("remote hashing printed nothing", silence)
+			}
+		}
 	}
 	detail := strings.TrimSpace(stderr.String())
 	status := -1
@@ -261,14 +279,29 @@ func parseHashOutput(out []byte) (res map[int][]byte, size int64, complete, head
 	return res, size, false, header
 }
 
-// capBuffer keeps the first max bytes written to it and notes overflow.
+// hashFloorRate is the slowest a server's disk is taken to read while it
+// hashes: a piece may take pieceSize/hashFloorRate on top of --timeout
+// before the command's silence counts as a stall.
+const hashFloorRate = 4 << 20
+
+// hashSilence is how long the hash command may print nothing.
+func hashSilence(timeout time.Duration, pieceSize int64) time.Duration {
+	return timeout + time.Duration(float64(pieceSize)/hashFloorRate*float64(time.Second))
+}
+
+// capBuffer keeps the first max bytes written to it and notes overflow;
+// heard, when set, gets the time of every write.
 type capBuffer struct {
 	bytes.Buffer
 	max      int
 	overflow bool
+	heard    *atomic.Int64
 }
 
 func (b *capBuffer) Write(p []byte) (int, error) {
+	if b.heard != nil {
+		b.heard.Store(time.Now().UnixNano())
+	}
 	if room := b.max - b.Len(); len(p) > room {
 		b.overflow = true
 		if room > 0 {

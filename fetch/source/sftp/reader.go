@@ -42,12 +42,12 @@ func (s *sftpSource) ReadRange(ctx context.Context, obj source.Object, off, n in
 		fc *sftpConn
 	)
 	err := s.do(ctx, func(c *sftpConn) error {
-		file, err := await(ctx, func() (*sftp.File, error) { return c.sftp.Open(p) },
+		file, err := await(ctx, s.timeout, func() (*sftp.File, error) { return c.sftp.Open(p) },
 			func(f *sftp.File) { _ = f.Close() })
 		if err != nil {
 			return err
 		}
-		fi, err := await(ctx, file.Stat, nil)
+		fi, err := await(ctx, s.timeout, file.Stat, nil)
 		if err != nil {
 			go file.Close()
 			return err
@@ -196,7 +196,7 @@ func (r *sftpReader) fail(err error) error {
 // finish checks, after the last byte, that the file is still the version
 // the range was pinned to.
 func (r *sftpReader) finish() error {
-	fi, err := await(r.ctx, r.f.Stat, nil)
+	fi, err := await(r.ctx, r.src.timeout, r.f.Stat, nil)
 	if err != nil {
 		return r.fail(err)
 	}
@@ -224,11 +224,23 @@ func (r *sftpReader) Close() error {
 	return nil
 }
 
+// errNoAnswer means the server did not answer a request within
+// --timeout (it stopped answering mid-listing, on a stat, an open, or
+// while hashing): a transient fault, as a stalled HTTP or S3 read is. The
+// connection is dropped, not used again.
+var errNoAnswer = retry.Mark(retry.Transient, errors.New("the server stopped answering"))
+
+// noAnswer is errNoAnswer saying how long haul waited.
+func noAnswer(what string, limit time.Duration) error {
+	return fmt.Errorf("%w: %s for %s (--timeout)", errNoAnswer, what, limit)
+}
+
 // await runs fn, which blocks on the connection and knows no context, and
-// returns when it does or when ctx ends. In the latter case fn goes on in
-// the background until the connection answers or dies (keepalive, Close),
-// and drop, if not nil, releases what it returns.
-func await[T any](ctx context.Context, fn func() (T, error), drop func(T)) (T, error) {
+// returns when it does, when ctx ends, or after limit (errNoAnswer). In
+// the latter cases fn goes on in the background until the connection
+// answers or dies (the caller drops it on errNoAnswer), and drop, if not
+// nil, releases what it returns.
+func await[T any](ctx context.Context, limit time.Duration, fn func() (T, error), drop func(T)) (T, error) {
 	var (
 		mu        sync.Mutex
 		abandoned bool
@@ -250,10 +262,15 @@ func await[T any](ctx context.Context, fn func() (T, error), drop func(T)) (T, e
 		}
 		ch <- result{v, err}
 	}()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	stalled := false
 	select {
 	case r := <-ch:
 		return r.v, r.err
 	case <-ctx.Done():
+	case <-timer.C:
+		stalled = true
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -263,6 +280,9 @@ func await[T any](ctx context.Context, fn func() (T, error), drop func(T)) (T, e
 	default:
 		abandoned = true
 		var zero T
+		if stalled && ctx.Err() == nil {
+			return zero, noAnswer("no answer", limit)
+		}
 		return zero, ctx.Err()
 	}
 }

@@ -56,6 +56,10 @@ type sftpSource struct {
 	dir     string // remote directory: absolute, or relative to the login directory
 	display string
 	size    int // the most connections the pool holds
+	// timeout (--timeout) bounds every request on a connection: one the
+	// server does not answer in time fails with errNoAnswer and its
+	// connection is dropped.
+	timeout time.Duration
 
 	// dialing is a one-slot lock held while dialling: connections are
 	// made one at a time, so a burst of them never meets sshd's
@@ -93,7 +97,11 @@ func Open(ctx context.Context, u *url.URL, opts source.SSHOptions) (*source.Open
 		return nil, sshError(err)
 	}
 	rp := sftpPathOf(u)
-	s := &sftpSource{dialer: d, size: max(1, opts.Connections), dialing: make(chan struct{}, 1)}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = source.DefaultTimeout
+	}
+	s := &sftpSource{dialer: d, size: max(1, opts.Connections), dialing: make(chan struct{}, 1), timeout: timeout}
 	s.fillSize.Store(sftpMaxPacket)
 	disp := url.URL{Scheme: strings.ToLower(u.Scheme), User: url.User(d.User()), Host: d.HostPort(), Path: u.Path}
 	s.display = disp.String()
@@ -101,7 +109,7 @@ func Open(ctx context.Context, u *url.URL, opts source.SSHOptions) (*source.Open
 	var prefix string
 	err = s.do(ctx, func(c *sftpConn) error {
 		clean := path.Clean(rp)
-		fi, err := await(ctx, func() (os.FileInfo, error) { return c.sftp.Stat(clean) }, nil)
+		fi, err := await(ctx, s.timeout, func() (os.FileInfo, error) { return c.sftp.Stat(clean) }, nil)
 		if err == nil && fi.IsDir() {
 			s.dir, prefix = clean, ""
 			return nil
@@ -113,7 +121,7 @@ func Open(ctx context.Context, u *url.URL, opts source.SSHOptions) (*source.Open
 			return fmt.Errorf("no such directory %s: %w", clean, source.ErrNotFound)
 		}
 		dir := path.Dir(clean)
-		di, err := await(ctx, func() (os.FileInfo, error) { return c.sftp.Stat(dir) }, nil)
+		di, err := await(ctx, s.timeout, func() (os.FileInfo, error) { return c.sftp.Stat(dir) }, nil)
 		if errors.Is(err, os.ErrNotExist) || (err == nil && !di.IsDir()) {
 			return fmt.Errorf("no such directory %s: %w", dir, source.ErrNotFound)
 		}
@@ -189,12 +197,14 @@ func (c *sftpConn) dead() bool {
 	}
 }
 
-// close ends the connection; requests waiting on it fail at once.
+// close ends the connection; requests waiting on it fail at once. The
+// SSH connection goes first: closing the SFTP session sends a message,
+// which a server that stopped reading could hold up.
 func (c *sftpConn) close() {
 	c.shut.Store(true)
 	c.once.Do(func() {
-		_ = c.sftp.Close()
 		_ = c.ssh.Close()
+		_ = c.sftp.Close()
 	})
 }
 
@@ -355,7 +365,10 @@ func (s *sftpSource) do(ctx context.Context, op func(c *sftpConn) error) error {
 		err = op(c)
 		s.release(c)
 		if err != nil && ctx.Err() == nil && (retry.IsNetwork(err) || c.dead()) {
-			broken = true
+			// A connection that stopped answering is dropped too, but
+			// not tried again at once: the caller's retry (with its
+			// backoff) decides.
+			broken = !errors.Is(err, errNoAnswer)
 			c.close()
 		}
 		return err
@@ -407,7 +420,7 @@ func (s *sftpSource) remotePath(name string) string {
 func (s *sftpSource) List(ctx context.Context) ([]source.Object, error) {
 	var objs []source.Object
 	err := s.do(ctx, func(c *sftpConn) error {
-		infos, err := await(ctx, func() ([]os.FileInfo, error) { return c.sftp.ReadDirContext(ctx, s.dir) }, nil)
+		infos, err := await(ctx, s.timeout, func() ([]os.FileInfo, error) { return c.sftp.ReadDirContext(ctx, s.dir) }, nil)
 		if err != nil {
 			return err
 		}
@@ -416,7 +429,7 @@ func (s *sftpSource) List(ctx context.Context) ([]source.Object, error) {
 			name := fi.Name()
 			if fi.Mode()&os.ModeSymlink != 0 {
 				p := s.remotePath(name)
-				fi, err = await(ctx, func() (os.FileInfo, error) { return c.sftp.Stat(p) }, nil)
+				fi, err = await(ctx, s.timeout, func() (os.FileInfo, error) { return c.sftp.Stat(p) }, nil)
 				if errors.Is(err, os.ErrNotExist) {
 					continue // dangling link
 				}
