@@ -122,13 +122,22 @@ func stallingS3(t *testing.T) string {
 // byte: an SSH server that hangs before its version line.
 func silentListener(t *testing.T) string {
 	t.Helper()
+	return acceptConns(t, nil)
+}
+
+// acceptConns listens on 127.0.0.1 and runs serve (when not nil) on
+// every connection; when the test ends it closes the listener and every
+// connection and waits for the serve calls to return.
+func acceptConns(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var conns []net.Conn
-	go func() {
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -137,15 +146,19 @@ func silentListener(t *testing.T) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			if serve != nil {
+				wg.Go(func() { serve(c) })
+			}
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
-		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
+		mu.Unlock()
+		wg.Wait()
 	})
 	return ln.Addr().String()
 }

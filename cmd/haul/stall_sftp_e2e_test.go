@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/pkg/sftp"
@@ -40,42 +39,17 @@ func startStallingSFTP(t *testing.T, stall string) *stallingSFTP {
 	}
 	cfg := &ssh.ServerConfig{PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) { return nil, nil }}
 	cfg.AddHostKey(signer)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stallingSFTP{addr: ln.Addr().String(), stall: stall, release: make(chan struct{})}
+	s := &stallingSFTP{stall: stall, release: make(chan struct{})}
+	s.addr = acceptConns(t, func(c net.Conn) { s.serve(c, cfg) })
+	// Cleanups run last first: the stalled requests are let go before
+	// the connections close and the server is waited for.
+	t.Cleanup(func() { close(s.release) })
 	s.knownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	host, port, _ := net.SplitHostPort(s.addr)
 	line := fmt.Sprintf("[%s]:%s %s", host, port, ssh.MarshalAuthorizedKey(signer.PublicKey()))
 	if err := os.WriteFile(s.knownHosts, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { s.serve(c, cfg) })
-		}
-	})
-	t.Cleanup(func() {
-		close(s.release)
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
 	return s
 }
 
