@@ -197,14 +197,31 @@ func (c *sftpConn) dead() bool {
 	}
 }
 
+// closeWait is how long close lets the SFTP session end in order before
+// it cuts the SSH connection.
+const closeWait = 2 * time.Second
+
 // close ends the connection; requests waiting on it fail at once. The
-// SSH connection goes first: closing the SFTP session sends a message,
-// which a server that stopped reading could hold up.
+// SFTP session is closed first, so that the server ends it in order (its
+// sftp-server sees the end of input and exits); a server that stopped
+// reading could hold that message up, so the SSH connection is cut after
+// closeWait at the latest, which also ends the session's close.
 func (c *sftpConn) close() {
 	c.shut.Store(true)
 	c.once.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			_ = c.sftp.Close()
+			close(done)
+		}()
+		t := time.NewTimer(closeWait)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
 		_ = c.ssh.Close()
-		_ = c.sftp.Close()
+		<-done
 	})
 }
 
