@@ -43,6 +43,10 @@ type StatusReport struct {
 	// Cloud is the Bitrix cloud files step, when one was started
 	// (AddCloud).
 	Cloud *CloudStatus `json:"cloud,omitempty"`
+	// Sources are the bytes each source delivered in the last run that
+	// moved bytes, when it had mirrors (two sources or more); omitted
+	// otherwise.
+	Sources []SourceReport `json:"sources,omitempty"`
 	// Dest is the directory, for the commands WriteText suggests.
 	Dest string `json:"-"`
 }
@@ -74,6 +78,20 @@ func BuildStatus(st *State, events []Event, now time.Time) StatusReport {
 	for i := len(rep.Runs) - 1; i >= 0; i-- {
 		if rep.Runs[i].Bytes > 0 && rep.Runs[i].BytesPerSecond > 0 {
 			r.Rate = rep.Runs[i].BytesPerSecond
+			break
+		}
+	}
+	// The bytes per source come from the journal's source_bytes events,
+	// which each fetch or repair step logs at its end, not from a record
+	// written at every commit: they are accounting, not state, and the
+	// commit path stays as fast as it is. A run killed mid-step has none
+	// (its total is in its progress checkpoints); status then shows no
+	// sources rather than an earlier run's.
+	for i := len(rep.Runs) - 1; i >= 0; i-- {
+		if rep.Runs[i].Bytes > 0 {
+			if len(rep.Runs[i].Sources) > 1 {
+				r.Sources = rep.Runs[i].Sources
+			}
 			break
 		}
 	}
@@ -127,6 +145,13 @@ func (r StatusReport) WriteText(w io.Writer) error {
 	b.printf("state: %s — %s of %s (%.1f%%)\n", r.State, units.FormatBytes(r.BytesDone), units.FormatBytes(r.BytesTotal), pct)
 	if r.Plan != "" {
 		b.printf("plan: %s\n", r.Plan)
+	}
+	if len(r.Sources) > 0 {
+		by := make([]string, len(r.Sources))
+		for i, s := range r.Sources {
+			by[i] = fmt.Sprintf("%s %s (%s)", s.Source, units.FormatBytes(s.Bytes), units.FormatRate(s.BytesPerSecond))
+		}
+		b.printf("sources (last run): %s\n", strings.Join(by, ", "))
 	}
 	for _, p := range r.Parts {
 		line := fmt.Sprintf("  %-10s %-40s %10s / %s", p.Status, p.Name, units.FormatBytes(p.BytesDone), units.FormatBytes(p.Size))

@@ -49,3 +49,69 @@ func TestBuildStatusPlan(t *testing.T) {
 		t.Fatalf("with a broken part and no journal: state %q eta %v", got.State, got.ETASeconds)
 	}
 }
+
+// TestBuildStatusSources: status shows the bytes per source of the last
+// run that moved bytes when it had mirrors; none for a single source, and
+// none (not an earlier run's) when that run was killed before a step end.
+func TestBuildStatusSources(t *testing.T) {
+	now := time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC)
+	st := &State{PieceSize: 1 << 20, Parts: []*Part{{Name: "a.tar", Size: 300, Status: Verified}}}
+	code := 0
+	run := func(id string, at time.Time, sources map[string]int64, ended bool) []Event {
+		evs := []Event{
+			{Time: at, Run: id, Event: EventRunStart, Cmd: "fetch"},
+			{Time: at, Run: id, Event: EventStepStart, Step: StepFetch},
+			{Time: at.Add(5 * time.Second), Run: id, Event: EventProgress, Bytes: 300},
+		}
+		if !ended {
+			return evs
+		}
+		var sum int64
+		for _, name := range []string{"http://p:1/a.tar", "sftp://u@m:22/d/"} {
+			if n, ok := sources[name]; ok {
+				evs = append(evs, Event{Time: at.Add(10 * time.Second), Run: id, Event: EventSourceBytes, From: name, Bytes: n})
+				sum += n
+			}
+		}
+		return append(evs,
+			Event{Time: at.Add(10 * time.Second), Run: id, Event: EventStepEnd, Step: StepFetch, Bytes: sum, Seconds: 10},
+			Event{Time: at.Add(10 * time.Second), Run: id, Event: EventRunEnd, ExitCode: &code, Bytes: sum, Seconds: 10})
+	}
+	mirrored := run("r1", now.Add(-time.Hour), map[string]int64{"http://p:1/a.tar": 200, "sftp://u@m:22/d/": 100}, true)
+	for _, tc := range []struct {
+		name   string
+		events []Event
+		want   map[string]int64
+	}{
+		{"mirrors", mirrored, map[string]int64{"http://p:1/a.tar": 200, "sftp://u@m:22/d/": 100}},
+		{"one source", run("r1", now.Add(-time.Hour), map[string]int64{"http://p:1/a.tar": 300}, true), nil},
+		{"killed after a run with mirrors", append(mirrored, run("r2", now.Add(-time.Minute), nil, false)...), nil},
+		{"a verify after it moves nothing", append(mirrored, Event{Time: now, Run: "r3", Event: EventRunStart, Cmd: "verify"}), map[string]int64{"http://p:1/a.tar": 200, "sftp://u@m:22/d/": 100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := BuildStatus(st, tc.events, now)
+			got := map[string]int64{}
+			for _, s := range r.Sources {
+				got[s.Source] = s.Bytes
+				if s.BytesPerSecond <= 0 {
+					t.Errorf("source %s: rate %v", s.Source, s.BytesPerSecond)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("sources %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("source %s: %d bytes, want %d", k, got[k], v)
+				}
+			}
+			var b strings.Builder
+			if err := r.WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			if shown := strings.Contains(b.String(), "sources (last run): http://p:1/a.tar 200 B"); shown != (tc.want != nil) {
+				t.Errorf("text shows the sources: %v, want %v\n%s", shown, tc.want != nil, b.String())
+			}
+		})
+	}
+}

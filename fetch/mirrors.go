@@ -27,10 +27,15 @@ func (o *Options) withMirrors(ctx context.Context, op *source.Opened) source.Sou
 	say := func(kind string) func(part, msg string) {
 		return func(part, msg string) { o.Progress.Event(Event{Kind: kind, Part: part, Message: msg}) }
 	}
-	return multi.Open(ctx, op.Source, o.Mirrors, multi.Options{
+	src := multi.Open(ctx, op.Source, o.Mirrors, multi.Options{
 		Open: o.Open, Filter: f, Conns: o.Connections, Timeout: o.Timeout,
 		Warn: say(chunk.EventWarning), Event: say(chunk.EventRetry),
 	})
+	w, ok := o.Progress.(SourceWatcher)
+	if a, isAcc := src.(source.Accounter); ok && isAcc {
+		w.WatchSources(a)
+	}
+	return src
 }
 
 // workers is how many transfers the engine runs: -j, or -j per copy.

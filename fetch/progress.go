@@ -1,6 +1,10 @@
 package fetch
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/haul-dev/haul/fetch/source"
+)
 
 // PartProgress is one part as the engine starts on it.
 type PartProgress struct {
@@ -32,6 +36,12 @@ type Progress interface {
 	// Event reports a part-level event.
 	Event(e Event)
 }
+
+// SourceWatcher is a Progress that shows bytes per source as the run goes.
+// The engine hands it each source made of several (a SOURCE with mirrors)
+// when it opens one; the watcher polls Accounts at its own pace, so the
+// bytes are counted once, by the source, and no second counter exists.
+type SourceWatcher interface{ WatchSources(source.Accounter) }
 
 type nopProgress struct{}
 

@@ -47,6 +47,8 @@ type reporter struct {
 	db    dbProgress    // the database import (--db)
 	cloud cloudProgress // the Bitrix cloud files
 
+	sources sourcesProgress // bytes per source, with mirrors
+
 	// Bars: pb formats them; the reporter redraws the frame itself so that
 	// event lines can be printed above the bars between redraws.
 	bars     bool
@@ -222,6 +224,7 @@ func (r *reporter) loop() {
 			r.rates.add(time.Now(), r.pulled.Load())
 			r.db.sample()
 			r.cloud.sample()
+			r.sources.sample(time.Now())
 			switch r.mode {
 			case "log":
 				if r.total > 0 || r.restoreIn.Load() > 0 || r.db.active() || r.cloud.active() {
@@ -263,8 +266,12 @@ func (r *reporter) statusLine() string {
 	if r.total > 0 {
 		pct = float64(done) * 100 / float64(r.total)
 	}
-	return fmt.Sprintf("%s / %s (%.1f%%), %s, %s, parts %d/%d done, %d broken",
+	line := fmt.Sprintf("%s / %s (%.1f%%), %s, %s, parts %d/%d done, %d broken",
 		units.FormatBytes(done), units.FormatBytes(r.total), pct, speed, eta, c.ok, len(r.parts), c.broken)
+	if by := r.sources.line(); by != "" {
+		line += "; " + by
+	}
+	return line
 }
 
 // partCounts are the parts by state, for the log line and the bars.
@@ -355,6 +362,9 @@ func (r *reporter) updateBars() {
 	c := r.countsLocked()
 	if len(r.parts) > 0 {
 		line(fitWidth(fmt.Sprintf("parts %d/%d verified, %d unverified, %d broken, %d in flight", c.verified, len(r.parts), c.ok-c.verified, c.broken, c.inFlight), cols-1))
+	}
+	if by := r.sources.line(); by != "" {
+		line(fitWidth(by, cols-1))
 	}
 	for i, s := range r.slots {
 		if i >= len(active) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/fetch"
+	"github.com/haul-dev/haul/fetch/source"
 )
 
 // journaled is the decorator a job puts in front of the UI: every event
@@ -21,7 +22,10 @@ type journaled struct {
 	pulled map[string]int64
 }
 
-var _ UI = (*journaled)(nil)
+var (
+	_ UI                  = (*journaled)(nil)
+	_ fetch.SourceWatcher = (*journaled)(nil)
+)
 
 func newJournaled(j *chunk.Journal, ui UI) *journaled {
 	return &journaled{j: j, UI: ui, pulled: map[string]int64{}}
@@ -63,3 +67,11 @@ func (quiet) RestoreStart(int64)        {}
 func (quiet) RestoreBytes(int64)        {}
 func (quiet) RestoreFile(string)        {}
 func (quiet) Warn(string)               {}
+
+// WatchSources passes the sources of a run with mirrors on to a UI that
+// shows bytes per source (fetch.SourceWatcher).
+func (p *journaled) WatchSources(a source.Accounter) {
+	if w, ok := p.UI.(fetch.SourceWatcher); ok {
+		w.WatchSources(a)
+	}
+}
