@@ -214,3 +214,47 @@ func TestSeveralDumps(t *testing.T) {
 		t.Fatalf("a cut dump: %v", err)
 	}
 }
+
+// TestKeyedTables: a rerun may start inside a table's rows only when
+// running its INSERTs a second time leaves the same rows (a primary key,
+// or a unique key over NOT NULL columns). The answer is the table's in
+// the target database, not that of a table of the same name elsewhere.
+func TestKeyedTables(t *testing.T) {
+	m := testenv.StartMariaDB(t)
+	m.Exec(t, "", "CREATE DATABASE other")
+	m.Exec(t, "other", "CREATE TABLE pk (a INT, b INT); CREATE TABLE nokey (a INT NOT NULL PRIMARY KEY)")
+	target, err := ParseURL(m.URL("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := connect(ctxT(t), target, testenv.MariaDBPassword, true, nil, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	cases := []struct {
+		table, columns string
+		keyed          bool
+	}{
+		{"pk", "a INT NOT NULL PRIMARY KEY, b INT", true},
+		{"pk2", "a INT NOT NULL, b VARCHAR(10) NOT NULL, c INT, PRIMARY KEY (a, b)", true},
+		{"nokey", "a INT, b TEXT", false},
+		{"plainindex", "a INT NOT NULL, KEY (a)", false},
+		{"uniqnull", "a INT, UNIQUE KEY (a)", false},
+		{"uniqnotnull", "a INT NOT NULL, b INT, UNIQUE KEY (a)", true},
+		{"uniqmixed", "a INT NOT NULL, b INT, UNIQUE KEY (a, b)", false},
+		{"twounique", "a INT, b INT NOT NULL, UNIQUE KEY ua (a), UNIQUE KEY ub (b)", true},
+	}
+	for _, c := range cases {
+		if err := s.exec(ctxT(t), "CREATE TABLE "+quoteIdent(c.table)+" ("+c.columns+")"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.keyed(ctxT(t), c.table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.keyed {
+			t.Errorf("table %s (%s): keyed %v, want %v", c.table, c.columns, got, c.keyed)
+		}
+	}
+}
