@@ -216,6 +216,17 @@ func (m *MariaDB) Client(t testing.TB, db string) *exec.Cmd {
 	return exec.Command(p, "--no-defaults", "--socket="+m.Socket, "-uroot", db)
 }
 
+// ClientTCP is the mariadb command-line client connected as MariaDBUser
+// over TCP 127.0.0.1 to database db, reading statements from stdin: the
+// same transport as URL. The password goes in MYSQL_PWD, never argv.
+func (m *MariaDB) ClientTCP(t testing.TB, db string) *exec.Cmd {
+	t.Helper()
+	p := RequireTool(t, "mariadb")
+	cmd := exec.Command(p, "--no-defaults", "--protocol=tcp", "-h", "127.0.0.1", "-P", strconv.Itoa(m.Port), "-u"+MariaDBUser, db)
+	cmd.Env = append(os.Environ(), "MYSQL_PWD="+MariaDBPassword)
+	return cmd
+}
+
 func mariadbTail(s string, n int) string {
 	if len(s) > n {
 		return "…" + s[len(s)-n:]

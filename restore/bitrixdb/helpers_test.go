@@ -90,17 +90,18 @@ func sameSums(t testing.TB, got, want map[string]tableSum) {
 // the reference result.
 func clientImport(t testing.TB, m *testenv.MariaDB, db string, d *gen.SQLDump) time.Duration {
 	t.Helper()
+	return clientImportWith(t, m, db, d, m.Client(t, db))
+}
+
+// clientImportWith is clientImport with the client command given (over
+// the socket or over TCP).
+func clientImportWith(t testing.TB, m *testenv.MariaDB, db string, d *gen.SQLDump, cmd *exec.Cmd) time.Duration {
+	t.Helper()
 	m.Exec(t, "", "CREATE DATABASE "+quoteIdent(db))
 	ac, err := os.ReadFile(d.AfterConnect)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []*os.File
-	var readers []string
-	for _, p := range d.Parts {
-		readers = append(readers, p)
-	}
-	cmd := m.Client(t, db)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -116,12 +117,11 @@ func clientImport(t testing.TB, m *testenv.MariaDB, db string, d *gen.SQLDump) t
 	go func() {
 		defer pw.Close()
 		_, _ = pw.Write([]byte("SET FOREIGN_KEY_CHECKS = 0; SET SQL_MODE=''; " + strings.ReplaceAll(string(ac), "<DATABASE>", db) + "\n"))
-		for _, p := range readers {
+		for _, p := range d.Parts {
 			f, err := os.Open(p)
 			if err != nil {
 				return
 			}
-			files = append(files, f)
 			buf := make([]byte, 1<<20)
 			for {
 				n, err := f.Read(buf)
