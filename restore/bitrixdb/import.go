@@ -98,7 +98,8 @@ func (im *importer) run(ctx context.Context) error {
 		return err
 	}
 	defer r.Close()
-	sc := newScanner(r, im.st.Offset, int(im.s.maxPacket))
+	sc := startReadAhead(newScanner(r, im.st.Offset, int(im.s.maxPacket)))
+	defer sc.close() // before r.Close: the goroutine reads r
 	im.statements = im.st.Statements
 	im.safeOff, im.safeStmts = im.st.Offset, im.st.Statements
 	im.lastSave = time.Now()
