@@ -2,9 +2,11 @@ package bitrixdb
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +21,9 @@ import (
 // database that is dropped afterwards, so that no variant always runs on
 // a warmer or a fuller server than another. It reports the median MB/s
 // of dump of each and haul's ratio to the client on the same transport
-// (the target is >= 0.9x).
+// (the target is >= 0.9x), and the CPU seconds per import of the server
+// and of the importer (haul in this process, or the client), which the
+// machine's load does not blur as it blurs MB/s.
 //
 //	CI=true go test ./restore/bitrixdb -run '^$' -bench Import -benchtime 3x
 func BenchmarkImport(b *testing.B) {
@@ -45,25 +49,39 @@ func BenchmarkImport(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	var clientCPU time.Duration // of the last client run
+	client := func(b *testing.B, db string, cmd *exec.Cmd) {
+		clientImportWith(b, m, db, d, cmd)
+		clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	variants := []struct {
 		name string
 		run  func(b *testing.B, db string)
 	}{
 		{"haul-socket", func(b *testing.B, db string) { haul(b, db, true) }},
 		{"haul-tcp", func(b *testing.B, db string) { haul(b, db, false) }},
-		{"client-socket", func(b *testing.B, db string) { clientImportWith(b, m, db, d, m.Client(b, db)) }},
-		{"client-tcp", func(b *testing.B, db string) { clientImportWith(b, m, db, d, m.ClientTCP(b, db)) }},
+		{"client-socket", func(b *testing.B, db string) { client(b, db, m.Client(b, db)) }},
+		{"client-tcp", func(b *testing.B, db string) { client(b, db, m.ClientTCP(b, db)) }},
 	}
 	b.Run("rounds", func(b *testing.B) {
 		rate := map[string][]float64{}
+		serverCPU, ownCPU := map[string][]float64{}, map[string][]float64{}
 		for i := 0; i < b.N; i++ {
 			for j := range variants {
 				v := variants[(i+j)%len(variants)]
 				n++
 				db := "b" + strconv.Itoa(n)
+				s0, self0 := serverTime(b, m), selfCPU()
+				clientCPU = 0
 				start := time.Now()
 				v.run(b, db)
 				rate[v.name] = append(rate[v.name], float64(size)/1e6/time.Since(start).Seconds())
+				serverCPU[v.name] = append(serverCPU[v.name], (serverTime(b, m) - s0).Seconds())
+				own := selfCPU() - self0 // haul runs in this process
+				if clientCPU > 0 {
+					own = clientCPU
+				}
+				ownCPU[v.name] = append(ownCPU[v.name], own.Seconds())
 				b.StopTimer()
 				m.Exec(b, "", "DROP DATABASE "+quoteIdent(db))
 				b.StartTimer()
@@ -73,6 +91,8 @@ func BenchmarkImport(b *testing.B) {
 		for _, v := range variants {
 			med[v.name] = median(rate[v.name])
 			b.ReportMetric(med[v.name], v.name+"-MB/s")
+			b.ReportMetric(median(serverCPU[v.name]), v.name+"-server-cpu-s")
+			b.ReportMetric(median(ownCPU[v.name]), v.name+"-own-cpu-s")
 		}
 		b.ReportMetric(med["haul-socket"]/med["client-socket"], "socket-x")
 		b.ReportMetric(med["haul-tcp"]/med["client-tcp"], "tcp-x")
@@ -91,6 +111,20 @@ func BenchmarkImport(b *testing.B) {
 			}
 		}
 	})
+}
+
+func serverTime(b *testing.B, m *testenv.MariaDB) time.Duration {
+	t, err := m.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(xs []float64) float64 {
