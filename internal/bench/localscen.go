@@ -218,7 +218,7 @@ func (c *Config) CPU(ctx context.Context) (*Report, error) {
 		for i, p := range ps {
 			xs[i] = f(p)
 		}
-		return median(xs)
+		return Median(xs)
 	}
 	wall := func(p Proc) float64 { return p.Wall.Seconds() }
 	cpu := func(p Proc) float64 { return p.CPU().Seconds() }
@@ -377,9 +377,9 @@ func (c *Config) Restore(ctx context.Context) (*Report, error) {
 			ss = append(ss, p.Sys.Seconds())
 			rs = append(rs, float64(p.MaxRSS))
 		}
-		w[i] = median(xs)
+		w[i] = Median(xs)
 		t.Rows = append(t.Rows, []string{tl.name, fmt.Sprintf("%.2f", w[i]), fmt.Sprintf("%.0f", float64(s.Size)/1e6/w[i]),
-			fmt.Sprintf("%.2f", median(us)), fmt.Sprintf("%.2f", median(ss)), mib(median(rs)), fmt.Sprintf("%d/%d", same[i], len(procs[i]))})
+			fmt.Sprintf("%.2f", Median(us)), fmt.Sprintf("%.2f", Median(ss)), mib(Median(rs)), fmt.Sprintf("%d/%d", same[i], len(procs[i]))})
 	}
 	rep := &Report{Name: "(f) restore"}
 	rep.Tables = append(rep.Tables, t)

@@ -307,7 +307,7 @@ func (c *Config) PerConnection(ctx context.Context) (*Report, error) {
 	prev := 0.0
 	var got []string
 	for i, j := range c.JList {
-		m := median(rates[i])
+		m := Median(rates[i])
 		allow := c.Link.allows(j)
 		t.Rows = append(t.Rows, []string{fmt.Sprint(j), fmt.Sprintf("%.0f", m/1024), fmt.Sprintf("%.0f", allow/1024), fmt.Sprintf("%.1f%%", 100*m/allow)})
 		got = append(got, fmt.Sprintf("-j%d %.0f", j, m/1024))

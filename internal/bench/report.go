@@ -114,9 +114,9 @@ func mark(ok bool) string {
 	return "MISSED"
 }
 
-// median returns the median of xs (the mean of the middle two for an even
+// Median returns the median of xs (the mean of the middle two for an even
 // count), 0 for none.
-func median(xs []float64) float64 {
+func Median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
@@ -148,7 +148,7 @@ func (s *stats) med(f func(Result) float64) float64 {
 	for _, r := range s.runs {
 		xs = append(xs, f(r))
 	}
-	return median(xs)
+	return Median(xs)
 }
 
 func (s *stats) seconds() float64 { return s.med(func(r Result) float64 { return r.Wall.Seconds() }) }

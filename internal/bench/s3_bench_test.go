@@ -138,14 +138,14 @@ func BenchmarkFastS3(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	h := median(walls["haul"])
+	h := Median(walls["haul"])
 	b.ReportMetric(h, "haul-s")
-	b.ReportMetric(median(cpus["haul"]), "haul-cpu-s")
+	b.ReportMetric(Median(cpus["haul"]), "haul-cpu-s")
 	for _, peer := range []string{"rclone", "aria2c"} {
-		b.ReportMetric(median(walls[peer]), peer+"-s")
-		b.ReportMetric(median(cpus[peer]), peer+"-cpu-s")
-		b.ReportMetric(h/median(walls[peer]), "haul/"+peer)
-		b.ReportMetric(median(synced["haul"])/median(synced[peer]), "haul/"+peer+"+sync")
+		b.ReportMetric(Median(walls[peer]), peer+"-s")
+		b.ReportMetric(Median(cpus[peer]), peer+"-cpu-s")
+		b.ReportMetric(h/Median(walls[peer]), "haul/"+peer)
+		b.ReportMetric(Median(synced["haul"])/Median(synced[peer]), "haul/"+peer+"+sync")
 	}
 }
 

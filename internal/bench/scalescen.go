@@ -152,7 +152,7 @@ func medianOf(ps []Proc, f func(Proc) float64) float64 {
 	for i, p := range ps {
 		xs[i] = f(p)
 	}
-	return median(xs)
+	return Median(xs)
 }
 
 // manyParts writes n parts of size random bytes, data.bin.000001 …, and

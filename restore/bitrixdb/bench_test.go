@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/haul-dev/haul/internal/bench"
 	"github.com/haul-dev/haul/internal/gen"
 	"github.com/haul-dev/haul/internal/testenv"
 )
@@ -89,10 +89,10 @@ func BenchmarkImport(b *testing.B) {
 		}
 		med := map[string]float64{}
 		for _, v := range variants {
-			med[v.name] = median(rate[v.name])
+			med[v.name] = bench.Median(rate[v.name])
 			b.ReportMetric(med[v.name], v.name+"-MB/s")
-			b.ReportMetric(median(serverCPU[v.name]), v.name+"-server-cpu-s")
-			b.ReportMetric(median(ownCPU[v.name]), v.name+"-own-cpu-s")
+			b.ReportMetric(bench.Median(serverCPU[v.name]), v.name+"-server-cpu-s")
+			b.ReportMetric(bench.Median(ownCPU[v.name]), v.name+"-own-cpu-s")
 		}
 		b.ReportMetric(med["haul-socket"]/med["client-socket"], "socket-x")
 		b.ReportMetric(med["haul-tcp"]/med["client-tcp"], "tcp-x")
@@ -107,7 +107,7 @@ func BenchmarkImport(b *testing.B) {
 				for i := range rate["haul-"+tr] {
 					x = append(x, rate["haul-"+tr][i]/rate["client-"+tr][i])
 				}
-				b.Logf("haul/client, %-6s per round: %s, median %.2f", tr, fmt.Sprintf("%.2f", x), median(x))
+				b.Logf("haul/client, %-6s per round: %s, median %.2f", tr, fmt.Sprintf("%.2f", x), bench.Median(x))
 			}
 		}
 	})
@@ -125,16 +125,4 @@ func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
