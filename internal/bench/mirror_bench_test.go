@@ -95,11 +95,11 @@ func BenchmarkMirrors(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	one, both, slowT := median(walls["one"]), median(walls["both"]), median(walls["slow"])
+	one, both, slowT := Median(walls["one"]), Median(walls["both"]), Median(walls["slow"])
 	b.ReportMetric(one, "one-s")
 	b.ReportMetric(both, "both-s")
 	b.ReportMetric(slowT, "slow-s")
 	b.ReportMetric(one/both, "both/one")
 	b.ReportMetric(slowT/one, "slow/one")
-	b.ReportMetric(median(slowShare)*100, "slow-mirror-%")
+	b.ReportMetric(Median(slowShare)*100, "slow-mirror-%")
 }
