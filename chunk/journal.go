@@ -317,6 +317,15 @@ func (j *Journal) Close() error {
 // zeros left by a crash) are skipped, not fatal. A missing file gives an
 // error wrapping ErrNoJournal.
 func ReadJournal(dest string) ([]Event, error) {
+	var events []Event
+	err := ScanJournal(dest, func(e Event) { events = append(events, e) })
+	return events, err
+}
+
+// ScanJournal calls fn with every event of DEST/.haul/journal.jsonl in
+// file order, holding none of them: ReadJournal without the memory of a
+// journal of 100,000 parts. Errors are ReadJournal's.
+func ScanJournal(dest string, fn func(Event)) error {
 	path := JournalPath(dest)
 	var f *os.File
 	sd, err := OpenStateDir(dest, false)
@@ -325,22 +334,27 @@ func ReadJournal(dest string) ([]Event, error) {
 		sd.Close()
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w (no run recorded yet)", dest, ErrNoJournal)
+		return fmt.Errorf("%s: %w (no run recorded yet)", dest, ErrNoJournal)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read journal: %w", err)
+		return fmt.Errorf("read journal: %w", err)
 	}
 	defer f.Close()
-	events, err := readEvents(f)
-	if err != nil {
-		return nil, fmt.Errorf("read journal %s: %w", path, err)
+	if err := scanEvents(f, fn); err != nil {
+		return fmt.Errorf("read journal %s: %w", path, err)
 	}
-	return events, nil
+	return nil
 }
 
 // readEvents parses JSON lines from r, skipping lines that are not events.
 func readEvents(r io.Reader) ([]Event, error) {
 	var events []Event
+	err := scanEvents(r, func(e Event) { events = append(events, e) })
+	return events, err
+}
+
+// scanEvents calls fn with each JSON line of r that is an event.
+func scanEvents(r io.Reader, fn func(Event)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -348,14 +362,14 @@ func readEvents(r io.Reader) ([]Event, error) {
 			line = bytes.TrimSpace(bytes.Trim(line, "\x00"))
 			var e Event
 			if len(line) > 0 && json.Unmarshal(line, &e) == nil && e.Event != "" && !e.Time.IsZero() {
-				events = append(events, e)
+				fn(e)
 			}
 		}
 		if err == io.EOF {
-			return events, nil
+			return nil
 		}
 		if err != nil {
-			return events, err
+			return err
 		}
 	}
 }
