@@ -57,6 +57,11 @@ type Store struct {
 	snap int64 // bytes of the last snapshot
 	gen  uint64
 	buf  []byte
+	// Barrier, when set, runs before a snapshot or appended records
+	// become durable, after they were encoded: it makes durable what
+	// they may rely on beyond the part files (a fetch: the renames of
+	// the parts it proved, which DEST's fsync per part made too slow).
+	Barrier func() error
 }
 
 // NewStore returns the store of DEST. Nothing is appended before the
@@ -94,6 +99,9 @@ func (st *Store) SnapshotLocked(s *State, mu sync.Locker) error {
 		cw := &countWriter{w: w}
 		err := writeSnapshot(cw, s, mu)
 		size = cw.n
+		if err == nil {
+			err = st.barrier()
+		}
 		return err
 	})
 	if err != nil {
@@ -139,6 +147,9 @@ func (st *Store) Append(recs ...Record) error {
 	if len(buf) > 1<<20 {
 		st.buf = nil // do not keep a large part record's buffer
 	}
+	if err := st.barrier(); err != nil {
+		return err
+	}
 	if _, err := st.log.WriteAt(buf, st.size); err != nil {
 		return fmt.Errorf("save state %s: %w", LogPath(st.dest), err)
 	}
@@ -146,6 +157,16 @@ func (st *Store) Append(recs ...Record) error {
 		return fmt.Errorf("save state %s: %w", LogPath(st.dest), err)
 	}
 	st.size += int64(len(buf))
+	return nil
+}
+
+func (st *Store) barrier() error {
+	if st.Barrier == nil {
+		return nil
+	}
+	if err := st.Barrier(); err != nil {
+		return fmt.Errorf("sync %s: %w", st.dest, err)
+	}
 	return nil
 }
 

@@ -1,8 +1,9 @@
 // Committing: written pieces, the progress inside pieces in flight and
 // changed part records become durable together — fsync of the part files
 // first, then one append to the state log with one fsync — and parts
-// whose pieces are all durable go to the verifiers. (A proven part's
-// rename is made durable by promote before its record is queued.)
+// whose pieces are all durable go to the verifiers. (The renames of
+// proven parts are made durable by one fsync of DEST just before the
+// records that say so: Store.Barrier, destdir.Renames.)
 
 package fetch
 

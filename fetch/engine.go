@@ -42,7 +42,9 @@ type engine struct {
 	// there); touched the runs with something for the next commit.
 	flying, touched map[*partRun]bool
 
-	saveMu sync.Mutex
+	saveMu  sync.Mutex
+	renames destdir.Renames // proven parts' renames, made durable before the records that say so
+	names   []string        // the parts' names (destdir.PartNames) while the set has len(names) parts
 	// hashed names the parts whose piece hashes this process computed
 	// from their files before the run (markBadPieces): recheck trusts them.
 	hashed map[string]bool
@@ -139,6 +141,7 @@ func (e *engine) save() error {
 	defer e.saveMu.Unlock()
 	if e.store == nil {
 		e.store = chunk.NewStore(e.opts.Dest)
+		e.store.Barrier = func() error { return e.renames.Sync(e.dir()) }
 	}
 	if err := e.store.SnapshotLocked(e.st, &e.mu); err != nil {
 		return fmt.Errorf("save state in %s: %w", e.opts.Dest, err)

@@ -71,7 +71,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	}
 	p.Found = false
 	if res.Err == nil {
-		perr := e.dir().Promote(p.Name, r.f)
+		perr := e.renames.Promote(e.dir(), p.Name, r.f)
 		if r.f != nil {
 			if err := r.f.Close(); err != nil {
 				return source.Permanent(fmt.Errorf("close %s: %w", path, err))
@@ -195,8 +195,12 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 			hashes[i] = r.p.Hashes.Hex(i)
 		}
 	}
+	if len(e.names) != len(e.st.Parts) { // listed once, not once a part
+		e.names = destdir.PartNames(e.st)
+	}
+	names := e.names
 	e.mu.Unlock()
-	return destdir.Prove(ctx, path, r.p, e.st.PieceSize, hashes, destdir.PartNames(e.st))
+	return destdir.Prove(ctx, path, r.p, e.st.PieceSize, hashes, names)
 }
 
 // setCheck decodes a multi-part set that no reference fully proves, and

@@ -157,7 +157,7 @@ func cmdStatus(ctx context.Context, a *app, o *opts, pos []string) error {
 	if err != nil {
 		return err
 	}
-	events, _ := chunk.ReadJournal(pos[0])
+	events, _ := chunk.StatusEvents(pos[0])
 	rep := chunk.BuildStatus(st, events, time.Now())
 	rep.Dest = pos[0]
 	if c := job.CloudStatus(pos[0]); c != nil {

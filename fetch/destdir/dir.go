@@ -74,7 +74,8 @@ func (d Dir) OpenPlain(path string) (*os.File, error) {
 
 // Promote renames NAME.partial to NAME once the part is proven, after
 // making sure the name still holds the file the engine wrote (f, when it
-// is open): a link swapped in meanwhile never takes the part's name.
+// is open): a link swapped in meanwhile never takes the part's name. The
+// rename is not yet durable: Renames.Sync makes it so.
 func (d Dir) Promote(name string, f *os.File) error {
 	dir, err := safefs.Open(string(d))
 	if err != nil {
@@ -90,10 +91,7 @@ func (d Dir) Promote(name string, f *os.File) error {
 		_ = dir.Remove(name + ".partial")
 		return &safefs.UnsafeError{Path: d.PartialPath(name), Why: "was replaced by a link or another file during the run (removed; run again to fetch the part anew)"}
 	}
-	if err := dir.Rename(name+".partial", name); err != nil {
-		return err
-	}
-	return dir.Sync()
+	return dir.Rename(name+".partial", name)
 }
 
 // Unname moves a part that turned out broken from NAME back to
