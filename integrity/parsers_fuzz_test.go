@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"path"
 	"reflect"
@@ -248,8 +249,25 @@ func FuzzGzipCheck(f *testing.F) {
 }
 
 // stdGunzip decodes every member with the standard library, the oracle.
+// reservedFlags fails for a gzip member header at br's position whose
+// reserved FLG bits are set: RFC 1952 (2.3.1.2) says a decompressor must
+// reject it, and haul's walker does (as GNU gzip does), while Go's
+// compress/gzip ignores them; the oracle follows the RFC. (br is a
+// bytes.Reader, which gzip.Reader reads without buffering ahead, so its
+// position is the next member's first byte.)
+func reservedFlags(data []byte, br *bytes.Reader) error {
+	off := len(data) - br.Len()
+	if h := data[off:]; len(h) >= 4 && h[0] == 0x1f && h[1] == 0x8b && h[3]&0xe0 != 0 {
+		return fmt.Errorf("gzip member at byte %d: reserved flag bits 0x%02x set", off, h[3]&0xe0)
+	}
+	return nil
+}
+
 func stdGunzip(data []byte) (members []int64, total int64, err error) {
 	br := bytes.NewReader(data)
+	if err := reservedFlags(data, br); err != nil {
+		return nil, 0, err
+	}
 	zr, err := gzip.NewReader(br)
 	if err != nil {
 		return nil, 0, err
@@ -262,6 +280,9 @@ func stdGunzip(data []byte) (members []int64, total int64, err error) {
 		}
 		members = append(members, n)
 		total += n
+		if err := reservedFlags(data, br); err != nil {
+			return nil, 0, err
+		}
 		if err := zr.Reset(br); err == io.EOF {
 			return members, total, nil
 		} else if err != nil {
