@@ -295,6 +295,9 @@ func (e *engine) nextSuspect(cands []*chunk.Part) (*chunk.Part, string) {
 		return nil, fmt.Sprintf("the copy at %s does not decode either; nothing installed", e.src)
 	}
 	if e.setTries >= e.opts.Retries-1 {
+		if e.setTries == 0 {
+			return nil, fmt.Sprintf("--retries %d leaves no attempt to fetch a suspect again (a higher --retries would try)", e.opts.Retries)
+		}
 		return nil, fmt.Sprintf("the suspects were fetched again %d times (--retries %d) and the set still does not decode", e.setTries, e.opts.Retries)
 	}
 	var next *chunk.Part
