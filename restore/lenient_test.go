@@ -119,6 +119,10 @@ func TestLenientPAX(t *testing.T) {
 			want := snapshot(t, gnu, view{})
 			delete(want, "site") // tar makes it with the umask's mode and now as mtime
 			delete(got, "site")
+			// The archives hold no directory entries: both tools make the
+			// parents at extraction time, which may fall in different seconds.
+			impliedDirTimes(want)
+			impliedDirTimes(got)
 			sameTree(t, want, got)
 			t.Logf("GNU tar said: %s", bytes.TrimSpace(out))
 		})
@@ -144,5 +148,15 @@ func TestLenientLeavesDataAlone(t *testing.T) {
 	}
 	if len(rec.warns) > 0 {
 		t.Fatalf("warnings about file data: %q", rec.warns)
+	}
+}
+
+// impliedDirTimes drops the mtime of every directory in a snapshot, for
+// trees whose directories were made at extraction time, not from an entry.
+func impliedDirTimes(m map[string]string) {
+	for k, v := range m {
+		if f := strings.Fields(v); len(f) == 3 && f[0] == "dir" {
+			m[k] = f[0] + " " + f[1]
+		}
 	}
 }
