@@ -134,7 +134,8 @@ func TestSetCRCFailureRunTwiceThenRepair(t *testing.T) {
 	set := e2eTotal(parts)
 	srv := damagedSource(t, parts, 3)
 	dest, into := t.TempDir(), filepath.Join(t.TempDir(), "into")
-	run := append([]string{"run", "--progress", "none"}, append(e2eURLs(srv, parts), dest, "--into", into)...)
+	// One connection, for the reason TestSetCRCFailureBoundedRefetch gives.
+	run := append([]string{"run", "--progress", "none", "-j", "1"}, append(e2eURLs(srv, parts), dest, "--into", into)...)
 
 	r := runHaul(t, nil, run...)
 	wantCode(t, r, 3)
@@ -155,7 +156,7 @@ func TestSetCRCFailureRunTwiceThenRepair(t *testing.T) {
 	}
 
 	srv.ZeroCounters()
-	r = runHaul(t, nil, "repair", "--progress", "none", dest)
+	r = runHaul(t, nil, "repair", "--progress", "none", "-j", "1", dest)
 	wantCode(t, r, 3)
 	if !strings.Contains(r.stderr, "haul repair --from") {
 		t.Fatalf("repair from the damaged source does not name the fix:\n%s", r.stderr)
@@ -182,7 +183,7 @@ func TestSetCRCFailureInTransitCured(t *testing.T) {
 	set := e2eTotal(parts)
 	srv := e2eServe(t, parts, testenv.FlipBits(parts[2].name, 1, int64(len(parts[2].data)/2)))
 	dest := t.TempDir()
-	wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none"}, append(e2eURLs(srv, parts), dest)...)...), 0)
+	wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none", "-j", "1"}, append(e2eURLs(srv, parts), dest)...)...), 0)
 	e2eIdentical(t, dest, parts)
 	if got := srv.BytesSent(); got > 2*set {
 		t.Fatalf("the server sent %d bytes for a set of %d", got, set)
