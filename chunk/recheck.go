@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/haul-dev/haul/internal/atomicfile"
+	"github.com/haul-dev/haul/internal/safefs"
 )
 
 // Change is a verdict Recheck took back: the part's file is gone or is
@@ -50,11 +51,16 @@ const maxRecheckers = 4
 // does not is proven again by content — its CRC-32C against the one
 // recorded then (o.Prove, for a part proven before digests were
 // recorded) — and the part is broken when that fails; a file that is
-// gone makes it missing. Nothing unchanged is read: it costs one stat per
+// gone makes it missing. A file that is not DEST's own plain file — a
+// symbolic link, not a regular file, more than one hard link (another
+// name, maybe another user's, for the same bytes) — is broken without
+// being read, and with o.Write its name is removed from DEST (the file
+// under the other name is left as it is), so that the part is fetched
+// again into a new file. Nothing unchanged is read: it costs one stat per
 // part. dirty says st must be saved.
 func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (changes []Change, dirty bool, err error) {
 	final := func(p *Part) string { return filepath.Join(dest, p.Name) }
-	var reprove []*Part
+	var reprove, unsafe []*Part
 	for _, p := range st.Parts {
 		if o.Keep && p.Status == Broken && len(p.Done) > 0 {
 			if fi, err := os.Lstat(final(p) + ".partial"); err == nil && fi.Size() == p.Size {
@@ -72,12 +78,37 @@ func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (cha
 			changes = append(changes, Change{p.Name, p.Status, p.Error})
 		case err != nil:
 			return nil, false, fmt.Errorf("check %s: %w", p.Name, err)
+		case safefs.Problem(fi) != "":
+			// A symlink, or a second name someone else holds for the
+			// file: its bytes can change under that name, and every
+			// write to it would reach the other name. Never counted;
+			// its bytes come again into a new file of haul's.
+			p.Status, p.VerifiedBy, p.Done = Broken, nil, nil
+			p.Error = NotPlain(final(p), safefs.Problem(fi))
+			p.ClearProof()
+			if o.Keep {
+				p.Status, p.Attempts = Partial, 0
+			}
+			changes = append(changes, Change{p.Name, p.Status, p.Error})
+			unsafe = append(unsafe, p)
 		case p.Unchanged(fi):
 		default:
 			reprove = append(reprove, p)
 		}
 	}
 	dirty = dirty || len(changes) > 0 || len(reprove) > 0 && o.Write
+	if o.Write && len(unsafe) > 0 {
+		// Only the name in DEST goes (never what it links to), so that
+		// nothing later reads or writes the other file through it.
+		for _, p := range unsafe {
+			if err := os.Remove(final(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, false, fmt.Errorf("remove %s: %w", final(p), err)
+			}
+		}
+		if err := atomicfile.SyncDir(dest); err != nil {
+			return nil, false, err
+		}
+	}
 	why := make([]string, len(reprove))
 	ForEach(ctx, len(reprove), maxRecheckers, func(i int) { why[i] = reprove1(ctx, reprove[i], final(reprove[i]), o) })
 	if err := ctx.Err(); err != nil {
@@ -104,6 +135,12 @@ func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (cha
 		}
 	}
 	return changes, dirty, nil
+}
+
+// NotPlain is the verdict on a part file that is not DEST's own plain
+// file (why is safefs.Problem's: "has 2 hard links", …).
+func NotPlain(path, why string) string {
+	return fmt.Sprintf("%s %s, so it does not count as verified; the part is fetched again into a new file (the file under the other name is left alone)", path, why)
 }
 
 // reprove1 proves a part whose file changed since it was proven; it

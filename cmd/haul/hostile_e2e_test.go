@@ -189,8 +189,10 @@ func TestHostileAssemble(t *testing.T) {
 
 // TestHostileRestoreParts: a verified part swapped between fetch and
 // restore for a link (to a file of the same size, even of the same bytes)
-// is never read: restore refuses naming the part, nothing appears at
-// --into, and the file linked to is untouched.
+// or given a second name outside DEST is never read: the re-check takes
+// its verdict back, so restore exits 3 naming the part and the repair
+// command, nothing appears at --into, and the file linked to is
+// untouched.
 func TestHostileRestoreParts(t *testing.T) {
 	parts, _ := storedTarGz(t, "site.tar.gz", 300<<10, 100<<10)
 	srv := e2eServe(t, append(append([]e2ePart{}, parts...), e2ePart{"SHA256SUMS", e2eSHA256SUMS(parts)}))
@@ -206,8 +208,8 @@ func TestHostileRestoreParts(t *testing.T) {
 	}{
 		{name: "symlink to a same-size file", content: other, link: os.Symlink, code: 3},
 		{name: "symlink to a same-bytes copy", content: same, link: os.Symlink, code: 3},
-		{name: "hard link to a same-bytes copy", content: same, link: os.Link, code: 1},
-		{name: "second hard link to the part", keep: true, code: 1},
+		{name: "hard link to a same-bytes copy", content: same, link: os.Link, code: 3},
+		{name: "second hard link to the part", keep: true, code: 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,8 +239,8 @@ func TestHostileRestoreParts(t *testing.T) {
 			into := filepath.Join(t.TempDir(), "into")
 			r := runHaul(t, nil, "restore", dest, "--into", into, "--progress", "none")
 			wantCode(t, r, tc.code)
-			if !strings.Contains(r.stderr, bad.name) {
-				t.Errorf("restore does not name the part %s:\n%s", bad.name, r.stderr)
+			if !strings.Contains(r.stderr, bad.name) || !strings.Contains(r.stderr, "haul repair "+dest) {
+				t.Errorf("restore does not name the part %s and haul repair %s:\n%s", bad.name, dest, r.stderr)
 			}
 			t.Logf("exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 			if _, err := os.Lstat(into); !os.IsNotExist(err) {
@@ -250,4 +252,128 @@ func TestHostileRestoreParts(t *testing.T) {
 			v.untouched(t)
 		})
 	}
+}
+
+// TestHostilePartLinkVerdicts: a verified part that gains a second name
+// outside DEST (a hard link another local user made), or whose name is
+// swapped for a symlink to a copy of its bytes, is not DEST's own file:
+// status, verify, repair, restore and run all give the same verdict —
+// broken, naming the part and why — whatever the order they run in;
+// repair and run fetch the part again into a new plain file, restore
+// alone exits 3 naming haul repair DEST, and the file under the other
+// name keeps its bytes and mode.
+func TestHostilePartLinkVerdicts(t *testing.T) {
+	parts, data := storedTarGz(t, "site.tar.gz", 300<<10, 100<<10)
+	srv := e2eServe(t, append(append([]e2ePart{}, parts...), e2ePart{"SHA256SUMS", e2eSHA256SUMS(parts)}))
+	bad := parts[1]
+	urls := e2eURLs(srv, parts)
+	type step struct {
+		args func(dest, into string) []string
+		code int
+		say  []string // what the output must name (besides nothing else)
+	}
+	status := step{func(d, _ string) []string { return []string{"status", d} }, 3, []string{bad.name, "broken"}}
+	verify := step{func(d, _ string) []string { return []string{"verify", d} }, 3, []string{bad.name, "broken"}}
+	repair := step{func(d, _ string) []string { return []string{"repair", "--progress", "none", d} }, 0, nil}
+	restore := step{func(d, i string) []string { return []string{"restore", "--progress", "none", d, "--into", i} }, 3, []string{bad.name, "haul repair "}}
+	restoreOK := step{restore.args, 0, nil}
+	run := step{func(d, i string) []string {
+		return append([]string{"run", "--progress", "none"}, append(urls, d, "--into", i)...)
+	}, 0, nil}
+	statusOK := step{status.args, 0, nil}
+	plants := []struct {
+		name string
+		why  string
+		// plant makes the part's file known under the victim's path too.
+		plant func(t *testing.T, at string, v *victim)
+	}{
+		{"second hard link", "has 2 hard links", func(t *testing.T, at string, v *victim) {
+			os.Remove(v.path)
+			if err := os.Link(at, v.path); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(v.path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			v.data, v.mode = bad.data, 0o600
+		}},
+		{"symlink to a copy", "is a symbolic link", func(t *testing.T, at string, v *victim) {
+			v.data = bad.data
+			if err := os.WriteFile(v.path, v.data, v.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(at); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(v.path, at); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	orders := map[string][]step{
+		"status verify repair": {status, status, verify, verify, status, repair, statusOK, restoreOK},
+		"restore alone":        {restore, restore, status, repair, repair, restoreOK},
+		"run alone":            {run, statusOK, run},
+		"verify then run":      {verify, run},
+		"repair alone":         {repair, statusOK, restoreOK},
+		"restore then run":     {restore, run},
+	}
+	for _, pl := range plants {
+		for oname, steps := range orders {
+			t.Run(pl.name+"/"+oname, func(t *testing.T) {
+				dest := filepath.Join(t.TempDir(), "dest")
+				into := filepath.Join(t.TempDir(), "into")
+				wantCode(t, runHaul(t, nil, append([]string{"fetch", "--progress", "none"}, append(urls, dest)...)...), 0)
+				v := newVictim(t)
+				at := filepath.Join(dest, bad.name)
+				pl.plant(t, at, v)
+				restored := false
+				for i, s := range steps {
+					r := runHaul(t, nil, s.args(dest, into)...)
+					if r.code != s.code {
+						t.Fatalf("step %d (haul %s): exit %d, want %d\nstdout:\n%s\nstderr:\n%s", i, strings.Join(s.args(dest, into), " "), r.code, s.code, r.stdout, r.stderr)
+					}
+					out := r.stdout + r.stderr
+					for _, w := range s.say {
+						if w == "haul repair " {
+							w += dest
+						}
+						if !strings.Contains(out, w) {
+							t.Fatalf("step %d (haul %s) does not say %q:\n%s", i, s.args(dest, into)[0], w, out)
+						}
+					}
+					if s.args(dest, into)[0] == "status" && s.code == 3 && !strings.Contains(out, pl.why) {
+						t.Fatalf("status does not say why (%q):\n%s", pl.why, out)
+					}
+					v.untouched(t)
+					if s.code != 0 && (s.args(dest, into)[0] == "restore") {
+						if _, err := os.Lstat(into); !os.IsNotExist(err) {
+							t.Fatalf("%s exists after a refused restore (%v)", into, err)
+						}
+					}
+					restored = restored || s.code == 0 && (s.args(dest, into)[0] == "restore" || s.args(dest, into)[0] == "run")
+				}
+				e2eIdentical(t, dest, parts)
+				fi, err := os.Lstat(at)
+				if err != nil || !fi.Mode().IsRegular() || os.SameFile(fi, mustLstat(t, v.path)) {
+					t.Fatalf("%s after repair: %v %v, not a new plain file of its own", at, fi, err)
+				}
+				if restored {
+					got, err := os.ReadFile(filepath.Join(into, "data.bin"))
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("restored data.bin differs from the source (%d bytes, %v)", len(got), err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func mustLstat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

@@ -56,7 +56,7 @@ func (d Dir) PlainFile(path string) (os.FileInfo, error) {
 		if fi == nil {
 			return nil, &os.PathError{Op: "lstat", Path: path, Err: os.ErrNotExist}
 		}
-		return nil, &safefs.UnsafeError{Path: path, Why: "is a link or not a regular file"}
+		return nil, &safefs.UnsafeError{Path: path, Why: safefs.Problem(fi)}
 	}
 	return fi, nil
 }

@@ -103,9 +103,11 @@ func (d Dir) checkParts(ctx context.Context, st *chunk.State, parts []*chunk.Par
 // a proven part records the file and digest it was proven in.
 func (d Dir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co integrity.CheckOptions) {
 	fi, err := d.PlainFile(path)
+	var ue *safefs.UnsafeError
 	switch {
-	case errors.Is(err, safefs.ErrUnsafe):
-		p.Status, p.Error, p.VerifiedBy = chunk.Broken, err.Error(), nil
+	case errors.As(err, &ue):
+		p.Status, p.Error, p.VerifiedBy = chunk.Broken, chunk.NotPlain(ue.Path, ue.Why), nil
+		p.ClearProof()
 		return
 	case err != nil:
 		p.Status, p.Error, p.VerifiedBy = chunk.Missing, fmt.Sprintf("file %s is gone from DEST", path), nil

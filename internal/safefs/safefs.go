@@ -124,6 +124,10 @@ func privateDirProblem(fi fs.FileInfo) string {
 	return ""
 }
 
+// Problem says why fi (an Lstat) is not a plain file of haul's — a
+// symbolic link, not a regular file, more than one hard link — or "".
+func Problem(fi fs.FileInfo) string { return fileProblem(fi) }
+
 // fileProblem says why fi is not a plain file haul may write, or "".
 func fileProblem(fi fs.FileInfo) string {
 	switch {
