@@ -28,6 +28,11 @@ func (e *engine) prepare(ctx context.Context) error {
 		return fmt.Errorf("list %s: %w", e.src, err)
 	}
 	set := source.SelectSet(objs, e.opts.Filter)
+	if len(set.Parts) == 0 && e.repair {
+		// The source was listed and holds none of the parts to repair:
+		// they stay missing (exit 3), named with the ways out.
+		return &IncompleteError{Dest: e.opts.Dest, Missing: e.opts.Filter.Include}
+	}
 	if len(set.Parts) == 0 {
 		what := e.src.String()
 		if e.opts.Filter.Prefix != "" {

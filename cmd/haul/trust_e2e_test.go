@@ -306,8 +306,9 @@ func TestFreshPresignedLinksSameSet(t *testing.T) {
 }
 
 // Case 4: a Bitrix set whose last volume is absent from a local directory
-// (its first volume's LN names it) is not done: fetch and status say the
-// volume is missing.
+// (its first volume's LN names it) is not done: fetch, status and verify
+// say the volume is missing (exit 3), and repair (the source still lacks
+// it) and restore exit 3.
 func TestBitrixLastVolumeMissingLocal(t *testing.T) {
 	site, src, dest := filepath.Join(t.TempDir(), "site"), t.TempDir(), t.TempDir()
 	if err := gen.Tree(site, 4, 1<<20); err != nil {
@@ -330,9 +331,22 @@ func TestBitrixLastVolumeMissingLocal(t *testing.T) {
 		t.Fatalf("fetch does not say %s is missing:\n%s", last, r.stderr)
 	}
 	st := runHaul(t, nil, "status", dest)
+	wantCode(t, st, 3)
 	if strings.Contains(st.stdout, "state: done") || !strings.Contains(st.stdout, last) {
 		t.Fatalf("status does not name the missing %s:\n%s", last, st.stdout)
 	}
+	// verify proves what is there and still counts what LN promises.
+	v := runHaul(t, nil, "verify", dest)
+	wantCode(t, v, 3)
+	if !strings.Contains(v.stdout+v.stderr, last) {
+		t.Fatalf("verify does not name the missing %s:\n%s%s", last, v.stdout, v.stderr)
+	}
+	rp := runHaul(t, nil, "repair", "--progress", "none", dest)
+	wantCode(t, rp, 3)
+	if !strings.Contains(rp.stderr, last) || !strings.Contains(rp.stderr, "--from") {
+		t.Fatalf("repair does not name %s and the way out (--from):\n%s", last, rp.stderr)
+	}
+	wantCode(t, runHaul(t, nil, "restore", "--progress", "none", dest, "--into", filepath.Join(t.TempDir(), "into")), 3)
 }
 
 // A gap in numbered names (x.000, x.002 without x.001) is a missing part.
