@@ -273,6 +273,31 @@ func TestBitrixDB(t *testing.T) {
 		if run := lastRun(t, dest); run.DB == nil || !run.DB.Skipped {
 			t.Fatalf("the second run's report shows no skipped db step: %+v", run.DB)
 		}
+
+		// The same backup restored into another --into for the same
+		// database: the import is not run again (the edit survives), but
+		// the new tree's site points at the database and holds no dump.
+		into2 := filepath.Join(t.TempDir(), "www2")
+		r = runHaul(t, nil, f.args(dest, into2, "site")...)
+		wantCode(t, r, 0)
+		if err := f.m.DB(t, "site").QueryRow("SELECT NAME FROM b_iblock_element WHERE ID = 1").Scan(&name); err != nil || name != "edited after the restore" {
+			t.Fatalf("a run into a new --into imported the database again (row %q, %v)", name, err)
+		}
+		if !strings.Contains(r.stdout, into2) || !strings.Contains(r.stdout, "already restored") {
+			t.Errorf("the run into %s does not say the database was already restored and the site pointed at it:\n%s", into2, r.stdout)
+		}
+		sitePointsAt(t, f.m, into2, "site")
+		noDumpLeft(t, into2)
+		noSecretUnder(t, dest, secret)
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("the output shows the password:\n%s%s", r.stdout, r.stderr)
+		}
+		// And again into it: nothing to do.
+		r = runHaul(t, nil, f.args(dest, into2, "site")...)
+		wantCode(t, r, 0)
+		if run := lastRun(t, dest); run.DB == nil || !run.DB.Skipped {
+			t.Fatalf("a second run into %s did the db step again: %+v", into2, run.DB)
+		}
 	})
 
 	t.Run("deadline", func(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 // progress.
 func (j *Job) DB(ctx context.Context, o bitrixdb.Options) error {
 	o.StateDir = filepath.Join(j.o.Dest, chunk.StateDir)
-	if bitrixdb.IsDone(o.StateDir, o.Target) {
+	if bitrixdb.IsDone(o.StateDir, o.Target, o.Root) {
 		msg := fmt.Sprintf("the database %s is already restored from this backup; nothing to do (remove %s to import it again)",
 			o.Target, filepath.Join(o.StateDir, bitrixdb.StateFile))
 		j.journal.Log(chunk.Event{Event: chunk.EventDBSkipped, Step: chunk.StepDB, From: o.Target.String(), Message: msg})
@@ -58,6 +58,9 @@ func (j *Job) DB(ctx context.Context, o bitrixdb.Options) error {
 		case res.AlreadyDone: // the user came from ~/.my.cnf, so IsDone could not tell
 			ev.Message = "already restored; nothing to do"
 			j.o.Logf("db: the database %s is already restored from this backup; nothing to do", res.Target)
+		case res.SiteOnly:
+			ev.Message = fmt.Sprintf("the database is already restored from this backup (not imported again); the site at %s points at it; %d files removed", o.Root, len(res.Removed))
+			j.o.Logf("db: %s", strings.Replace(ev.Message, "the database", "the database "+res.Target, 1))
 		default:
 			ev.Bytes, ev.Statements = res.Bytes-res.ResumedFrom, res.Statements-res.ResumedStatements
 			ev.Message = dbSite(res)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -53,6 +54,10 @@ type Result struct {
 	Elapsed           time.Duration
 	// AlreadyDone: a previous run finished this restore; nothing was done.
 	AlreadyDone bool
+	// SiteOnly: a previous run imported the dump into this database for
+	// another tree; only this tree's site files were pointed at it and
+	// cleaned up.
+	SiteOnly bool
 	// FullTextDropped: the server refused FULLTEXT indexes; tables were
 	// created without them and the ~ft_ options reset.
 	FullTextDropped bool
@@ -93,9 +98,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		st = nil // another database: start over there
 	}
 	if st != nil && st.Phase == phaseDone {
-		res.AlreadyDone = true
 		fill(res, st)
-		return res, nil
+		if slices.Contains(st.Sites, absRoot) {
+			res.AlreadyDone = true
+			return res, nil
+		}
+		// The same dump in another tree: the database is restored (an
+		// import again would undo what the site changed since), but this
+		// tree still holds the backup's credentials and the dump.
+		res.SiteOnly = true
+		if err := pointSite(absRoot, t, password, opts, st, res); err != nil {
+			return res, err
+		}
+		return res, saveState(opts.StateDir, st)
 	}
 	var dump *Dump
 	if st == nil || st.Phase == phaseImport {
@@ -130,9 +145,29 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	fill(res, st)
 
+	if res.Fixes, res.Skipped, err = applyFixes(ctx, s, absRoot, opts.SiteHost); err != nil {
+		return res, fmt.Errorf("bitrixdb: settings fixes: %w", err)
+	}
+	for _, f := range res.Skipped {
+		prog.warn(fmt.Sprintf("settings fix skipped (%s when needed): pass the site's host name (--site-host) to check it", f))
+	}
+	if err := pointSite(absRoot, t, password, opts, st, res); err != nil {
+		return res, err
+	}
+	st.Phase = phaseDone
+	if err := saveState(opts.StateDir, st); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// pointSite rewrites the credentials of the site at absRoot for target t
+// and removes the dump's files and the caches there, then records the
+// tree as done in st (saved by the caller).
+func pointSite(absRoot string, t Target, password string, opts Options, st *state, res *Result) error {
 	root, err := os.OpenRoot(absRoot)
 	if err != nil {
-		return res, fmt.Errorf("bitrixdb: %w", err)
+		return fmt.Errorf("bitrixdb: %w", err)
 	}
 	defer root.Close()
 	creds := siteCreds{Host: t.SiteHost(), Database: t.Database, Login: t.User, Password: password}
@@ -140,16 +175,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		creds.Host = opts.SiteDBHost
 	}
 	if err := rewriteDBConn(root, creds); err != nil {
-		return res, err
+		return err
 	}
 	if res.Settings, err = rewriteSettings(root, creds); err != nil {
-		return res, err
-	}
-	if res.Fixes, res.Skipped, err = applyFixes(ctx, s, absRoot, opts.SiteHost); err != nil {
-		return res, fmt.Errorf("bitrixdb: settings fixes: %w", err)
-	}
-	for _, f := range res.Skipped {
-		prog.warn(fmt.Sprintf("settings fix skipped (%s when needed): pass the site's host name (--site-host) to check it", f))
+		return err
 	}
 	var files []string
 	for _, p := range st.Parts {
@@ -157,13 +186,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	files = append(files, st.Dump+"_after_connect.sql")
 	if res.Removed, err = cleanup(root, files, opts.KeepDump); err != nil {
-		return res, fmt.Errorf("bitrixdb: clean up: %w", err)
+		return fmt.Errorf("bitrixdb: clean up: %w", err)
 	}
-	st.Phase = phaseDone
-	if err := saveState(opts.StateDir, st); err != nil {
-		return res, err
+	if !slices.Contains(st.Sites, absRoot) {
+		st.Sites = append(st.Sites, absRoot)
 	}
-	return res, nil
+	return nil
 }
 
 // importDump runs the import phase: the privilege check, the packet
@@ -244,8 +272,14 @@ func ReadStatus(stateDir string) (*Status, error) {
 }
 
 // IsDone reports whether the state in stateDir says the database restore
-// into target finished (for status and for skipping the step).
-func IsDone(stateDir string, target Target) bool {
+// into target finished for the site at root (for skipping the step): the
+// same dump restored into another tree still needs that tree's site
+// files pointed at the database.
+func IsDone(stateDir string, target Target, root string) bool {
 	st, err := loadState(stateDir)
-	return err == nil && st != nil && st.Phase == phaseDone && st.Target == target.String()
+	if err != nil || st == nil || st.Phase != phaseDone || st.Target != target.String() {
+		return false
+	}
+	abs, err := filepath.Abs(root)
+	return err == nil && slices.Contains(st.Sites, abs)
 }

@@ -40,6 +40,10 @@ type state struct {
 	Started    time.Time     `json:"started"`
 	Updated    time.Time     `json:"updated"`
 	Elapsed    time.Duration `json:"elapsed_ns"` // import time over every run
+	// Sites are the trees (absolute paths) pointed at the database and
+	// cleaned up: the same backup restored into another --into needs its
+	// own site files rewritten, not another import.
+	Sites []string `json:"sites,omitempty"`
 }
 
 type statePart struct {
