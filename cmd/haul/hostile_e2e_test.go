@@ -96,6 +96,7 @@ func TestHostileDEST(t *testing.T) {
 		{name: "final name symlink", plant: symlink(first), code: 0},
 		{name: "final name hardlink", plant: hardlink(first), code: 0},
 		{name: "final name symlink between runs", between: true, plant: symlink(first), code: 0},
+		{name: "final name hardlink between runs", between: true, plant: hardlink(first), code: 0},
 		{name: "state dir symlink", plant: func(t *testing.T, dest string, v *victim) {
 			if err := os.Symlink(v.dir, filepath.Join(dest, ".haul")); err != nil {
 				t.Fatal(err)
