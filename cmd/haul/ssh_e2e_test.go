@@ -330,8 +330,12 @@ func TestSSHRepair(t *testing.T) {
 		symlinks bool // the remote directory holds symlinks to the parts
 		whole    bool // the whole part must move
 		unlogged bool // internal-sftp serves: no transfer log to count with
+		// noVerify: repair --from ssh://… straight after the damage, with
+		// no verify first (issue 18 case 3: its re-check finds the part).
+		noVerify bool
 	}{
 		{name: "manifest", manifest: true},
+		{name: "manifest-without-verify-first", manifest: true, noVerify: true},
 		{name: "remote-hash"},
 		// Backup directories of symlinks ("latest/"): the remote hashing
 		// must hash the file, not the link.
@@ -391,14 +395,16 @@ func TestSSHRepair(t *testing.T) {
 			bad := parts[1]
 			off := int64(11*sshPiece + 1234)
 			e2eFlipOnDisk(t, filepath.Join(dest, bad.name), off)
-			r := h.run(t, nil, "verify", dest)
-			wantCode(t, r, 3)
-			if !strings.Contains(r.stdout+r.stderr, bad.name) {
-				t.Fatalf("verify does not name the damaged part %s:\n%s%s", bad.name, r.stdout, r.stderr)
+			if !tc.noVerify {
+				r := h.run(t, nil, "verify", dest)
+				wantCode(t, r, 3)
+				if !strings.Contains(r.stdout+r.stderr, bad.name) {
+					t.Fatalf("verify does not name the damaged part %s:\n%s%s", bad.name, r.stdout, r.stderr)
+				}
 			}
 
 			before := h.d.SFTPReads(t)
-			r = h.run(t, nil, append([]string{"repair", "--from", h.url("ssh"), dest, "--progress", "log"}, h.keyArgs()...)...)
+			r := h.run(t, nil, append([]string{"repair", "--from", h.url("ssh"), dest, "--progress", "log"}, h.keyArgs()...)...)
 			wantCode(t, r, 0)
 			wantCode(t, h.run(t, nil, "verify", dest), 0)
 			e2eIdentical(t, dest, parts)
