@@ -12,10 +12,13 @@ import (
 // and its error becomes ErrStalled; kicks keep it going.
 func TestWatchCancelsAStall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := New(time.Second, cancel)
+	// 3.6 s of reads 300 ms apart against a 2 s timeout: the reads outlast
+	// the timeout, so only a watchdog that each byte resets lets them
+	// through, and a sleep may overrun by 1.7 s on a loaded machine.
+	w := New(2*time.Second, cancel)
 	defer w.Stop()
-	rd := w.Reader(strings.NewReader("abcde"))
-	for i := 0; i < 5; i++ { // 1.5 s of reads, each well within the timeout
+	rd := w.Reader(strings.NewReader("abcdefghijkl"))
+	for i := 0; i < 12; i++ {
 		time.Sleep(300 * time.Millisecond)
 		if _, err := rd.Read(make([]byte, 1)); err != nil {
 			t.Fatal(err)
@@ -26,7 +29,7 @@ func TestWatchCancelsAStall(t *testing.T) {
 	}
 	select {
 	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("not cancelled after the timeout without a byte")
 	}
 	if err := w.Explain(ctx.Err()); !errors.Is(err, ErrStalled) {
