@@ -102,6 +102,9 @@ func (e *engine) commit(verifyQ chan<- *partRun) error {
 			}
 			recs = append(recs, chunk.ProgressRecord(p.Name, pr))
 		}
+		if len(pd.pieces) > 0 {
+			e.follow(r)
+		}
 		if r.dirty {
 			r.dirty = false
 			recs = append(recs, chunk.PartRecord(p.Clone()))

@@ -58,6 +58,7 @@ type engine struct {
 	// accBase the bytes pulled when the current one was opened.
 	acc     []source.Account
 	accBase int64
+	follows destdir.Followers // big parts proven while they come
 }
 
 // commitInterval is how often written pieces and the progress inside
@@ -91,6 +92,7 @@ type partRun struct {
 	// whole is set when the server ignores Range for this object: it is
 	// then fetched in one stream (streaming) by one worker.
 	whole, streaming bool
+	follow           *destdir.Follower // proves the part while it comes
 }
 
 // missing reports whether piece i is neither durable nor written.
@@ -201,6 +203,9 @@ func (e *engine) run(ctx context.Context) error {
 	<-commitDone
 	close(verifyQ)
 	verifiers.Wait()
+	for _, r := range e.runs {
+		e.follows.Stop(&r.follow)
+	}
 
 	e.closeFiles()
 	if err := e.save(); err != nil {

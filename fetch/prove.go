@@ -48,7 +48,12 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 			return source.Permanent(err)
 		}
 	}
-	res := e.provePart(ctx, r, path)
+	e.mu.Lock()
+	fw, res := e.follows.Take(ctx, &r.follow, e.mu.Unlock)
+	defer fw.Close()
+	if fw == nil {
+		res = e.provePart(ctx, r, path)
+	}
 	if ctx.Err() != nil {
 		e.mu.Lock()
 		r.verifying = false
@@ -71,7 +76,11 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	}
 	p.Found = false
 	if res.Err == nil {
-		perr := e.renames.Promote(e.dir(), p.Name, r.f)
+		mine := r.f
+		if fw != nil {
+			mine = fw.File()
+		}
+		perr := e.renames.Promote(e.dir(), p.Name, mine)
 		if r.f != nil {
 			if err := r.f.Close(); err != nil {
 				return source.Permanent(fmt.Errorf("close %s: %w", path, err))
@@ -195,10 +204,7 @@ func (e *engine) provePart(ctx context.Context, r *partRun, path string) integri
 			hashes[i] = r.p.Hashes.Hex(i)
 		}
 	}
-	if len(e.names) != len(e.st.Parts) { // listed once, not once a part
-		e.names = destdir.PartNames(e.st)
-	}
-	names := e.names
+	names := e.partNames()
 	e.mu.Unlock()
 	return destdir.Prove(ctx, path, r.p, e.st.PieceSize, hashes, names)
 }

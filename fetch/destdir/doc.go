@@ -10,7 +10,9 @@
 //   - Prove proves a part as it completes in one sequential pass (every
 //     reference and structural check at once, integrity.VerifyFile),
 //     counting the manifest piece hashes the engine compared on arrival;
-//     RefetchPieces says which pieces come again when it fails.
+//     RefetchPieces says which pieces come again when it fails. A
+//     Follower runs the same pass over a big part while it comes, each
+//     stretch once the engine has made it durable (Followers).
 //   - Verify re-reads every complete part (up to MaxVerifiers at once),
 //     proves it against every reference in the state, and, when a
 //     multi-part set has parts no reference proves, decodes the set as one
