@@ -84,7 +84,9 @@ func (c *Config) Scale(ctx context.Context) (*Report, error) {
 		removeAll(dest)
 		removeAll(copyTo)
 	}
-	rep.Tables = append(rep.Tables, t)
+	if len(c.ScaleRuns) > 0 {
+		rep.Tables = append(rep.Tables, t)
+	}
 	if c.ScaleBig > 0 {
 		bt, err := c.scaleBig(ctx)
 		if err != nil {
@@ -101,13 +103,14 @@ func (c *Config) scaleBig(ctx context.Context) (Table, error) {
 	src := filepath.Join(c.Work, "scale-big-src")
 	t := Table{Title: fmt.Sprintf("One part of %s at --chunk-size 256K against cp && sync", units.FormatBytes(c.ScaleBig)),
 		Note: fmt.Sprintf("medians of %d interleaved runs; snapshots is how often state.json was rewritten (the log takes the commits between)", c.Rounds),
-		Head: []string{"pieces", "haul s", "cp && sync s", "ratio", "haul CPU s", "haul max RSS MiB", "snapshots", "state.log bytes at the end", "identical"}}
+		Head: []string{"pieces", "haul s", "cp && sync s", "ratio", "per-round ratios", "haul CPU s", "cp CPU s", "haul max RSS MiB", "snapshots", "state.log bytes at the end", "load average", "identical"}}
 	if err := manyParts(src, 1, c.ScaleBig, int64(c.Seed)); err != nil {
 		return t, err
 	}
 	defer removeAll(src)
 	dest, copyTo := filepath.Join(c.Work, "scale-big-dest"), filepath.Join(c.Work, "scale-big-cp")
 	var hs, cs []Proc
+	var ratios, loads []string
 	same, snaps, logBytes := "yes", "", ""
 	for r := 0; r < c.Rounds; r++ {
 		removeAll(dest)
@@ -133,14 +136,26 @@ func (c *Config) scaleBig(ctx context.Context) (Table, error) {
 			return t, fmt.Errorf("cp: exit %d %v: %s", p.Exit, err, lastLine(p.Tail))
 		}
 		hs, cs = append(hs, h), append(cs, p)
-		c.logf("%s part: haul %.2fs, cp && sync %.2fs", units.FormatBytes(c.ScaleBig), h.Wall.Seconds(), p.Wall.Seconds())
+		ratios = append(ratios, fmt.Sprintf("%.2f", h.Wall.Seconds()/p.Wall.Seconds()))
+		loads = append(loads, loadAverage())
+		c.logf("%s part: haul %.2fs (%.2f CPU s), cp && sync %.2fs (%.2f CPU s), load %s", units.FormatBytes(c.ScaleBig), h.Wall.Seconds(), h.CPU().Seconds(), p.Wall.Seconds(), p.CPU().Seconds(), loads[r])
 	}
 	removeAll(dest)
 	removeAll(copyTo)
 	hw, cw := medianOf(hs, wallOf), medianOf(cs, wallOf)
 	t.Rows = append(t.Rows, []string{fmt.Sprint(chunk.Pieces(c.ScaleBig, 256<<10)), fmt.Sprintf("%.2f", hw), fmt.Sprintf("%.2f", cw), fmt.Sprintf("%.2f", hw/cw),
-		fmt.Sprintf("%.2f", medianOf(hs, cpuOf)), mib(medianOf(hs, rssOf)), snaps, logBytes, same})
+		strings.Join(ratios, " / "), fmt.Sprintf("%.2f", medianOf(hs, cpuOf)), fmt.Sprintf("%.2f", medianOf(cs, cpuOf)), mib(medianOf(hs, rssOf)), snaps, logBytes,
+		strings.Join(loads, " / "), same})
 	return t, nil
+}
+
+// loadAverage is the 1-minute load average, "?" where /proc has none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func wallOf(p Proc) float64 { return p.Wall.Seconds() }

@@ -88,6 +88,9 @@ func (s scaleVal) String() string {
 }
 func (s scaleVal) Set(v string) error {
 	*s.p = nil
+	if v == "none" {
+		return nil // the big part alone (-scale-big)
+	}
 	for _, f := range strings.Split(v, ",") {
 		n, size, ok := strings.Cut(strings.TrimSpace(f), "x")
 		parts, err := strconv.Atoi(n)
@@ -178,7 +181,7 @@ func run() error {
 	flag.Var(sizeVal{&c.Soak.Size}, "soak-size", "(g): about how big the fetch soak's set is")
 	flag.Var(sizeVal{&c.Soak.RestoreSize}, "soak-site", "(g): size of the site the restore soak restores")
 	flag.StringVar(&c.Trace, "trace", "", "write each network run's byte counter (10 ms samples) as CSV into DIR")
-	flag.Var(scaleVal{&c.ScaleRuns}, "scale", "(h): sets as PARTSxSIZE, comma-separated (1000x16K,2000x1M)")
+	flag.Var(scaleVal{&c.ScaleRuns}, "scale", "(h): sets as PARTSxSIZE, comma-separated (1000x16K,2000x1M), or none")
 	flag.Var(sizeVal{&c.ScaleBig}, "scale-big", "(h): size of the one big part at --chunk-size 256K (0: none)")
 	flag.DurationVar(&c.Limit, "limit", c.Limit, "longest any one child process may run")
 	flag.Parse()
