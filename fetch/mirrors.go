@@ -55,11 +55,12 @@ func (e *engine) copies(part string) int {
 	return 1
 }
 
-// blame tells a source with copies that bytes [off, off+n) of part failed
-// proof, so that they are read from another copy next.
-func (e *engine) blame(part string, off, n int64, err error) {
+// blame tells a source with copies that bytes [off, off+n) of part p
+// failed proof, so that they are read from another copy next (one whose
+// hash matches p's references, where a copy can say).
+func (e *engine) blame(p *chunk.Part, off, n int64, err error) {
 	if h, ok := e.src.(source.Healer); ok {
-		h.Blame(part, off, n, err.Error())
+		h.Blame(p.Name, off, n, err.Error(), p.Refs)
 	}
 }
 
@@ -72,7 +73,7 @@ func (e *engine) blamePieces(p *chunk.Part, bad []int, err error) {
 		}
 		off, _ := chunk.PieceRange(p.Size, e.st.PieceSize, bad[k])
 		last, n := chunk.PieceRange(p.Size, e.st.PieceSize, bad[j])
-		e.blame(p.Name, off, last+n-off, err)
+		e.blame(p, off, last+n-off, err)
 		k = j + 1
 	}
 }

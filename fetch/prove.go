@@ -273,7 +273,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	if p == nil {
 		return e.suspectsBroken(cands, fe, why)
 	}
-	e.blame(p.Name, 0, p.Size, fe)
+	e.blame(p, 0, p.Size, fe)
 	e.setTries++
 	p.SetCRC, p.Error = p.CRC32C, fe.Error()
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again (%d/%d for the set)", fe, p.Name, e.setTries, e.opts.Retries-1)})

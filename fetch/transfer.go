@@ -43,7 +43,11 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) ([]byte, err
 	// every copy gets its tries (mirrors.go).
 	copies := e.copies(r.p.Name)
 	badCopy := func(err error, attempt int) bool {
-		return e.repair && errors.Is(err, errPieceMismatch) && attempt >= 2*copies
+		if !errors.Is(err, errPieceMismatch) {
+			return false
+		}
+		// Copies whose hash showed their bytes differ count no more.
+		return e.repair && attempt >= 2*copies || attempt >= e.opts.Retries*e.copies(r.p.Name)
 	}
 	policy := e.opts.policy(r.p.Name, func(err error, attempt int) bool {
 		return final == nil && !stop(err) && !badCopy(err, attempt)
@@ -84,7 +88,7 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) ([]byte, err
 			// Unwrapped: the retry line and the final error name the
 			// part and the piece once.
 			err = errPieceMismatch
-			e.blame(r.p.Name, fl.off, fl.n, err)
+			e.blame(r.p, fl.off, fl.n, err)
 		}
 		// The whole piece again, on this worker.
 		sp, h = e.again(r, fl)
@@ -295,7 +299,7 @@ func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 		if r.pieceRefs != nil && r.pieceRefs[i] != hex.EncodeToString(sum) {
 			// The retry line names the part.
 			bad = fmt.Errorf("piece %d: %w", i, errPieceMismatch)
-			e.blame(r.p.Name, off, n, bad)
+			e.blame(r.p, off, n, bad)
 			continue // still missing: the next pass fetches it again
 		}
 		e.mu.Lock()

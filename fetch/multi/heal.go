@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/haul-dev/haul/integrity"
 )
 
 // partState is what the copies did for one part: which served which
@@ -13,6 +15,8 @@ type partState struct {
 	served []byteSpan
 	blamed []blame
 	gave   map[*member]*verdict
+	refs   []integrity.Reference // the part's references, from Blame
+	vets   map[vetKey]*vet       // what copies said when asked for hashes (vet.go)
 }
 
 // blame is one failed proof: the bytes it covers (a piece, or a whole
@@ -55,11 +59,16 @@ func (s *Source) served(part string, off, n int64, m *member) {
 }
 
 // Blame charges the copies that served bytes [off, off+n) of part, which
-// failed proof (why), so that the next read of them goes elsewhere.
-func (s *Source) Blame(part string, off, n int64, why string) {
+// failed proof (why), so that the next read of them goes elsewhere, and
+// asks the copies that can hash where they live whether theirs match
+// refs, the part's references (vet.go).
+func (s *Source) Blame(part string, off, n int64, why string, refs []integrity.Reference) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ps := s.part(part)
+	if refs != nil {
+		ps.refs = refs
+	}
 	end := off + n
 	var charged []*member
 	ps.served = slices.DeleteFunc(ps.served, func(b byteSpan) bool {
@@ -75,6 +84,7 @@ func (s *Source) Blame(part string, off, n int64, why string) {
 		return // bytes of an earlier run: no copy to charge
 	}
 	ps.blamed = append(ps.blamed, blame{off, end, charged})
+	s.startVets(part, ps, off, end)
 	for _, m := range charged {
 		v := ps.gave[m]
 		if v == nil {
@@ -119,13 +129,14 @@ func (ps *partState) blamedBy(off, end int64) string {
 }
 
 // Copies is how many copies serve part: the primary and the mirrors that
-// agree on it.
+// agree on it, less those whose hash showed their copy differs.
 func (s *Source) Copies(part string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ps := s.parts[part]
 	n := 0
 	for _, m := range s.members {
-		if s.has(m, part) {
+		if s.has(m, part) && (ps == nil || ps.vetBadAny(m) == "") {
 			n++
 		}
 	}
@@ -145,7 +156,13 @@ func (s *Source) Explain(part string) string {
 		v := ps.gave[m]
 		switch {
 		case v != nil:
-			out = append(out, fmt.Sprintf("%s gave: %s (%d times)", m.name, v.why, v.times))
+			x := fmt.Sprintf("%s gave: %s (%d times)", m.name, v.why, v.times)
+			if why := ps.vetBadAny(m); why != "" {
+				x += ", and " + why
+			}
+			out = append(out, x)
+		case ps.vetBadAny(m) != "":
+			out = append(out, fmt.Sprintf("%s: not read, %s", m.name, ps.vetBadAny(m)))
 		case !s.has(m, part):
 			out = append(out, fmt.Sprintf("%s: not used for it", m.name))
 		default:

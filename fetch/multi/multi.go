@@ -68,6 +68,9 @@ type Options struct {
 type Source struct {
 	o       Options
 	members []*member // members[0] is the primary
+	// ctx lives until Close: the hash commands that vet copies run in it.
+	ctx  context.Context
+	stop context.CancelFunc
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when a connection frees
@@ -101,9 +104,10 @@ func Open(ctx context.Context, primary source.Source, mirrors []Mirror, o Option
 		o.Event = func(string, string) {}
 	}
 	s := &Source{o: o, changed: make(chan struct{}), parts: map[string]*partState{}, warned: map[string]bool{}}
-	s.members = append(s.members, &member{src: primary, name: primary.String(), conns: o.Conns, primary: true})
+	s.ctx, s.stop = context.WithCancel(ctx)
+	s.members = append(s.members, &member{src: primary, name: primary.String(), conns: o.Conns, primary: true, hashSem: make(chan struct{}, hashesAtOnce)})
 	for _, m := range mirrors {
-		mm := &member{conns: m.Conns, urls: m.URLs}
+		mm := &member{conns: m.Conns, urls: m.URLs, hashSem: make(chan struct{}, hashesAtOnce)}
 		if mm.conns < 0 {
 			mm.conns = o.Conns
 		}
@@ -135,6 +139,9 @@ func Open(ctx context.Context, primary source.Source, mirrors []Mirror, o Option
 	return s
 }
 
+// hashesAtOnce is the most hash commands (vet.go) run on one copy at once.
+const hashesAtOnce = 2
+
 func isBaseURL(u string) bool {
 	l := strings.ToLower(u)
 	return (strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")) && strings.HasSuffix(u, "/")
@@ -143,8 +150,9 @@ func isBaseURL(u string) bool {
 // String names the primary, as a run names its SOURCE.
 func (s *Source) String() string { return s.members[0].name }
 
-// Close closes every copy.
+// Close closes every copy and ends the hash commands still running.
 func (s *Source) Close() error {
+	s.stop()
 	var first error
 	for _, m := range s.members {
 		if m.src != nil {

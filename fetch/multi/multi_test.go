@@ -5,12 +5,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/fetch/source/local"
+	"github.com/haul-dev/haul/integrity"
 )
 
 func TestParseMirror(t *testing.T) {
@@ -98,12 +100,12 @@ func TestBlameMovesReads(t *testing.T) {
 		t.Fatalf("copies %d, want 2", s.Copies("a"))
 	}
 	first := readWhole(t, s, obj)
-	s.Blame("a", 0, obj.Size, "sha256 mismatch")
+	s.Blame("a", 0, obj.Size, "sha256 mismatch", nil)
 	second := readWhole(t, s, obj)
 	if second == first {
 		t.Fatalf("after a failed proof the part came from %s again", first.name)
 	}
-	s.Blame("a", 0, obj.Size, "sha256 mismatch")
+	s.Blame("a", 0, obj.Size, "sha256 mismatch", nil)
 	// Both charged once: the first copy in order, the primary.
 	if third := readWhole(t, s, obj); !third.primary {
 		t.Fatalf("with both copies charged once, read from %s; want the primary", third.name)
@@ -118,5 +120,40 @@ func TestBlameMovesReads(t *testing.T) {
 	}
 	if sum != 3*obj.Size {
 		t.Errorf("accounts sum to %d, want %d", sum, 3*obj.Size)
+	}
+}
+
+// TestPlanVet: which hashes can prove the bytes that failed proof: a
+// manifest's pieces that cover them, else the whole part's SHA-256 only
+// when the whole part failed; nothing else (MD5 cannot be asked for).
+func TestPlanVet(t *testing.T) {
+	man := integrity.Reference{Algo: integrity.SHA256, Origin: integrity.OriginManifest, PieceSize: 100, Pieces: []string{"A0", "a1", "a2"}}
+	whole := integrity.Reference{Algo: integrity.SHA256, Origin: "SHA256SUMS", Sum: strings.Repeat("b", 64)}
+	md5 := integrity.Reference{Algo: integrity.MD5, Origin: "etag", Sum: strings.Repeat("c", 32)}
+	for _, c := range []struct {
+		name      string
+		refs      []integrity.Reference
+		off, end  int64
+		ok        bool
+		pieceSize int64
+		pieces    []int
+	}{
+		{"one piece", []integrity.Reference{whole, man}, 100, 200, true, 100, []int{1}},
+		{"across pieces", []integrity.Reference{man}, 50, 250, true, 100, []int{0, 1, 2}},
+		{"whole part by SHA256SUMS", []integrity.Reference{md5, whole}, 0, 250, true, 250, []int{0}},
+		{"a span without a manifest", []integrity.Reference{whole}, 0, 100, false, 0, nil},
+		{"md5 only", []integrity.Reference{md5}, 0, 250, false, 0, nil},
+		{"manifest of other pieces", []integrity.Reference{{Algo: integrity.SHA256, PieceSize: 100, Pieces: []string{"x"}}}, 100, 200, false, 0, nil},
+	} {
+		p, ok := planVet(c.refs, 250, c.off, c.end)
+		if ok != c.ok || ok && (p.pieceSize != c.pieceSize || !slices.Equal(p.pieces, c.pieces)) {
+			t.Errorf("%s: got %v %d %v, want %v %d %v", c.name, ok, p.pieceSize, p.pieces, c.ok, c.pieceSize, c.pieces)
+		}
+		if ok && c.name == "one piece" && p.want[1] != "a1" {
+			t.Errorf("%s: want %q, got %q", c.name, "a1", p.want[1])
+		}
+		if ok && c.name == "across pieces" && p.want[0] != "a0" {
+			t.Errorf("%s: the manifest's digest is compared in lower case, got %q", c.name, p.want[0])
+		}
 	}
 }

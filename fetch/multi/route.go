@@ -37,6 +37,11 @@ type member struct {
 	fails  int           // failures in a row
 	rest   time.Time     // no read for speed before this, after a failure
 	bytes  atomic.Int64  // bytes of parts delivered
+	// noExec is set once the copy said it runs no commands: it is not
+	// asked for hashes again.
+	noExec bool
+	// hashSem bounds the hash commands run on the copy at once.
+	hashSem chan struct{}
 }
 
 // list returns the mirror's objects by name, opening a base URL or a URL
@@ -126,6 +131,7 @@ func (s *Source) ReadRange(ctx context.Context, obj source.Object, off, n int64)
 	if !isPart {
 		return s.members[0].src.ReadRange(ctx, obj, off, n)
 	}
+	s.awaitVets(ctx, obj.Name, off, off+n)
 	m, err := s.acquire(ctx, obj.Name, off, n)
 	if err != nil {
 		return nil, err
@@ -199,14 +205,7 @@ func (s *Source) acquire(ctx context.Context, part string, off, n int64) (*membe
 func (s *Source) choose(part string, off, n int64, now time.Time, force bool) (*member, string) {
 	ps := s.parts[part]
 	if ps != nil && ps.blamedIn(off, off+n) {
-		var pick *member
-		least := math.MaxInt
-		for _, m := range s.members {
-			if p := ps.penalty(m, off, off+n); s.has(m, part) && p < least {
-				pick, least = m, p
-			}
-		}
-		return pick, fmt.Sprintf("part %s bytes %d-%d failed proof from %s; reading them from %s", part, off, off+n-1, ps.blamedBy(off, off+n), pick.name)
+		return s.chooseHeal(part, ps, off, n)
 	}
 	var best, free, rested *member
 	bestT, freeT := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
@@ -238,6 +237,45 @@ func (s *Source) choose(part string, off, n int64, now time.Time, force bool) (*
 		return free, ""
 	}
 	return nil, ""
+}
+
+// chooseHeal picks the copy to read bytes that failed proof from: one
+// whose hash matched the references first, then one not asked (or that
+// could not answer); among those the first charged least. A copy whose
+// hash differs is not read; when every copy's does, the first charged
+// least is read anyway (its proof fails again, and the engine's tries
+// end). Callers hold s.mu.
+func (s *Source) chooseHeal(part string, ps *partState, off, n int64) (*member, string) {
+	var pick, fallback *member
+	least, leastAny := math.MaxInt, math.MaxInt
+	pickGood := false
+	for _, m := range s.members {
+		if !s.has(m, part) {
+			continue
+		}
+		p := ps.penalty(m, off, off+n)
+		if p < leastAny {
+			fallback, leastAny = m, p
+		}
+		v := ps.vetOf(m, off, off+n)
+		good := v == vetGood
+		switch {
+		case v == vetBad:
+		case good && !pickGood, good == pickGood && p < least:
+			pick, least, pickGood = m, p, good
+		}
+	}
+	if pick == nil {
+		pick = fallback
+	}
+	if pick == nil {
+		return nil, ""
+	}
+	why := ""
+	if pickGood {
+		why = ", whose hash matches"
+	}
+	return pick, fmt.Sprintf("part %s bytes %d-%d failed proof from %s; reading them from %s%s", part, off, off+n-1, ps.blamedBy(off, off+n), pick.name, why)
 }
 
 // assumedAnswer is a copy's answer time before one is measured.
@@ -295,6 +333,12 @@ func (s *Source) done(m *member, rd *read, err error) {
 		m.fails++
 		m.rest = time.Now().Add(min(100*time.Millisecond<<min(m.fails, 10), 30*time.Second))
 	}
+	s.wake()
+}
+
+// wake tells the reads waiting for a copy that something changed.
+// Callers hold s.mu.
+func (s *Source) wake() {
 	close(s.changed)
 	s.changed = make(chan struct{})
 }

@@ -96,7 +96,9 @@ type NoSplitter interface{ NoSplit() bool }
 // appends what each copy gave to a broken part's error (Explain, "" when
 // nothing was blamed).
 type Healer interface {
-	Blame(part string, off, n int64, why string)
+	// Blame says bytes [off, off+n) of part failed proof (why); refs are
+	// the part's references, for copies that can hash where they live.
+	Blame(part string, off, n int64, why string, refs []integrity.Reference)
 	Copies(part string) int
 	Explain(part string) string
 	// Healed is called once part is proven: from names the copies that
