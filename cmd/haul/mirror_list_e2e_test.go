@@ -104,7 +104,8 @@ func TestMirrorList(t *testing.T) {
 // TestMirrorFromEnv: HAUL_MIRROR gives two mirrors (spaces between them),
 // one a directory, one an HTTP base URL with a password in it. The primary
 // always damages a part, so exit 0 means a mirror healed it; the journal's
-// run_start names the mirrors, and the password shows nowhere.
+// run_start names the mirrors with their #j=N, and the password shows
+// nowhere.
 func TestMirrorFromEnv(t *testing.T) {
 	_, parts := mirrorSet(t, 1200<<10)
 	bad := parts[1] // a whole 256 KiB part
@@ -136,8 +137,8 @@ func TestMirrorFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(journal), "\n") {
-		if strings.Contains(l, `"run_start"`) && !(strings.Contains(l, "--mirror "+dir+"#j=0") && strings.Contains(l, "--mirror http://haul@"+strings.TrimPrefix(web.URL(""), "http://"))) {
-			t.Errorf("run_start does not name both mirrors from HAUL_MIRROR:\n%s", l)
+		if strings.Contains(l, `"run_start"`) && !(strings.Contains(l, "--mirror "+dir+"#j=0") && strings.Contains(l, "--mirror http://haul@"+strings.TrimPrefix(web.URL(""), "http://")+"#j=0")) {
+			t.Errorf("run_start does not name both mirrors from HAUL_MIRROR with their #j=0:\n%s", l)
 		}
 	}
 	noSecretIn(t, secret, dest, r)

@@ -6,14 +6,27 @@ package redact
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 )
 
+// connSuffix is the "#j=N" a --mirror URL may end with: haul's own
+// syntax, never sent anywhere, and what the journal must keep to say how
+// the run was asked to use the mirror.
+var connSuffix = regexp.MustCompile(`#j=[0-9]+$`)
+
 // URL returns spec with its query string, fragment and password removed,
-// for messages. Presigned URLs carry their signature there.
+// for messages. Presigned URLs carry their signature there. A trailing
+// "#j=N" (a mirror's connections) is kept.
 func URL(spec string) string {
+	keep := connSuffix.FindString(spec)
+	return redact(strings.TrimSuffix(spec, keep)) + keep
+}
+
+func redact(spec string) string {
 	u, err := url.Parse(spec)
 	if err != nil || u.Scheme == "" {
+		spec = dropPassword(spec)
 		if i := strings.IndexAny(spec, "?#"); i >= 0 {
 			return spec[:i] + "?…"
 		}
@@ -33,4 +46,21 @@ func URL(spec string) string {
 		s += "?…"
 	}
 	return s
+}
+
+// dropPassword removes the password from a URL that does not parse (a
+// password with a "#" or "?" in it, unescaped, cuts the URL there).
+func dropPassword(spec string) string {
+	i := strings.Index(spec, "://")
+	if i < 0 {
+		return spec
+	}
+	rest := spec[i+3:]
+	auth, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		return spec
+	}
+	user, _, _ := strings.Cut(auth[:at], ":")
+	return spec[:i+3] + user + rest[at:]
 }

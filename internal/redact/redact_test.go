@@ -13,6 +13,15 @@ func TestRedact(t *testing.T) {
 		{"s3:///key", "s3:///key"},
 		{"/srv/parts", "/srv/parts"},
 		{"file?x=1", "file?…"},
+		// A mirror's connections (#j=N) are no secret; the rest still is.
+		{"https://m/set/#j=3", "https://m/set/#j=3"},
+		{"https://u:pw@m/x?X-Amz-Signature=abc#j=2", "https://u@m/x?…#j=2"},
+		{"/mnt/nas#j=0", "/mnt/nas#j=0"},
+		{"https://m/x#j=2&token=s", "https://m/x"},
+		// An unescaped "#" in a password: the URL does not parse, and
+		// the password still does not show.
+		{"https://u:pa#j=1@m/x", "https://u@m/x"},
+		{"https://u:p?s#w@m/x?sig=1", "https://u@m/x?…"},
 	} {
 		if got := URL(c.in); got != c.want {
 			t.Errorf("URL(%q) = %q, want %q", c.in, got, c.want)
