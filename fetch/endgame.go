@@ -34,10 +34,19 @@ type span struct {
 	pos, end int64 // absolute offsets in the part: next byte to write, end
 	from     int64 // pos at start, for the rate
 	start    time.Time
+	// noSplit is set while the span waits for an answer, or is read from
+	// a copy whose reads must not be split (source.NoSplitter, per read).
+	noSplit bool
 }
 
 func newSpan(off, end int64) *span {
 	return &span{pos: off, end: end, from: off, start: time.Now()}
+}
+
+func (s *span) setNoSplit(v bool) {
+	s.mu.Lock()
+	s.noSplit = v
+	s.mu.Unlock()
 }
 
 func (s *span) left() int64 {
@@ -203,10 +212,10 @@ func (e *engine) steal() (j job, ok, busy bool) {
 			}
 			for _, sp := range fl.spans {
 				sp.mu.Lock()
-				left, eta, rate := sp.end-sp.pos, sp.eta(now, minAge), sp.rate(now, minAge)
+				left, eta, rate, whole := sp.end-sp.pos, sp.eta(now, minAge), sp.rate(now, minAge), sp.noSplit
 				sp.mu.Unlock()
 				fastest = max(fastest, rate)
-				if left < minSplit {
+				if left < minSplit || whole {
 					continue
 				}
 				busy = true
@@ -222,7 +231,7 @@ func (e *engine) steal() (j job, ok, busy bool) {
 	sp := best.sp
 	sp.mu.Lock()
 	left := sp.end - sp.pos
-	if left < minSplit { // the owner moved on meanwhile
+	if left < minSplit || sp.noSplit { // the owner moved on meanwhile
 		sp.mu.Unlock()
 		return job{}, false, true
 	}

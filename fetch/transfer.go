@@ -153,12 +153,18 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 	watch := stall.New(e.opts.Timeout, cancel)
 	defer watch.Stop()
 	asked := time.Now()
+	// Until it is answered the span is not split: it shows no rate yet,
+	// and a source with copies may be choosing where to read it.
+	sp.setNoSplit(true)
 	rc, err := e.src.ReadRange(rctx, r.obj, off, n)
 	if err != nil {
+		sp.setNoSplit(false)
 		return watch.Explain(err)
 	}
 	defer rc.Close()
 	e.answered(time.Since(asked))
+	ns, ok := rc.(source.NoSplitter)
+	sp.setNoSplit(ok && ns.NoSplit())
 	return e.copySpan(e.limit(rctx, rc), r, sp, h, buf, watch)
 }
 

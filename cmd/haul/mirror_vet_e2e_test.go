@@ -63,14 +63,14 @@ func TestMirrorHealsByHash(t *testing.T) {
 		name     string
 		manifest bool
 		want     int64 // bytes the good mirror sends of the bad part
-		// conns is -j: one, so the endgame cannot split the read of
-		// the bad bytes from the good mirror (the second half goes to
-		// the same mirror, and SFTP's read-ahead sends the bytes past
-		// the split twice), which keeps the count exact.
+		// conns is -j. A read from an SFTP copy is never split (its
+		// read-ahead would send the bytes past the split twice), nor
+		// one waiting for the hashes, so the count is exact with
+		// several connections.
 		conns string
 	}{
-		{"manifest", true, 64 << 10, "1"},
-		{"sums", false, int64(len(bad.data)), "1"},
+		{"manifest", true, 64 << 10, "4"},
+		{"sums", false, int64(len(bad.data)), "4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			urls, dirs := vetMirrors(t, h, parts, bad.name, []int64{mirrorFlip}, nil)

@@ -276,11 +276,9 @@ func (s *Source) Expected() []string {
 	return nil
 }
 
-// NoSplit is the primary's: most transfers run there.
-func (s *Source) NoSplit() bool {
-	ns, ok := s.members[0].src.(source.NoSplitter)
-	return ok && ns.NoSplit()
-}
+// NoSplit is false: whether a read may be split depends on the copy it
+// goes to, which each read says (read.NoSplit).
+func (s *Source) NoSplit() bool { return false }
 
 // Connections is every copy's connections.
 func (s *Source) Connections() int {

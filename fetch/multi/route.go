@@ -433,6 +433,13 @@ func (r *read) measure() {
 	r.s.mu.Unlock()
 }
 
+// NoSplit is the copy's: a read of an SFTP copy is not split
+// (source.NoSplitter).
+func (r *read) NoSplit() bool {
+	ns, ok := r.m.src.(source.NoSplitter)
+	return ok && ns.NoSplit()
+}
+
 func (r *read) Close() error {
 	if r.closed {
 		return nil

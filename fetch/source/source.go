@@ -86,7 +86,8 @@ type Expecter interface {
 
 // NoSplitter is a Source whose transfers the engine's endgame must not
 // split: over SFTP a split drops pkg/sftp's read-ahead, so the server
-// would read the bytes past the split point twice.
+// would read the bytes past the split point twice. A reader ReadRange
+// returns may be one too (a source with copies: a read of an SFTP copy).
 type NoSplitter interface{ NoSplit() bool }
 
 // Healer is a Source that holds several copies of each part (fetch/multi:
