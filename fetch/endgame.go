@@ -49,6 +49,18 @@ func (s *span) setNoSplit(v bool) {
 	s.mu.Unlock()
 }
 
+// answered starts the span's rate afresh once its read is answered: the
+// time it waited for a connection or an answer is no rate of the copy
+// reading it (a span that waited seconds for a busy source would look
+// like the slowest one and be split at once, its owner left a sliver).
+// noSplit is whether this read must not be split.
+func (s *span) answered(noSplit bool) {
+	s.mu.Lock()
+	s.noSplit = noSplit
+	s.start, s.from = time.Now(), s.pos
+	s.mu.Unlock()
+}
+
 func (s *span) left() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,6 +116,10 @@ const (
 	// minSplit is the fewest bytes a span must have left to be split:
 	// each half costs a request.
 	minSplit = 8 << 10
+	// minSmallSplitTime is the least time a span with fewer than minSplit
+	// bytes left must still need to be split: a slow mirror takes a
+	// second over 8 KiB at 8 KB/s, which would be the end of the run.
+	minSmallSplitTime = 500 * time.Millisecond
 	// minSplitTime is the least time a span must still need to be split,
 	// and at least four answer times (splitTimes).
 	minSplitTime = 100 * time.Millisecond
@@ -215,7 +231,7 @@ func (e *engine) steal() (j job, ok, busy bool) {
 				left, eta, rate, whole := sp.end-sp.pos, sp.eta(now, minAge), sp.rate(now, minAge), sp.noSplit
 				sp.mu.Unlock()
 				fastest = max(fastest, rate)
-				if left < minSplit || whole {
+				if whole || left < minSplit && eta < minSmallSplitTime {
 					continue
 				}
 				busy = true
@@ -231,7 +247,7 @@ func (e *engine) steal() (j job, ok, busy bool) {
 	sp := best.sp
 	sp.mu.Lock()
 	left := sp.end - sp.pos
-	if left < minSplit || sp.noSplit { // the owner moved on meanwhile
+	if left < minSplit/8 || sp.noSplit { // the owner moved on meanwhile
 		sp.mu.Unlock()
 		return job{}, false, true
 	}

@@ -181,3 +181,57 @@ func TestSplitKeep(t *testing.T) {
 		}
 	}
 }
+
+// TestStealSpans: the endgame splits a span of a slow copy even when few
+// bytes are left, if it still needs a long while (a mirror at 8 KB/s
+// holding 6 KiB would end the run a second late), but not a small span
+// that ends soon, a span still waiting for its answer, or one whose read
+// must not be split (an SFTP copy).
+func TestStealSpans(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name    string
+		left    int64
+		rate    float64 // bytes per second it has shown
+		noSplit bool
+		want    bool
+	}{
+		{"small and slow", 6 << 10, 8_000, false, true},
+		{"small and quick", 6 << 10, 1 << 20, false, false},
+		{"large", 200 << 10, 100_000, false, true},
+		{"waiting for its answer", 200 << 10, 100_000, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := newSpan(0, 256<<10)
+			age := 2 * time.Second
+			sp.start, sp.from = now.Add(-age), 0
+			sp.pos = int64(tc.rate * age.Seconds())
+			sp.end = sp.pos + tc.left
+			sp.noSplit = tc.noSplit
+			fl := &flight{off: 0, n: 256 << 10, spans: []*span{sp}, head: sp}
+			r := &partRun{p: &chunk.Part{Name: "a", Size: 256 << 10, Status: chunk.Partial}, n: 1, flights: map[int]*flight{0: fl}}
+			e := &engine{opts: &Options{}, src: &slowSource{}, flying: map[*partRun]bool{r: true}}
+			e.answer = time.Millisecond
+			j, ok, _ := e.steal()
+			if ok != tc.want {
+				t.Fatalf("steal = %v, want %v", ok, tc.want)
+			}
+			if ok && j.sp.pos != sp.end {
+				t.Fatalf("the new span [%d, %d) does not start where the owner's now ends (%d)", j.sp.pos, j.sp.end, sp.end)
+			}
+		})
+	}
+}
+
+// TestSpanAnsweredRate: the time a span waited for a connection or an
+// answer is not counted in its rate.
+func TestSpanAnsweredRate(t *testing.T) {
+	sp := newSpan(0, 1<<20)
+	sp.start = time.Now().Add(-10 * time.Second) // waited 10 s for a free connection
+	sp.answered(false)
+	sp.pos = 100_000
+	sp.start = sp.start.Add(-time.Second) // then moved 100 000 bytes in a second
+	if r := sp.rate(time.Now(), 0); r < 90_000 || r > 110_000 {
+		t.Fatalf("rate %.0f B/s, want about 100 000 (the wait before the answer counted)", r)
+	}
+}

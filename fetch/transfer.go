@@ -162,9 +162,13 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 		return watch.Explain(err)
 	}
 	defer rc.Close()
-	e.answered(time.Since(asked))
+	took := time.Since(asked)
+	if a, ok := rc.(source.Answerer); ok {
+		took = a.AnswerTime()
+	}
+	e.answered(took)
 	ns, ok := rc.(source.NoSplitter)
-	sp.setNoSplit(ok && ns.NoSplit())
+	sp.answered(ok && ns.NoSplit())
 	return e.copySpan(e.limit(rctx, rc), r, sp, h, buf, watch)
 }
 

@@ -74,6 +74,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when a connection frees
+	queue   []*waiter     // the reads waiting for a connection, oldest first
 	parts   map[string]*partState
 	set     map[string]source.Object // the parts of the set, by name (List)
 	warned  map[string]bool

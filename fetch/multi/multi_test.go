@@ -157,3 +157,68 @@ func TestPlanVet(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitersInOrder: reads waiting for the busy primary get its
+// connections in the order they came. A read overtaken again and again
+// holds its piece to the end of the run (the slow mirror benchmark's
+// tail).
+func TestWaitersInOrder(t *testing.T) {
+	p := t.TempDir()
+	if err := os.WriteFile(filepath.Join(p, "a"), []byte(strings.Repeat("x", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	op, err := local.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Open(context.Background(), op.Source, nil, Options{Conns: 2, Timeout: time.Minute}).(*Source)
+	t.Cleanup(func() { s.Close() })
+	objs, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := objs[0]
+	var held []io.ReadCloser
+	for range 2 {
+		rc, err := s.ReadRange(context.Background(), obj, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, rc)
+	}
+	type took struct {
+		i  int
+		rc io.ReadCloser
+	}
+	got := make(chan took, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // the read still waiting at the end
+	for i := range 3 {
+		go func() {
+			rc, err := s.ReadRange(ctx, obj, 0, 10)
+			if err == nil {
+				got <- took{i, rc}
+			}
+		}()
+		for k := 0; ; k++ {
+			s.mu.Lock()
+			n := len(s.queue)
+			s.mu.Unlock()
+			if n == i+1 {
+				break
+			}
+			if k > 2000 {
+				t.Fatalf("read %d never waited", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for want := range 2 {
+		held[want].Close()
+		x := <-got
+		defer x.rc.Close()
+		if x.i != want {
+			t.Fatalf("a freed connection went to read %d, want %d (the oldest waiting)", x.i, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -147,9 +148,9 @@ func (s *Source) ReadRange(ctx context.Context, obj source.Object, off, n int64)
 		s.done(m, nil, err)
 		return nil, s.settle(ctx, m, obj.Name, err)
 	}
-	rd := &read{s: s, m: m, ctx: ctx, part: obj.Name, rc: rc, n: n, start: time.Now(), sample: time.Now()}
+	rd := &read{s: s, m: m, ctx: ctx, part: obj.Name, rc: rc, n: n, start: time.Now(), sample: time.Now(), answer: time.Since(asked)}
 	s.mu.Lock()
-	m.answer = smooth(m.answer, time.Since(asked))
+	m.answer = smooth(m.answer, rd.answer)
 	if m.reads == nil {
 		m.reads = map[*read]bool{}
 	}
@@ -167,14 +168,30 @@ func smooth(old, d time.Duration) time.Duration {
 }
 
 // acquire takes a connection of the copy to read [off, off+n) of part
-// from, waiting (bounded) while the best one is busy.
+// from, waiting (bounded) while the best one is busy. Reads waiting for
+// the same copy get its connections in the order they came: the engine
+// hands out pieces in order and a read that waits holds its piece, so a
+// read overtaken again and again would start its piece last and hold the
+// end of the run.
 func (s *Source) acquire(ctx context.Context, part string, off, n int64) (*member, error) {
 	limit := time.Now().Add(s.o.Timeout / 3)
+	w := &waiter{}
+	s.mu.Lock()
+	s.queue = append(s.queue, w)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.queue = slices.DeleteFunc(s.queue, func(x *waiter) bool { return x == w })
+		s.wake() // the next in line may take a connection now
+		s.mu.Unlock()
+	}()
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		m, heal := s.choose(part, off, n, now, !now.Before(limit))
-		if m != nil {
+		force := !now.Before(limit)
+		m, want, heal := s.choose(part, off, n, now, force)
+		w.want = want
+		if m != nil && (heal != "" || force || s.inTurn(w, m)) {
 			m.busy++
 			s.mu.Unlock()
 			if heal != "" {
@@ -196,16 +213,37 @@ func (s *Source) acquire(ctx context.Context, part string, off, n int64) (*membe
 	}
 }
 
-// choose picks the copy for a read, nil to wait for a busy one. A read of
+// waiter is a read waiting in acquire, and the copy it waits for.
+type waiter struct{ want *member }
+
+// inTurn reports whether w may take a connection of m: fewer reads that
+// came before it wait for m than m has free connections. Callers hold
+// s.mu.
+func (s *Source) inTurn(w *waiter, m *member) bool {
+	ahead := 0
+	for _, x := range s.queue {
+		if x == w {
+			break
+		}
+		if x.want == m {
+			ahead++
+		}
+	}
+	return ahead < m.conns-m.busy
+}
+
+// choose picks the copy for a read, nil to wait for a busy one; want is
+// the copy it waits for (the one it picks when it waits for none). A read of
 // bytes that failed proof goes to the first copy charged least for them,
 // whatever its connections. Any other read goes to the copy with the
 // earliest expected end (answer time, rate, the wait for a connection);
 // with force, to the earliest one with a free connection. Callers hold
 // s.mu.
-func (s *Source) choose(part string, off, n int64, now time.Time, force bool) (*member, string) {
+func (s *Source) choose(part string, off, n int64, now time.Time, force bool) (m, want *member, heal string) {
 	ps := s.parts[part]
 	if ps != nil && ps.blamedIn(off, off+n) {
-		return s.chooseHeal(part, ps, off, n)
+		m, heal := s.chooseHeal(part, ps, off, n)
+		return m, nil, heal
 	}
 	var best, free, rested *member
 	bestT, freeT := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
@@ -231,12 +269,13 @@ func (s *Source) choose(part string, off, n int64, now time.Time, force bool) (*
 	case best == nil && rested != nil:
 		// Every copy rests after failures: the one that rests least.
 		if rested.busy < rested.conns {
-			return rested, ""
+			return rested, rested, ""
 		}
+		return nil, rested, ""
 	case free != nil && (free == best || force):
-		return free, ""
+		return free, free, ""
 	}
-	return nil, ""
+	return nil, best, ""
 }
 
 // chooseHeal picks the copy to read bytes that failed proof from: one
@@ -388,7 +427,11 @@ type read struct {
 	at     int64
 	err    error
 	closed bool
+	answer time.Duration // from asking the copy to its answer
 }
+
+// AnswerTime is how long the copy took to answer (source.Answerer).
+func (r *read) AnswerTime() time.Duration { return r.answer }
 
 // A read samples its copy's rate every sampleEvery, the first time after
 // firstSample: a mirror not measured yet gets one read until it is, so

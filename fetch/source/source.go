@@ -108,6 +108,11 @@ type Healer interface {
 	Healed(part string) (from, note string)
 }
 
+// Answerer is a reader from a source with copies that knows how long its
+// copy took to answer the read, not counting the wait for a free
+// connection (the engine sizes its endgame by the answer time).
+type Answerer interface{ AnswerTime() time.Duration }
+
 // Pooler is a Source that keeps more transfers busy than -j: one pool of
 // connections per copy. Connections is how many workers it can use.
 type Pooler interface{ Connections() int }
