@@ -20,17 +20,23 @@
 //     time until one of its connections is free (-j per copy, or URL#j=N).
 //     A copy not measured yet gets one read at a time until it is. A read
 //     may wait for a busy copy that is expected to be first, never longer
-//     than a third of the stall timeout. The engine's endgame splits a slow
-//     span; its second half is routed like any read, so it goes to a
-//     faster copy. Reads of other objects (reference files) go to the
-//     primary.
+//     than a third of the stall timeout; reads waiting for one copy get
+//     its connections in the order they came. The engine's endgame splits
+//     a slow span; its second half is routed like any read, so it goes to
+//     a faster copy. Whether a read may be split is the copy's (an SFTP
+//     copy's may not: read.NoSplit). Reads of other objects (reference
+//     files) go to the primary.
 //  4. Healing: the engine blames the bytes of a piece or part that failed
-//     proof (Blame); the copies that served them are charged, and the next
-//     read of those bytes goes to the copy charged least (in the order the
-//     copies were given, so that the whole of a part that failed as a whole
-//     comes from one copy). A mirror with #j=0 serves only such reads. The
-//     engine gives a part --retries tries per copy (Copies), and a broken
-//     part's error says what each copy gave (Explain).
+//     proof (Blame, with the part's references); the copies that served
+//     them are charged, and every copy that can hash where it lives (SSH,
+//     source.RemoteHasher) is asked for the SHA-256 of those bytes
+//     (vet.go). The next read of them goes to a copy whose hash matched,
+//     else to the copy charged least (in the order the copies were given,
+//     so that the whole of a part that failed as a whole comes from one
+//     copy); a copy whose hash differs is not read for them. A mirror with
+//     #j=0 serves only such reads. The engine gives a part --retries tries
+//     per copy not shown bad (Copies), and a broken part's error says what
+//     each copy gave (Explain).
 //  5. A mirror's failure never stops the run: its errors reach the engine
 //     as transient, the mirror rests with a growing pause, and a mirror
 //     that changed, lacks a part or ignores Range is dropped for that part.
