@@ -96,6 +96,28 @@ func wantSourcesSum(t *testing.T, dest string) map[string]int64 {
 	return out
 }
 
+// mirrorRun is `haul run PRIMARY DEST --into DIR --mirror …` over SSH host
+// h with -j conns and --retries retries; it must end with exit 0, the
+// tree identical to site and every part to the source. It returns the
+// result, DEST and the arguments (to run it again).
+func mirrorRun(t *testing.T, h *sshHost, srv *testenv.FaultServer, parts []e2ePart, site, conns, retries string, mirrors ...string) (result, string, []string) {
+	t.Helper()
+	dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
+	args := append([]string{"run", "--progress", "log", "--chunk-size", "64K", "-j", conns, "--retries", retries}, e2eURLs(srv, parts)...)
+	args = append(args, dest, "--into", into)
+	for _, m := range mirrors {
+		args = append(args, "--mirror", m)
+	}
+	args = append(args, h.keyArgs()...)
+	r := h.run(t, nil, args...)
+	wantCode(t, r, 0)
+	if same, err := sameTree(site, into); err != nil || !same {
+		t.Fatalf("restored tree differs from the site: %v", err)
+	}
+	e2eIdentical(t, dest, parts)
+	return r, dest, args
+}
+
 // TestMirrorHealsCorruptPrimary is issue 13 acceptance 1: the primary (the
 // fault server) sends one part with a persistent corruption at a fixed
 // offset; `haul run … --mirror sftp://…` ends with exit 0 and an identical
@@ -125,17 +147,9 @@ func TestMirrorHealsCorruptPrimary(t *testing.T) {
 			srv := mirrorPrimary(t, parts, tc.manifest, testenv.FlipBits(bad.name, 1<<30, flipAt))
 			before := h.d.SFTPReads(t)
 
-			dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
 			// #j=0: the mirror only heals, so every byte it sends is one
 			// the primary got wrong.
-			args := append([]string{"run", "--progress", "log", "--chunk-size", "64K", "-j", tc.conns, "--retries", "3"}, e2eURLs(srv, parts)...)
-			args = append(args, dest, "--into", into, "--mirror", h.url("sftp")+"#j=0")
-			r := h.run(t, nil, append(args, h.keyArgs()...)...)
-			wantCode(t, r, 0)
-			if same, err := sameTree(site, into); err != nil || !same {
-				t.Fatalf("restored tree differs from the site: %v", err)
-			}
-			e2eIdentical(t, dest, parts)
+			r, dest, args := mirrorRun(t, h, srv, parts, site, tc.conns, "3", h.url("sftp")+"#j=0")
 			reads := h.d.SFTPReads(t)
 			for _, p := range parts {
 				got := reads[h.remotePath(p.name)] - before[h.remotePath(p.name)]
@@ -164,7 +178,7 @@ func TestMirrorHealsCorruptPrimary(t *testing.T) {
 			// Again: nothing moves from either source.
 			srv.WaitIdle(5 * time.Second)
 			sent := srv.BytesSent()
-			wantCode(t, h.run(t, nil, append(args, h.keyArgs()...)...), 0)
+			wantCode(t, h.run(t, nil, args...), 0)
 			if n := srv.BytesSent() - sent; n != 0 {
 				t.Errorf("second run pulled %d bytes from the primary, want 0", n)
 			}

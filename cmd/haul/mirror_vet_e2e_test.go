@@ -83,15 +83,7 @@ func TestMirrorHealsByHash(t *testing.T) {
 			srv := mirrorPrimary(t, parts, tc.manifest, testenv.FlipBits(bad.name, 1<<30, flipAt))
 			before := h.d.SFTPReads(t)
 
-			dest, into := t.TempDir(), filepath.Join(t.TempDir(), "www")
-			args := append([]string{"run", "--progress", "log", "--chunk-size", "64K", "-j", tc.conns, "--retries", "2"}, e2eURLs(srv, parts)...)
-			args = append(args, dest, "--into", into, "--mirror", urls[0], "--mirror", urls[1])
-			r := h.run(t, nil, append(args, h.keyArgs()...)...)
-			wantCode(t, r, 0)
-			if same, err := sameTree(site, into); err != nil || !same {
-				t.Fatalf("restored tree differs from the site: %v", err)
-			}
-			e2eIdentical(t, dest, parts)
+			r, dest, _ := mirrorRun(t, h, srv, parts, site, tc.conns, "2", urls...)
 			reads := h.d.SFTPReads(t)
 			for _, p := range parts {
 				for i, dir := range dirs {
