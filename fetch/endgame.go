@@ -34,18 +34,22 @@ type span struct {
 	pos, end int64 // absolute offsets in the part: next byte to write, end
 	from     int64 // pos at start, for the rate
 	start    time.Time
-	// noSplit is set while the span waits for an answer, or is read from
-	// a copy whose reads must not be split (source.NoSplitter, per read).
-	noSplit bool
+	// waiting is set while the span waits for its read to be answered;
+	// noSplit while it is read from a copy whose reads must not be split
+	// (source.NoSplitter, per read).
+	waiting, noSplit bool
 }
 
 func newSpan(off, end int64) *span {
 	return &span{pos: off, end: end, from: off, start: time.Now()}
 }
 
-func (s *span) setNoSplit(v bool) {
+// asking marks the span as waiting for its read to be answered (or, with
+// false, no longer): it is not split meanwhile, as it shows no rate yet
+// and a source with copies may still be choosing where to read it.
+func (s *span) asking(v bool) {
 	s.mu.Lock()
-	s.noSplit = v
+	s.waiting = v
 	s.mu.Unlock()
 }
 
@@ -56,7 +60,7 @@ func (s *span) setNoSplit(v bool) {
 // noSplit is whether this read must not be split.
 func (s *span) answered(noSplit bool) {
 	s.mu.Lock()
-	s.noSplit = noSplit
+	s.waiting, s.noSplit = false, noSplit
 	s.start, s.from = time.Now(), s.pos
 	s.mu.Unlock()
 }
@@ -228,9 +232,13 @@ func (e *engine) steal() (j job, ok, busy bool) {
 			}
 			for _, sp := range fl.spans {
 				sp.mu.Lock()
-				left, eta, rate, whole := sp.end-sp.pos, sp.eta(now, minAge), sp.rate(now, minAge), sp.noSplit
+				left, eta, rate, waiting, whole := sp.end-sp.pos, sp.eta(now, minAge), sp.rate(now, minAge), sp.waiting, sp.noSplit
 				sp.mu.Unlock()
 				fastest = max(fastest, rate)
+				if waiting {
+					busy = true // worth a look once answered
+					continue
+				}
 				if whole || left < minSplit && eta < minSmallSplitTime {
 					continue
 				}
@@ -247,7 +255,7 @@ func (e *engine) steal() (j job, ok, busy bool) {
 	sp := best.sp
 	sp.mu.Lock()
 	left := sp.end - sp.pos
-	if left < minSplit/8 || sp.noSplit { // the owner moved on meanwhile
+	if left < minSplit/8 || sp.waiting || sp.noSplit { // the owner moved on meanwhile
 		sp.mu.Unlock()
 		return job{}, false, true
 	}

@@ -193,13 +193,15 @@ func TestStealSpans(t *testing.T) {
 		name    string
 		left    int64
 		rate    float64 // bytes per second it has shown
+		waiting bool
 		noSplit bool
 		want    bool
 	}{
-		{"small and slow", 6 << 10, 8_000, false, true},
-		{"small and quick", 6 << 10, 1 << 20, false, false},
-		{"large", 200 << 10, 100_000, false, true},
-		{"waiting for its answer", 200 << 10, 100_000, true, false},
+		{"small and slow", 6 << 10, 8_000, false, false, true},
+		{"small and quick", 6 << 10, 1 << 20, false, false, false},
+		{"large", 200 << 10, 100_000, false, false, true},
+		{"waiting for its answer", 200 << 10, 100_000, true, false, false},
+		{"read from an SFTP copy", 200 << 10, 100_000, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sp := newSpan(0, 256<<10)
@@ -207,14 +209,18 @@ func TestStealSpans(t *testing.T) {
 			sp.start, sp.from = now.Add(-age), 0
 			sp.pos = int64(tc.rate * age.Seconds())
 			sp.end = sp.pos + tc.left
+			sp.waiting = tc.waiting
 			sp.noSplit = tc.noSplit
 			fl := &flight{off: 0, n: 256 << 10, spans: []*span{sp}, head: sp}
 			r := &partRun{p: &chunk.Part{Name: "a", Size: 256 << 10, Status: chunk.Partial}, n: 1, flights: map[int]*flight{0: fl}}
 			e := &engine{opts: &Options{}, src: &slowSource{}, flying: map[*partRun]bool{r: true}}
 			e.answer = time.Millisecond
-			j, ok, _ := e.steal()
+			j, ok, busy := e.steal()
 			if ok != tc.want {
 				t.Fatalf("steal = %v, want %v", ok, tc.want)
+			}
+			if tc.waiting && !busy {
+				t.Fatal("a span waiting for its answer does not keep idle workers looking")
 			}
 			if ok && j.sp.pos != sp.end {
 				t.Fatalf("the new span [%d, %d) does not start where the owner's now ends (%d)", j.sp.pos, j.sp.end, sp.end)

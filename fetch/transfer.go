@@ -153,12 +153,10 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 	watch := stall.New(e.opts.Timeout, cancel)
 	defer watch.Stop()
 	asked := time.Now()
-	// Until it is answered the span is not split: it shows no rate yet,
-	// and a source with copies may be choosing where to read it.
-	sp.setNoSplit(true)
+	sp.asking(true)
 	rc, err := e.src.ReadRange(rctx, r.obj, off, n)
 	if err != nil {
-		sp.setNoSplit(false)
+		sp.asking(false)
 		return watch.Explain(err)
 	}
 	defer rc.Close()
