@@ -53,10 +53,8 @@ func (s *span) asking(v bool) {
 	s.mu.Unlock()
 }
 
-// answered starts the span's rate afresh once its read is answered: the
-// time it waited for a connection or an answer is no rate of the copy
-// reading it (a span that waited seconds for a busy source would look
-// like the slowest one and be split at once, its owner left a sliver).
+// answered starts the span's rate afresh once its read is answered (the
+// wait for a connection or an answer is no rate of the copy reading it);
 // noSplit is whether this read must not be split.
 func (s *span) answered(noSplit bool) {
 	s.mu.Lock()
@@ -121,8 +119,7 @@ const (
 	// each half costs a request.
 	minSplit = 8 << 10
 	// minSmallSplitTime is the least time a span with fewer than minSplit
-	// bytes left must still need to be split: a slow mirror takes a
-	// second over 8 KiB at 8 KB/s, which would be the end of the run.
+	// bytes left must still need to be split (8 KiB at 8 KB/s is 1 s).
 	minSmallSplitTime = 500 * time.Millisecond
 	// minSplitTime is the least time a span must still need to be split,
 	// and at least four answer times (splitTimes).

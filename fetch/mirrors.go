@@ -48,20 +48,13 @@ func (e *engine) workers() int {
 
 // copies is how many copies of a part the source has: a part gets
 // --retries tries per copy.
-func (e *engine) copies(part string) int {
-	if h, ok := e.src.(source.Healer); ok {
-		return max(1, h.Copies(part))
-	}
-	return 1
-}
+func (e *engine) copies(part string) int { return max(1, source.HealerOf(e.src).Copies(part)) }
 
 // blame tells a source with copies that bytes [off, off+n) of part p
 // failed proof, so that they are read from another copy next (one whose
 // hash matches p's references, where a copy can say).
 func (e *engine) blame(p *chunk.Part, off, n int64, err error) {
-	if h, ok := e.src.(source.Healer); ok {
-		h.Blame(p.Name, off, n, err.Error(), p.Refs)
-	}
+	source.HealerOf(e.src).Blame(p.Name, off, n, err.Error(), p.Refs)
 }
 
 // blamePieces blames the runs of consecutive pieces in bad (sorted).
@@ -80,19 +73,12 @@ func (e *engine) blamePieces(p *chunk.Part, bad []int, err error) {
 
 // healed names the copies that supplied bytes of part that failed proof
 // before, now that it is proven (source.Healer).
-func (e *engine) healed(part string) (from, note string) {
-	if h, ok := e.src.(source.Healer); ok {
-		return h.Healed(part)
-	}
-	return "", ""
-}
+func (e *engine) healed(part string) (from, note string) { return source.HealerOf(e.src).Healed(part) }
 
 // explain adds to a broken part's error what each copy gave.
 func (e *engine) explain(part, msg string) string {
-	if h, ok := e.src.(source.Healer); ok {
-		if x := h.Explain(part); x != "" {
-			return msg + "; " + x
-		}
+	if x := source.HealerOf(e.src).Explain(part); x != "" {
+		return msg + "; " + x
 	}
 	return msg
 }
@@ -102,26 +88,13 @@ func (e *engine) explain(part, msg string) string {
 // the current one. They sum to Summary.Pulled.
 func (e *engine) accounts() []source.Account {
 	out := slices.Clone(e.acc)
-	add := func(a source.Account) {
-		for i := range out {
-			if out[i].Source == a.Source {
-				out[i].Bytes += a.Bytes
-				return
-			}
-		}
-		out = append(out, a)
-	}
 	if e.src == nil {
 		return out
 	}
 	if a, ok := e.src.(source.Accounter); ok {
-		for _, x := range a.Accounts() {
-			add(x)
-		}
-		return out
+		return source.AddAccounts(out, a.Accounts()...)
 	}
-	add(source.Account{Source: e.src.String(), Bytes: e.pulled.Load() - e.accBase})
-	return out
+	return source.AddAccounts(out, source.Account{Source: e.src.String(), Bytes: e.pulled.Load() - e.accBase})
 }
 
 // closeSource closes the source, keeping its accounts.

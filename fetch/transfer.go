@@ -42,12 +42,8 @@ func (e *engine) fetchPiece(ctx context.Context, j job, buf []byte) ([]byte, err
 	// not on the way: reading it again only moves bytes. With mirrors,
 	// every copy gets its tries (mirrors.go).
 	copies := e.copies(r.p.Name)
-	badCopy := func(err error, attempt int) bool {
-		if !errors.Is(err, errPieceMismatch) {
-			return false
-		}
-		// Copies whose hash showed their bytes differ count no more.
-		return e.repair && attempt >= 2*copies || attempt >= e.opts.Retries*e.copies(r.p.Name)
+	badCopy := func(err error, attempt int) bool { // e.copies drops copies whose hash showed other bytes
+		return errors.Is(err, errPieceMismatch) && (e.repair && attempt >= 2*copies || attempt >= e.opts.Retries*e.copies(r.p.Name))
 	}
 	policy := e.opts.policy(r.p.Name, func(err error, attempt int) bool {
 		return final == nil && !stop(err) && !badCopy(err, attempt)

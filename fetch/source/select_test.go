@@ -2,6 +2,7 @@ package source
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -37,5 +38,18 @@ func TestPrefixSelectsNumberedSplit(t *testing.T) {
 	want := []string{"db.tar.zst.000", "db.tar.zst.000.bak", "db.tar.zst.001", "db.tar.zst.0001", "db.tar.zst.002"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("parts %v, want %v", got, want)
+	}
+}
+
+// TestAddAccounts: bytes of one source are summed, a new source is added
+// after the others, and nothing is lost (the sum is what was pulled).
+func TestAddAccounts(t *testing.T) {
+	got := AddAccounts([]Account{{"a", 1}, {"b", 2}}, Account{"b", 3}, Account{"c", 4}, Account{"a", 5})
+	want := []Account{{"a", 6}, {"b", 5}, {"c", 4}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("AddAccounts = %v, want %v", got, want)
+	}
+	if h := HealerOf(nil); h.Copies("x") != 1 || h.Explain("x") != "" {
+		t.Fatalf("a source with one copy: %d copies, explain %q", h.Copies("x"), h.Explain("x"))
 	}
 }

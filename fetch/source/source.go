@@ -11,6 +11,7 @@ package source
 import (
 	"context"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -108,6 +109,22 @@ type Healer interface {
 	Healed(part string) (from, note string)
 }
 
+// HealerOf is s's Healer, or, for a source with one copy, one that
+// counts one copy and blames nothing.
+func HealerOf(s Source) Healer {
+	if h, ok := s.(Healer); ok {
+		return h
+	}
+	return oneCopy{}
+}
+
+type oneCopy struct{}
+
+func (oneCopy) Blame(string, int64, int64, string, []integrity.Reference) {}
+func (oneCopy) Copies(string) int                                         { return 1 }
+func (oneCopy) Explain(string) string                                     { return "" }
+func (oneCopy) Healed(string) (string, string)                            { return "", "" }
+
 // Answerer is a reader from a source with copies that knows how long its
 // copy took to answer the read, not counting the wait for a free
 // connection (the engine sizes its endgame by the answer time).
@@ -121,6 +138,19 @@ type Pooler interface{ Connections() int }
 type Account struct {
 	Source string `json:"source"`
 	Bytes  int64  `json:"bytes"`
+}
+
+// AddAccounts adds more to to, summing the bytes of one source.
+func AddAccounts(to []Account, more ...Account) []Account {
+	for _, a := range more {
+		i := slices.IndexFunc(to, func(x Account) bool { return x.Source == a.Source })
+		if i < 0 {
+			to = append(to, a)
+			continue
+		}
+		to[i].Bytes += a.Bytes
+	}
+	return to
 }
 
 // Accounter is a Source made of several sources that counts the bytes of
