@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,8 +31,7 @@ type reporter struct {
 	mode string // bars, log, none
 
 	mu      sync.Mutex
-	parts   map[string]*partBar
-	order   []string
+	parts   partTable
 	total   int64
 	base    int64 // bytes on disk when the plan came
 	pulled  atomic.Int64
@@ -59,16 +57,6 @@ type reporter struct {
 	lastRows int
 	stop     chan struct{}
 	done     chan struct{}
-}
-
-type partBar struct {
-	size, done int64
-	status     string
-	last       time.Time
-	// pulled is what this run moved for the part (its rate).
-	pulled int64
-	// rate is the part's recent rate, sampled at each redraw of the bars.
-	rate rateWindow
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
@@ -103,7 +91,7 @@ func progressMode(a *app, mode string) string {
 
 func newReporter(a *app, mode string) *reporter {
 	mode = progressMode(a, mode)
-	r := &reporter{a: a, mode: mode, parts: map[string]*partBar{}, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &reporter{a: a, mode: mode, started: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
 	if a.startLine != "" && (mode == "log" || (mode == "bars" && a.verbose)) {
 		r.logf("%s", a.startLine)
 	}
@@ -117,12 +105,9 @@ func newReporter(a *app, mode string) *reporter {
 func (r *reporter) Plan(parts []fetch.PartProgress) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.parts = map[string]*partBar{}
-	r.order = r.order[:0]
+	r.parts.plan(parts, r.mode != "none")
 	r.total, r.base = 0, 0
 	for _, p := range parts {
-		r.parts[p.Name] = &partBar{size: p.Size, done: p.Done, status: p.Status}
-		r.order = append(r.order, p.Name)
 		r.total += p.Size
 		r.base += p.Done
 	}
@@ -135,33 +120,18 @@ func (r *reporter) Plan(parts []fetch.PartProgress) {
 // Pulled implements fetch.Progress.
 func (r *reporter) Pulled(part string, n int64) {
 	r.pulled.Add(n)
-	r.mu.Lock()
-	if p := r.parts[part]; p != nil {
-		p.pulled += n
-		p.done = min(p.done+n, p.size)
-		p.last = time.Now()
-		if p.status == chunk.Pending {
-			p.status = chunk.Partial
-		}
+	if r.mode == "none" {
+		return
 	}
+	r.mu.Lock()
+	r.parts.pulled(part, n, time.Now(), r.mode == "bars")
 	r.mu.Unlock()
 }
 
 // Event implements fetch.Progress: the events that matter are shown.
 func (r *reporter) Event(e fetch.Event) {
 	r.mu.Lock()
-	if p := r.parts[e.Part]; p != nil {
-		switch e.Kind {
-		case chunk.EventPartVerified, chunk.EventPartRepaired:
-			p.status, p.done = chunk.Verified, p.size
-		case chunk.EventPartUnverified:
-			p.status, p.done = chunk.Unverified, p.size
-		case chunk.EventPartBroken:
-			p.status = chunk.Broken
-		case chunk.EventPartChanged, chunk.EventRetry:
-			p.status = chunk.Partial
-		}
-	}
+	r.parts.event(e)
 	r.mu.Unlock()
 	if e.Kind == chunk.EventSourceBytes {
 		return // the step's summary line says it
@@ -252,7 +222,7 @@ func (r *reporter) statusLine() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	done := max(0, min(r.base+r.pulled.Load(), r.total))
-	c := r.countsLocked()
+	c := r.parts.counts
 	rate, ok := r.rates.rate()
 	speed, eta := "measuring the rate", "ETA soon known"
 	switch {
@@ -267,32 +237,11 @@ func (r *reporter) statusLine() string {
 		pct = float64(done) * 100 / float64(r.total)
 	}
 	line := fmt.Sprintf("%s / %s (%.1f%%), %s, %s, parts %d/%d done, %d broken",
-		units.FormatBytes(done), units.FormatBytes(r.total), pct, speed, eta, c.ok, len(r.parts), c.broken)
+		units.FormatBytes(done), units.FormatBytes(r.total), pct, speed, eta, c.ok, r.parts.len(), c.broken)
 	if by := r.sources.line(); by != "" {
 		line += "; " + by
 	}
 	return line
-}
-
-// partCounts are the parts by state, for the log line and the bars.
-type partCounts struct{ ok, verified, broken, inFlight int }
-
-func (r *reporter) countsLocked() partCounts {
-	var c partCounts
-	for _, p := range r.parts {
-		switch p.status {
-		case chunk.Verified:
-			c.ok++
-			c.verified++
-		case chunk.Unverified:
-			c.ok++
-		case chunk.Broken, chunk.Missing:
-			c.broken++
-		case chunk.Partial:
-			c.inFlight++
-		}
-	}
-	return c
 }
 
 // startBars sets up the bars; callers hold r.mu.
@@ -337,15 +286,7 @@ func (r *reporter) updateBars() {
 		r.bar.SetTotal(r.total)
 		r.bar.SetCurrent(max(0, min(r.base+r.pulled.Load(), r.total)))
 	}
-	var active []string
-	for _, n := range r.order {
-		p := r.parts[n]
-		if p.status == chunk.Partial && now.Sub(p.last) < 5*time.Second {
-			p.rate.add(now, p.pulled)
-			active = append(active, n)
-		}
-	}
-	sort.SliceStable(active, func(i, j int) bool { return r.parts[active[i]].last.After(r.parts[active[j]].last) })
+	active := r.parts.active(now)
 	var b strings.Builder
 	b.WriteString(r.eraseLocked())
 	for _, l := range r.above {
@@ -359,9 +300,9 @@ func (r *reporter) updateBars() {
 	}
 	r.bar.SetWidth(cols - 1)
 	line(r.bar.String())
-	c := r.countsLocked()
-	if len(r.parts) > 0 {
-		line(fitWidth(fmt.Sprintf("parts %d/%d verified, %d unverified, %d broken, %d in flight", c.verified, len(r.parts), c.ok-c.verified, c.broken, c.inFlight), cols-1))
+	c := r.parts.counts
+	if r.parts.len() > 0 {
+		line(fitWidth(fmt.Sprintf("parts %d/%d verified, %d unverified, %d broken, %d in flight", c.verified, r.parts.len(), c.ok-c.verified, c.broken, c.inFlight), cols-1))
 	}
 	if by := r.sources.line(); by != "" {
 		line(fitWidth(by, cols-1))
@@ -370,13 +311,13 @@ func (r *reporter) updateBars() {
 		if i >= len(active) {
 			continue
 		}
-		p := r.parts[active[i]]
+		p := active[i]
 		rate := "measuring"
-		if v, ok := p.rate.rate(); ok {
+		if v, ok := p.bar.rate.rate(); ok {
 			rate = units.FormatRate(v)
 		}
-		s.Set("prefix", shorten(active[i], 28))
-		s.Set("rate", rate+" "+p.status)
+		s.Set("prefix", shorten(p.name, 28))
+		s.Set("rate", rate+" "+p.status.String())
 		s.SetTotal(p.size)
 		s.SetCurrent(p.done)
 		s.SetWidth(cols - 1)
