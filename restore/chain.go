@@ -49,14 +49,15 @@ func RunChain(ctx context.Context, dests []string, opts Options) error {
 	if opts.Assemble != "" && len(dests) > 1 {
 		return errors.New("restore: --assemble joins the parts of one DEST; give one")
 	}
+	// Only the parts are kept, not the states: at 100,000 parts a state
+	// is some 40 MB, and markBroken, the one user, loads it again.
 	sets := make([][]Part, len(dests))
-	states := make([]*chunk.State, len(dests))
 	for i, dest := range dests {
-		st, parts, err := readySet(dest, len(dests) > 1, prog)
+		parts, err := readySet(dest, len(dests) > 1, prog)
 		if err != nil {
 			return err
 		}
-		sets[i], states[i] = parts, st
+		sets[i] = parts
 	}
 	if opts.Assemble != "" {
 		return Assemble(ctx, sets[0], opts.Assemble, opts.Progress)
@@ -75,7 +76,7 @@ func RunChain(ctx context.Context, dests []string, opts Options) error {
 	}
 	var fe *integrity.FormatError
 	if errors.As(err, &fe) {
-		return markBroken(err, fe, dests, states, sets)
+		return markBroken(err, fe, dests, sets)
 	}
 	if err != nil {
 		return err
@@ -91,10 +92,10 @@ func RunChain(ctx context.Context, dests []string, opts Options) error {
 // readySet loads the set in dest and refuses it unless every part is
 // complete. In a chain, part names carry their DEST, so messages say
 // which set a part belongs to.
-func readySet(dest string, inChain bool, prog progress) (*chunk.State, []Part, error) {
+func readySet(dest string, inChain bool, prog progress) ([]Part, error) {
 	st, err := chunk.Load(dest)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	notReady := &PartsError{Dest: dest}
 	var unverified []string
@@ -115,32 +116,36 @@ func readySet(dest string, inChain bool, prog progress) (*chunk.State, []Part, e
 		parts = append(parts, Part{Name: name, Path: filepath.Join(dest, p.Name), Size: p.Size, CRC32C: p.CRC32C, Dev: p.Dev, Ino: p.Ino})
 	}
 	if len(notReady.Parts) > 0 {
-		return nil, nil, notReady
+		return nil, notReady
 	}
 	if len(parts) == 0 {
-		return nil, nil, fmt.Errorf("restore: %s holds no parts", dest)
+		return nil, fmt.Errorf("restore: %s holds no parts", dest)
 	}
 	if len(unverified) > 0 {
 		prog.warn(fmt.Sprintf("%s: %d part(s) could not be proven by any reference: %s; damage in them shows only while unpacking",
 			dest, len(unverified), strings.Join(unverified, ", ")))
 	}
-	return st, parts, nil
+	return parts, nil
 }
 
 // markBroken marks the unverified part a format error names as broken in
 // its set's state.
-func markBroken(err error, fe *integrity.FormatError, dests []string, states []*chunk.State, sets [][]Part) error {
+func markBroken(err error, fe *integrity.FormatError, dests []string, sets [][]Part) error {
 	for i, parts := range sets {
 		for _, p := range parts {
 			if p.Name != fe.Part {
 				continue
 			}
-			sp := states[i].Find(filepath.Base(p.Path))
+			st, lerr := chunk.Load(dests[i])
+			if lerr != nil {
+				return err
+			}
+			sp := st.Find(filepath.Base(p.Path))
 			if sp == nil || sp.Status != chunk.Unverified {
 				return err
 			}
 			sp.Status, sp.Error = chunk.Broken, fe.Error()
-			if serr := chunk.Save(dests[i], states[i]); serr != nil {
+			if serr := chunk.Save(dests[i], st); serr != nil {
 				return err
 			}
 			return fmt.Errorf("%w; %s is now marked broken: run: haul repair %s", err, sp.Name, dests[i])
