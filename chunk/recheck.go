@@ -64,7 +64,8 @@ func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (cha
 	for _, p := range st.Parts {
 		if o.Keep && p.Status == Broken && len(p.Done) > 0 {
 			if fi, err := os.Lstat(final(p) + ".partial"); err == nil && fi.Size() == p.Size {
-				p.Status, p.Attempts, dirty = Partial, 0, true
+				p.Status, dirty = Partial, true
+				p.SetAttempts(0)
 			}
 		}
 		if !p.Complete() {
@@ -87,7 +88,8 @@ func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (cha
 			p.Error = NotPlain(final(p), safefs.Problem(fi))
 			p.ClearProof()
 			if o.Keep {
-				p.Status, p.Attempts = Partial, 0
+				p.Status = Partial
+				p.SetAttempts(0)
 			}
 			changes = append(changes, Change{p.Name, p.Status, p.Error})
 			unsafe = append(unsafe, p)
@@ -121,7 +123,8 @@ func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (cha
 		p.Status, p.Error, p.VerifiedBy = Broken, why[i], nil
 		p.ClearProof()
 		if o.Keep {
-			p.Status, p.Attempts = Partial, 0
+			p.Status = Partial
+			p.SetAttempts(0)
 		}
 		changes = append(changes, Change{p.Name, p.Status, p.Error})
 		if !o.Write {

@@ -398,12 +398,5 @@ func (in interner) str(s *string) {
 func (in interner) part(p *Part) {
 	in.str(&p.Status)
 	in.str(&p.PieceHash)
-	in.str(&p.Encoding)
-	for i := range p.VerifiedBy {
-		in.str(&p.VerifiedBy[i])
-	}
-	for i := range p.Refs {
-		in.str(&p.Refs[i].Algo)
-		in.str(&p.Refs[i].Origin)
-	}
+	p.VerifiedBy = Labels(p.VerifiedBy)
 }

@@ -75,7 +75,6 @@ const maxBacklog = 256
 // partRun is the live side of one part while the engine runs.
 type partRun struct {
 	p   *chunk.Part
-	obj source.Object
 	idx int // in engine.runs
 	n   int // pieces
 	f   *os.File
@@ -93,6 +92,15 @@ type partRun struct {
 	// then fetched in one stream (streaming) by one worker.
 	whole, streaming bool
 	follow           *destdir.Follower // proves the part while it comes
+}
+
+// object is the source's object of the part, as listed: prepare keeps
+// the part's size, version fields, URL and encoding those of the listing,
+// so a run does not hold a copy of every object (120 bytes and more a
+// part) besides the part.
+func (r *partRun) object() source.Object {
+	p := r.p
+	return source.Object{Name: p.Name, Size: p.Size, ETag: p.ETag, ModTime: p.ModTime, URL: p.URL(), Encoding: p.Encoding()}
 }
 
 // missing reports whether piece i is neither durable nor written.

@@ -67,45 +67,60 @@ func (e *engine) prepare(ctx context.Context) error {
 	}
 
 	var parts []*chunk.Part
-	e.runs = nil
-	seen := map[string]bool{}
+	e.runs = make([]*partRun, 0, len(set.Parts))
+	seen := make(map[string]bool, len(set.Parts))
+	// By name: st.Find per part was quadratic (10^10 compares when a run
+	// resumes 100,000 parts).
+	known := make(map[string]*chunk.Part, len(st.Parts))
+	for _, p := range st.Parts {
+		if known[p.Name] == nil {
+			known[p.Name] = p
+		}
+	}
 	for _, o := range set.Parts {
 		seen[o.Name] = true
-		p := st.Find(o.Name)
+		p := known[o.Name]
 		if p == nil {
 			p = &chunk.Part{Name: o.Name, Status: chunk.Pending}
 			e.adopt(p, o)
 			e.adoptFound(p, st.PieceSize)
-		} else if p.Version != o.Version() || p.Size != o.Size {
+		} else if p.Version() != o.Version() || p.Size != o.Size {
 			if e.repair && p.Size == o.Size {
 				// Another copy of the same part: keep the good pieces.
-				p.Version = o.Version()
+				p.ETag, p.ModTime = o.ETag, o.ModTime
+				p.SetVersion(o.Version())
 			} else {
 				e.opts.Progress.Event(Event{Kind: chunk.EventPartChanged, Part: o.Name, Message: fmt.Sprintf("part %s changed at the source (size or version differs); fetching it again from zero", o.Name)})
 				e.resetPart(p)
 				e.adopt(p, o)
 			}
 		}
-		p.URL, p.Encoding = o.URL, o.Encoding
+		// The same version may come with another mtime (an ETag names
+		// it) or address: reads go by the part's fields (partRun.object).
+		v := p.Version()
+		p.ETag, p.ModTime = o.ETag, o.ModTime
+		p.SetVersion(v)
+		p.SetAddress(o.URL, o.Encoding)
 		fresh := slices.Concat(refs.ByName[o.Name], o.Refs)
 		if e.repair {
 			// What the original source said still binds the repair copy.
-			fresh = slices.Concat(p.Refs, fresh)
+			fresh = slices.Concat(p.Refs(), fresh)
 		}
-		p.Refs = dedupeRefs(fresh)
+		partRefs := dedupeRefs(fresh)
 		if cs, ok := e.src.(source.Checksummer); ok && !p.Complete() {
 			more, err := cs.References(ctx, o)
 			if err != nil {
 				return err
 			}
-			p.Refs = append(p.Refs, more...)
+			partRefs = append(partRefs, more...)
 		}
+		p.SetRefs(partRefs)
 		if p.Status == chunk.Missing {
 			p.Status = chunk.Pending
 		}
-		r := &partRun{p: p, obj: o, idx: len(e.runs), n: chunk.Pieces(p.Size, st.PieceSize)}
+		r := &partRun{p: p, idx: len(e.runs), n: chunk.Pieces(p.Size, st.PieceSize)}
 		var algo string
-		algo, r.pieceRefs = pieceDigest(p.Refs, st.PieceSize, r.n, e.repair)
+		algo, r.pieceRefs = pieceDigest(partRefs, st.PieceSize, r.n, e.repair)
 		e.recheck(p, st.PieceSize, algo)
 		r.doneN = p.Done.Count(r.n)
 		parts = append(parts, p)
@@ -124,7 +139,7 @@ func (e *engine) prepare(ctx context.Context) error {
 	}
 	for name, why := range promised {
 		if !seen[name] && e.opts.Filter.Match(name) {
-			p := st.Find(name)
+			p := known[name]
 			if p == nil {
 				p = &chunk.Part{Name: name}
 			}
@@ -173,7 +188,8 @@ func dedupeRefs(refs []integrity.Reference) []integrity.Reference {
 }
 
 func (e *engine) adopt(p *chunk.Part, o source.Object) {
-	p.Size, p.Version, p.ETag, p.ModTime = o.Size, o.Version(), o.ETag, o.ModTime
+	p.Size, p.ETag, p.ModTime = o.Size, o.ETag, o.ModTime
+	p.SetVersion(o.Version())
 }
 
 // resetPart forgets every byte of p and removes its files.
@@ -181,7 +197,8 @@ func (e *engine) resetPart(p *chunk.Part) {
 	os.Remove(e.partialPath(p.Name))
 	os.Remove(e.finalPath(p.Name))
 	p.ResetPieces()
-	p.VerifiedBy, p.Error, p.Attempts = nil, "", 0
+	p.VerifiedBy, p.Error = nil, ""
+	p.SetAttempts(0)
 	p.Status = chunk.Pending
 }
 
@@ -222,8 +239,8 @@ func (e *engine) recheck(p *chunk.Part, pieceSize int64, algo string) {
 	}
 	// Progress inside pieces is checked when its piece is resumed
 	// (resumeHead); here only what cannot be resumed is dropped.
-	p.Partial = slices.DeleteFunc(p.Partial, func(pr chunk.Progress) bool {
-		return pr.Piece < 0 || pr.Piece >= n || p.Done.Has(pr.Piece) || pr.Bytes <= 0
+	p.KeepProgress(func(pr chunk.Progress) bool {
+		return pr.Piece >= 0 && pr.Piece < n && !p.Done.Has(pr.Piece) && pr.Bytes > 0
 	})
 	f, err := e.dir().OpenPlain(e.partialPath(p.Name))
 	if err != nil {

@@ -69,12 +69,12 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	// name).
 	r.dirty = true
 	e.touch(r)
-	if res.Err == nil && p.Found && len(res.VerifiedBy) == 0 {
+	if res.Err == nil && p.Found() && len(res.VerifiedBy) == 0 {
 		// Bytes found in DEST that nothing proves are not taken on trust.
 		e.refetchAll(r, fmt.Sprintf("part %s was found in DEST but no reference or check proves it; fetching it again", p.Name))
 		return nil
 	}
-	p.Found = false
+	p.SetFound(false)
 	if res.Err == nil {
 		mine := r.f
 		if fw != nil {
@@ -95,7 +95,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 			return source.Permanent(err)
 		}
 		p.SetProof(chunk.StampOf(fi), res.CRC32C)
-		p.VerifiedBy, p.Error = res.VerifiedBy, ""
+		p.VerifiedBy, p.Error = chunk.Labels(res.VerifiedBy), ""
 		kind := chunk.EventPartVerified
 		p.Status = chunk.Verified
 		if len(res.VerifiedBy) == 0 {
@@ -118,12 +118,12 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 	if !errors.Is(res.Err, integrity.ErrMismatch) && !errors.Is(res.Err, integrity.ErrFormat) {
 		return fmt.Errorf("verify %s: %w", p.Name, res.Err)
 	}
-	p.Attempts++
+	p.SetAttempts(p.Attempts() + 1)
 	p.Error = res.Err.Error()
 	bad := destdir.RefetchPieces(p.Size, e.st.PieceSize, r.n, res.BadPieces, res.BadPieceSize)
 	e.blamePieces(p, bad, res.Err)
 	// Every copy gets --retries tries (a repair's: one), mirrors.go.
-	if copies := e.copies(p.Name); e.repair && p.Attempts >= copies || p.Attempts >= e.opts.Retries*copies {
+	if copies := e.copies(p.Name); e.repair && p.Attempts() >= copies || p.Attempts() >= e.opts.Retries*copies {
 		p.Status = chunk.Broken
 		p.Error = e.explain(p.Name, p.Error)
 		msg := fmt.Sprintf("part %s is broken: %v", p.Name, p.Error)
@@ -142,7 +142,7 @@ func (e *engine) verifyPart(ctx context.Context, r *partRun) error {
 		p.ClearPiece(i)
 	}
 	e.reopen(r, bad[0])
-	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts+1, e.opts.Retries*e.copies(p.Name))})
+	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("part %s failed verification (%v); fetching %d piece(s) again (attempt %d/%d)", p.Name, res.Err, len(bad), p.Attempts()+1, e.opts.Retries*e.copies(p.Name))})
 	return nil
 }
 
@@ -170,7 +170,8 @@ func (e *engine) adoptFound(p *chunk.Part, pieceSize int64) {
 	for i := 0; i < n; i++ {
 		p.Done.Set(i)
 	}
-	p.Status, p.Found = chunk.Partial, true
+	p.Status = chunk.Partial
+	p.SetFound(true)
 	if e.hashed == nil {
 		e.hashed = map[string]bool{}
 	}
@@ -186,7 +187,7 @@ func (e *engine) refetchAll(r *partRun, msg string) {
 		}
 		r.p.ClearPiece(i)
 	}
-	r.p.Found = false
+	r.p.SetFound(false)
 	e.reopen(r, 0)
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: r.p.Name, Message: msg})
 }
@@ -240,7 +241,7 @@ func (e *engine) setCheck(ctx context.Context) error {
 	var fe *integrity.FormatError
 	if err == nil {
 		for _, p := range e.st.Parts {
-			p.SetCRC = ""
+			p.SetSetCRC("")
 			if p.Status == chunk.Unverified {
 				p.Status = chunk.Verified
 				p.VerifiedBy = append(p.VerifiedBy, e.opts.SetCheckLabel)
@@ -275,7 +276,8 @@ func (e *engine) setCheck(ctx context.Context) error {
 	}
 	e.blame(p, 0, p.Size, fe)
 	e.setTries++
-	p.SetCRC, p.Error = p.CRC32C, fe.Error()
+	p.Error = fe.Error()
+	p.SetSetCRC(p.CRC32C)
 	e.opts.Progress.Event(Event{Kind: chunk.EventRetry, Part: p.Name, Message: fmt.Sprintf("set decode failed (%v); fetching part %s again (%d/%d for the set)", fe, p.Name, e.setTries, e.opts.Retries-1)})
 	if err := e.dir().Unname(p); err != nil {
 		return err
@@ -308,10 +310,10 @@ func (e *engine) nextSuspect(cands []*chunk.Part) (*chunk.Part, string) {
 	}
 	var next *chunk.Part
 	for _, c := range cands {
-		if c.SetCRC != "" && c.SetCRC == c.CRC32C {
+		if c.SetCRC() != "" && c.SetCRC() == c.CRC32C {
 			continue // the source sent the same bytes again
 		}
-		if next == nil || next.SetCRC != "" && c.SetCRC == "" {
+		if next == nil || next.SetCRC() != "" && c.SetCRC() == "" {
 			next = c
 		}
 	}
@@ -329,7 +331,7 @@ func (e *engine) suspectsBroken(cands []*chunk.Part, fe *integrity.FormatError, 
 	detail := fmt.Sprintf("the set does not decode: %v; %s", fe, why)
 	for _, c := range cands {
 		if c.CRC32C != "" {
-			c.SetCRC = c.CRC32C
+			c.SetSetCRC(c.CRC32C)
 		}
 		c.Status, c.Error, c.VerifiedBy = chunk.Broken, detail, nil
 		if err := e.dir().Unname(c); err != nil {

@@ -142,7 +142,7 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 		}
 	}
 	n := chunk.Pieces(p.Size, st.PieceSize)
-	p.Attempts = 0
+	p.SetAttempts(0)
 	p.Status = chunk.Partial
 	p.ResetPieces()
 	p.PieceHash = chunk.PieceSHA256 // hashPieces below; prepare converts
@@ -155,7 +155,7 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 		e.hashed = map[string]bool{}
 	}
 	e.hashed[p.Name] = true // prepare's recheck need not read them again
-	want := pieceRefs(p.Refs, st.PieceSize, n)
+	want := pieceRefs(p.Refs(), st.PieceSize, n)
 	if want == nil {
 		if rh, ok := e.src.(source.RemoteHasher); ok {
 			all := make([]int, n)

@@ -63,7 +63,7 @@ func TestStopKeepsProgressInsidePieces(t *testing.T) {
 	first, st := stopMidPiece(t, srv, dest, "db.dump", "db.dump.1")
 	inPieces := 0
 	for _, p := range st.Parts {
-		inPieces += len(p.Partial)
+		inPieces += len(p.Partial())
 	}
 	if inPieces == 0 {
 		t.Fatalf("no progress inside a piece recorded after %d bytes", first.Pulled)
@@ -102,10 +102,10 @@ func TestResumedPrefixChangedOnDisk(t *testing.T) {
 	defer srv.Close()
 	first, st := stopMidPiece(t, srv, dest, "vm.img")
 	p := st.Find("vm.img")
-	if len(p.Partial) == 0 {
+	if len(p.Partial()) == 0 {
 		t.Fatal("no progress inside a piece recorded")
 	}
-	pr := p.Partial[0]
+	pr := p.Partial()[0]
 	off := int64(pr.Piece)*st.PieceSize + pr.Bytes/2
 	f, err := os.OpenFile(filepath.Join(dest, "vm.img.partial"), os.O_RDWR, 0)
 	if err != nil {

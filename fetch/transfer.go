@@ -150,7 +150,7 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 	defer watch.Stop()
 	asked := time.Now()
 	sp.asking(true)
-	rc, err := e.src.ReadRange(rctx, r.obj, off, n)
+	rc, err := e.src.ReadRange(rctx, r.object(), off, n)
 	if err != nil {
 		sp.asking(false)
 		return watch.Explain(err)
@@ -279,7 +279,7 @@ func (e *engine) stream(ctx context.Context, r *partRun, buf []byte) error {
 	defer cancel()
 	watch := stall.New(e.opts.Timeout, cancel)
 	defer watch.Stop()
-	rc, err := e.src.ReadRange(rctx, r.obj, 0, r.p.Size)
+	rc, err := e.src.ReadRange(rctx, r.object(), 0, r.p.Size)
 	if err != nil {
 		return watch.Explain(err)
 	}

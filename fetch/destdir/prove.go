@@ -29,11 +29,12 @@ import (
 //
 // `haul verify` re-reads everything.
 func Prove(ctx context.Context, path string, p *chunk.Part, pieceSize int64, hashes []string, setNames []string) integrity.Result {
-	refs := p.Refs
+	all := p.Refs()
+	refs := all
 	var proven []string
 	if hashes != nil {
 		refs = nil
-		for _, ref := range p.Refs {
+		for _, ref := range all {
 			if bad, ok := integrity.PieceMismatches(ref, pieceSize, hashes); ok && len(bad) == 0 {
 				proven = append(proven, ref.Label())
 				continue

@@ -119,7 +119,7 @@ func (d Dir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co int
 		p.ClearProof()
 		return
 	}
-	res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs, co)
+	res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs(), co)
 	if ctx.Err() != nil {
 		return
 	}
@@ -139,7 +139,7 @@ func (d Dir) checkOnDisk(ctx context.Context, p *chunk.Part, path string, co int
 			atomicfile.SyncDir(string(d))
 		}
 	}
-	p.Error, p.VerifiedBy = "", res.VerifiedBy
+	p.Error, p.VerifiedBy = "", chunk.Labels(res.VerifiedBy)
 	p.Status = chunk.Verified
 	if len(res.VerifiedBy) == 0 {
 		p.Status = chunk.Unverified
@@ -238,7 +238,7 @@ func Check(ctx context.Context, dest string, keep bool) ([]chunk.Change, error) 
 // proveFile proves a part file in full, as Verify does.
 func proveFile(st *chunk.State) func(context.Context, *chunk.Part, string) ([]string, string, error) {
 	return func(ctx context.Context, p *chunk.Part, path string) ([]string, string, error) {
-		res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs, Checks(path, p.Name, PartNames(st)))
+		res := integrity.VerifyFile(ctx, path, p.Name, p.Size, p.Refs(), Checks(path, p.Name, PartNames(st)))
 		return res.VerifiedBy, res.CRC32C, res.Err
 	}
 }
