@@ -66,11 +66,15 @@ func (e *engine) prepare(ctx context.Context) error {
 		st.PieceSize = e.opts.PieceSize
 	}
 
-	var parts []*chunk.Part
+	// Names that the archive itself (Bitrix LN) or the numbering promises
+	// but the source lacks: worked out before the parts are, so that its
+	// maps are gone when they are made (peak memory at 100,000 parts).
+	promised := source.Promised(e.src, set)
+	parts := make([]*chunk.Part, 0, len(set.Parts))
 	e.runs = make([]*partRun, 0, len(set.Parts))
-	seen := make(map[string]bool, len(set.Parts))
-	// By name: st.Find per part was quadratic (10^10 compares when a run
-	// resumes 100,000 parts).
+	// The state's parts by name, each taken out when listed: st.Find per
+	// part was quadratic (10^10 compares when 100,000 parts resume), and
+	// what is left are the parts the source no longer lists.
 	known := make(map[string]*chunk.Part, len(st.Parts))
 	for _, p := range st.Parts {
 		if known[p.Name] == nil {
@@ -78,8 +82,9 @@ func (e *engine) prepare(ctx context.Context) error {
 		}
 	}
 	for _, o := range set.Parts {
-		seen[o.Name] = true
 		p := known[o.Name]
+		delete(known, o.Name)
+		delete(promised, o.Name)
 		if p == nil {
 			p = &chunk.Part{Name: o.Name, Status: chunk.Pending}
 			e.adopt(p, o)
@@ -102,6 +107,7 @@ func (e *engine) prepare(ctx context.Context) error {
 		p.SetVersion(v)
 		p.SetAddress(o.URL, o.Encoding)
 		fresh := slices.Concat(refs.ByName[o.Name], o.Refs)
+		delete(refs.ByName, o.Name) // what is left names parts the source lacks
 		if e.repair {
 			// What the original source said still binds the repair copy.
 			fresh = slices.Concat(p.Refs(), fresh)
@@ -131,15 +137,14 @@ func (e *engine) prepare(ctx context.Context) error {
 		}
 		e.runs = append(e.runs, r)
 	}
-	// Names that a sum file, a manifest or the archive itself (Bitrix LN)
-	// promises but the source lacks.
-	promised := source.Promised(e.src, set)
+	// Names that a sum file or a manifest promises but the source lacks.
 	for name := range refs.ByName {
 		promised[name] = "named by a reference file"
 	}
 	for name, why := range promised {
-		if !seen[name] && e.opts.Filter.Match(name) {
+		if e.opts.Filter.Match(name) {
 			p := known[name]
+			delete(known, name)
 			if p == nil {
 				p = &chunk.Part{Name: name}
 			}
@@ -148,14 +153,13 @@ func (e *engine) prepare(ctx context.Context) error {
 				p.Error = why + " but not found at the source"
 				e.opts.Progress.Event(Event{Kind: chunk.EventPartMissing, Part: name, Message: "part " + name + " is " + why + " but not found at " + e.src.String()})
 			}
-			seen[name] = true
 			parts = append(parts, p)
 		}
 	}
 	// Parts from an earlier run that are complete stay (in repair, all
 	// stay: the repair source may hold only some of them).
 	for _, p := range st.Parts {
-		if !seen[p.Name] && (p.Complete() || e.repair) {
+		if known[p.Name] == p && (p.Complete() || e.repair) {
 			parts = append(parts, p)
 		}
 	}
