@@ -39,7 +39,7 @@ type partJSON struct {
 
 // MarshalJSON writes the part as state.json always had it.
 func (p *Part) MarshalJSON() ([]byte, error) {
-	return json.Marshal(&partJSON{Name: p.Name, Size: p.Size, Version: p.Version(), ETag: p.ETag, ModTime: p.ModTime,
+	return json.Marshal(&partJSON{Name: p.Name, Size: p.Size, Version: p.Version(), ETag: p.ETag, ModTime: p.ModTime(),
 		URL: p.URL(), Encoding: p.Encoding(), Refs: p.Refs(), Done: p.Done, Hashes: p.Hashes, Partial: p.Partial(),
 		PieceHash: p.PieceHash, Status: p.Status, VerifiedBy: p.VerifiedBy, Error: p.Error, Attempts: p.Attempts(),
 		Dev: p.Dev, Ino: p.Ino, MtimeNS: p.MtimeNS, DiskSize: p.DiskSize, CRC32C: p.CRC32C, SetCRC: p.SetCRC(), Found: p.Found()})
@@ -52,9 +52,10 @@ func (p *Part) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*p = Part{Name: w.Name, Size: w.Size, ETag: w.ETag, ModTime: w.ModTime, Done: w.Done, Hashes: w.Hashes,
+	*p = Part{Name: w.Name, Size: w.Size, ETag: w.ETag, Done: w.Done, Hashes: w.Hashes,
 		PieceHash: w.PieceHash, Status: w.Status, VerifiedBy: w.VerifiedBy, Error: w.Error,
 		Dev: w.Dev, Ino: w.Ino, MtimeNS: w.MtimeNS, DiskSize: w.DiskSize, CRC32C: w.CRC32C}
+	p.SetModTime(w.ModTime)
 	p.SetVersion(w.Version)
 	p.SetRefs(w.Refs)
 	p.SetAddress(w.URL, w.Encoding)

@@ -42,7 +42,8 @@ func TestPartJSONRoundTrip(t *testing.T) {
 // The accessors of the out-of-line fields, and a part that had them and
 // then had none keeps nothing out of line.
 func TestPartExtra(t *testing.T) {
-	p := &Part{Name: "x", Size: 3, ModTime: time.Unix(1e9, 5)}
+	p := &Part{Name: "x", Size: 3}
+	p.SetModTime(time.Unix(1e9, 5))
 	p.SetVersion("mtime:2001-09-09T01:46:40.000000005Z,size:3")
 	if p.x != nil {
 		t.Fatalf("a version the part's fields make is stored: %+v", p.x)
@@ -72,7 +73,7 @@ func TestPartExtra(t *testing.T) {
 	if p.x != nil {
 		t.Fatalf("nothing out of line is set, but %+v is kept", *p.x)
 	}
-	if s := unsafe.Sizeof(Part{}); s > 288 {
+	if s := unsafe.Sizeof(Part{}); s > 256 {
 		t.Fatalf("Part is %d bytes; keep what few parts have out of line", s)
 	}
 }
@@ -103,5 +104,32 @@ func TestPartRefs(t *testing.T) {
 	p.SetRefs(nil)
 	if p.Refs() != nil || p.refs != nil {
 		t.Fatalf("no refs set, but %v kept", p.refs)
+	}
+}
+
+// Modification times come back as the same instant, the zero time as
+// zero, including those eight bytes of nanoseconds cannot hold.
+func TestPartModTime(t *testing.T) {
+	for _, mt := range []time.Time{
+		{},
+		time.Unix(0, 0),
+		time.Unix(1e9, 5).In(time.FixedZone("x", 3*3600)),
+		time.Date(1500, 1, 2, 3, 4, 5, 6, time.UTC),
+		time.Date(3000, 1, 2, 3, 4, 5, 6, time.UTC),
+	} {
+		p := &Part{Name: "x"}
+		p.SetModTime(mt)
+		if got := p.ModTime(); !got.Equal(mt) || got.IsZero() != mt.IsZero() {
+			t.Errorf("SetModTime(%v): ModTime() = %v", mt, got)
+		}
+		b, _ := json.Marshal(p)
+		var q Part
+		if err := json.Unmarshal(b, &q); err != nil || !q.ModTime().Equal(mt) {
+			t.Errorf("%v through JSON: %v (%v)", mt, q.ModTime(), err)
+		}
+		p.SetModTime(time.Time{})
+		if p.x != nil || !p.ModTime().IsZero() {
+			t.Errorf("after SetModTime(zero): %v, out of line %v", p.ModTime(), p.x)
+		}
 	}
 }

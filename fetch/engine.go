@@ -100,7 +100,7 @@ type partRun struct {
 // part) besides the part.
 func (r *partRun) object() source.Object {
 	p := r.p
-	return source.Object{Name: p.Name, Size: p.Size, ETag: p.ETag, ModTime: p.ModTime, URL: p.URL(), Encoding: p.Encoding()}
+	return source.Object{Name: p.Name, Size: p.Size, ETag: p.ETag, ModTime: p.ModTime(), URL: p.URL(), Encoding: p.Encoding()}
 }
 
 // missing reports whether piece i is neither durable nor written.

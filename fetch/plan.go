@@ -92,7 +92,8 @@ func (e *engine) prepare(ctx context.Context) error {
 		} else if p.Version() != o.Version() || p.Size != o.Size {
 			if e.repair && p.Size == o.Size {
 				// Another copy of the same part: keep the good pieces.
-				p.ETag, p.ModTime = o.ETag, o.ModTime
+				p.ETag = o.ETag
+				p.SetModTime(o.ModTime)
 				p.SetVersion(o.Version())
 			} else {
 				e.opts.Progress.Event(Event{Kind: chunk.EventPartChanged, Part: o.Name, Message: fmt.Sprintf("part %s changed at the source (size or version differs); fetching it again from zero", o.Name)})
@@ -103,7 +104,8 @@ func (e *engine) prepare(ctx context.Context) error {
 		// The same version may come with another mtime (an ETag names
 		// it) or address: reads go by the part's fields (partRun.object).
 		v := p.Version()
-		p.ETag, p.ModTime = o.ETag, o.ModTime
+		p.ETag = o.ETag
+		p.SetModTime(o.ModTime)
 		p.SetVersion(v)
 		p.SetAddress(o.URL, o.Encoding)
 		fresh := slices.Concat(refs.ByName[o.Name], o.Refs)
@@ -192,7 +194,8 @@ func dedupeRefs(refs []integrity.Reference) []integrity.Reference {
 }
 
 func (e *engine) adopt(p *chunk.Part, o source.Object) {
-	p.Size, p.ETag, p.ModTime = o.Size, o.ETag, o.ModTime
+	p.Size, p.ETag = o.Size, o.ETag
+	p.SetModTime(o.ModTime)
 	p.SetVersion(o.Version())
 }
 
