@@ -85,11 +85,12 @@ type partRun struct {
 	flights       map[int]*flight        // the pieces in inflight, with their spans
 	written       map[int][]byte         // piece → digest, written but not yet fsynced
 	stopped       map[int]chunk.Progress // progress of pieces that left flight unfinished, not yet durable
+	pieceRefs     []string               // per-piece SHA-256 from a manifest, nil when none
 	dirty         bool                   // p changed beyond its pieces: the next commit records it whole
 	verifying     bool
-	pieceRefs     []string // per-piece SHA-256 from a manifest, nil when none
 	// whole is set when the server ignores Range for this object: it is
-	// then fetched in one stream (streaming) by one worker.
+	// then fetched in one stream (streaming) by one worker. (The flags
+	// sit together: one per part, 100,000 parts, 8 bytes each apart.)
 	whole, streaming bool
 	follow           *destdir.Follower // proves the part while it comes
 }
