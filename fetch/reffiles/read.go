@@ -61,6 +61,10 @@ func (rd Reader) Load(ctx context.Context, src source.Source, files []source.Obj
 		if err != nil {
 			return err
 		}
+		if len(idx.ByName) == 0 {
+			idx.ByName = refs // the first file: its map is the index, not copied (100,000 lines: 16 MB)
+			return nil
+		}
 		for n, rs := range refs {
 			idx.ByName[n] = append(idx.ByName[n], rs...)
 		}
@@ -76,7 +80,9 @@ func (rd Reader) Load(ctx context.Context, src source.Source, files []source.Obj
 		return nil, err
 	}
 	for i, o := range files {
-		if err := add(o.Name, bytes.NewReader(datas[i])); err != nil {
+		data := datas[i]
+		datas[i] = nil // parsed files are let go one by one: a set's SHA256SUMS can be megabytes
+		if err := add(o.Name, bytes.NewReader(data)); err != nil {
 			return nil, source.Permanent(err)
 		}
 	}
