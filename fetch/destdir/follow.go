@@ -134,7 +134,7 @@ func Follow(ctx context.Context, d Dir, p *chunk.Part, setNames []string) (*Foll
 		return nil, err
 	}
 	checks := integrity.DetectChecks(p.Name, head[:n], setNames)
-	refs := integrity.Strongest(p.Refs, false)
+	refs := integrity.Strongest(p.Refs(), false)
 	ctx, cancel := context.WithCancel(ctx)
 	fw := &Follower{
 		f:      f,

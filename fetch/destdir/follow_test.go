@@ -26,7 +26,8 @@ func followPart(t *testing.T, size int) (Dir, *chunk.Part, []byte) {
 		b[i] = byte(rng.Uint32())
 	}
 	sum := sha256.Sum256(b)
-	p := &chunk.Part{Name: "big.bin", Size: int64(size), Refs: []integrity.Reference{{Algo: integrity.SHA256, Sum: hex.EncodeToString(sum[:]), Origin: "SHA256SUMS"}}}
+	p := &chunk.Part{Name: "big.bin", Size: int64(size)}
+	p.SetRefs([]integrity.Reference{{Algo: integrity.SHA256, Sum: hex.EncodeToString(sum[:]), Origin: "SHA256SUMS"}})
 	if err := os.WriteFile(d.PartialPath(p.Name), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestFollowerReadsOnlyDurableStretches(t *testing.T) {
 	if !ok || res.Err != nil || !slices.Equal(res.VerifiedBy, []string{"sha256:SHA256SUMS"}) {
 		t.Fatalf("Result = %+v, ok %v; want verified by sha256:SHA256SUMS", res, ok)
 	}
-	after := integrity.VerifyFile(context.Background(), path, p.Name, p.Size, p.Refs, Checks(path, p.Name, []string{p.Name}))
+	after := integrity.VerifyFile(context.Background(), path, p.Name, p.Size, p.Refs(), Checks(path, p.Name, []string{p.Name}))
 	if res.CRC32C != after.CRC32C {
 		t.Fatalf("CRC-32C %s, the pass after the fact says %s", res.CRC32C, after.CRC32C)
 	}
