@@ -224,6 +224,15 @@ func (p *Part) SetVersion(v string) {
 // would make another one.
 const noVersion = "\x00"
 
+// SetListing records what the source listed for the part's bytes: its
+// ETag, modification time and version token (set after the two, so that
+// a token they make is not stored).
+func (p *Part) SetListing(etag string, mtime time.Time, version string) {
+	p.ETag = etag
+	p.SetModTime(mtime)
+	p.SetVersion(version)
+}
+
 // URL is the part's own address for per-object sources (HTTP). Secret.
 func (p *Part) URL() string {
 	if p.x == nil {

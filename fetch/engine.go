@@ -89,19 +89,15 @@ type partRun struct {
 	dirty         bool                   // p changed beyond its pieces: the next commit records it whole
 	verifying     bool
 	// whole is set when the server ignores Range for this object: it is
-	// then fetched in one stream (streaming) by one worker. (The flags
-	// sit together: one per part, 100,000 parts, 8 bytes each apart.)
+	// then fetched in one stream (streaming) by one worker.
 	whole, streaming bool
 	follow           *destdir.Follower // proves the part while it comes
 }
 
-// object is the source's object of the part, as listed: prepare keeps
-// the part's size, version fields, URL and encoding those of the listing,
-// so a run does not hold a copy of every object (120 bytes and more a
-// part) besides the part.
+// object is the part's object as listed (prepare keeps the part's fields
+// the listing's), rather than a copy held per part.
 func (r *partRun) object() source.Object {
-	p := r.p
-	return source.Object{Name: p.Name, Size: p.Size, ETag: p.ETag, ModTime: p.ModTime(), URL: p.URL(), Encoding: p.Encoding()}
+	return source.Object{Name: r.p.Name, Size: r.p.Size, ETag: r.p.ETag, ModTime: r.p.ModTime(), URL: r.p.URL(), Encoding: r.p.Encoding()}
 }
 
 // missing reports whether piece i is neither durable nor written.

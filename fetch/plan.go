@@ -66,20 +66,14 @@ func (e *engine) prepare(ctx context.Context) error {
 		st.PieceSize = e.opts.PieceSize
 	}
 
-	// Names that the archive itself (Bitrix LN) or the numbering promises
-	// but the source lacks: worked out before the parts are, so that its
-	// maps are gone when they are made (peak memory at 100,000 parts).
+	// Names promised (Bitrix LN, numbering gaps) first: their maps go before the parts come.
 	promised := source.Promised(e.src, set)
 	parts := make([]*chunk.Part, 0, len(set.Parts))
 	e.runs = make([]*partRun, 0, len(set.Parts))
-	// The state's parts by name, each taken out when listed: st.Find per
-	// part was quadratic (10^10 compares when 100,000 parts resume), and
-	// what is left are the parts the source no longer lists.
+	// The state's parts by name (st.Find was quadratic); what is left is not listed.
 	known := make(map[string]*chunk.Part, len(st.Parts))
-	for _, p := range st.Parts {
-		if known[p.Name] == nil {
-			known[p.Name] = p
-		}
+	for _, p := range slices.Backward(st.Parts) {
+		known[p.Name] = p // the first of a name, as st.Find
 	}
 	for _, o := range set.Parts {
 		p := known[o.Name]
@@ -92,21 +86,14 @@ func (e *engine) prepare(ctx context.Context) error {
 		} else if p.Version() != o.Version() || p.Size != o.Size {
 			if e.repair && p.Size == o.Size {
 				// Another copy of the same part: keep the good pieces.
-				p.ETag = o.ETag
-				p.SetModTime(o.ModTime)
-				p.SetVersion(o.Version())
+				p.SetListing(o.ETag, o.ModTime, o.Version())
 			} else {
 				e.opts.Progress.Event(Event{Kind: chunk.EventPartChanged, Part: o.Name, Message: fmt.Sprintf("part %s changed at the source (size or version differs); fetching it again from zero", o.Name)})
 				e.resetPart(p)
 				e.adopt(p, o)
 			}
 		}
-		// The same version may come with another mtime (an ETag names
-		// it) or address: reads go by the part's fields (partRun.object).
-		v := p.Version()
-		p.ETag = o.ETag
-		p.SetModTime(o.ModTime)
-		p.SetVersion(v)
+		p.SetListing(o.ETag, o.ModTime, p.Version())
 		p.SetAddress(o.URL, o.Encoding)
 		fresh := slices.Concat(refs.ByName[o.Name], o.Refs)
 		delete(refs.ByName, o.Name) // what is left names parts the source lacks
@@ -194,9 +181,8 @@ func dedupeRefs(refs []integrity.Reference) []integrity.Reference {
 }
 
 func (e *engine) adopt(p *chunk.Part, o source.Object) {
-	p.Size, p.ETag = o.Size, o.ETag
-	p.SetModTime(o.ModTime)
-	p.SetVersion(o.Version())
+	p.Size = o.Size
+	p.SetListing(o.ETag, o.ModTime, o.Version())
 }
 
 // resetPart forgets every byte of p and removes its files.
