@@ -101,6 +101,10 @@ func TestPartRefs(t *testing.T) {
 	if got := p.Refs(); !reflect.DeepEqual(got, refs[:1]) || p.x != nil {
 		t.Fatalf("after SetRefs of one digest: %+v, out of line %v", got, p.x)
 	}
+	p.SetRefs(append(refs[:1:1], refs...))
+	if got := p.Refs(); !reflect.DeepEqual(got, refs) {
+		t.Fatalf("a reference set twice is kept twice: %+v", got)
+	}
 	p.SetRefs(nil)
 	if p.Refs() != nil || p.refs != nil {
 		t.Fatalf("no refs set, but %v kept", p.refs)

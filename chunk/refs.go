@@ -102,13 +102,19 @@ func (p *Part) Refs() []integrity.Reference {
 	return out
 }
 
-// SetRefs replaces the part's references with refs.
+// SetRefs replaces the part's references with refs, each kept once (the
+// same algorithm, sum and origin twice is one reference).
 func (p *Part) SetRefs(refs []integrity.Reference) {
 	if p.x != nil {
 		p.x.refs = nil
 	}
 	var b []byte
-	for _, r := range refs {
+	for i, r := range refs {
+		if slices.ContainsFunc(refs[:i], func(o integrity.Reference) bool {
+			return o.Algo == r.Algo && o.Sum == r.Sum && o.Origin == r.Origin
+		}) {
+			continue
+		}
 		sum, ok := simpleSum(r)
 		if !ok {
 			x := p.extra(true)

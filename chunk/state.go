@@ -477,6 +477,16 @@ func (s *State) Find(name string) *Part {
 	return nil
 }
 
+// ByName returns the parts by name (the first of a name, as Find), for
+// finding many: Find per part is quadratic.
+func (s *State) ByName() map[string]*Part {
+	m := make(map[string]*Part, len(s.Parts))
+	for _, p := range slices.Backward(s.Parts) {
+		m[p.Name] = p
+	}
+	return m
+}
+
 // BytesDone is the sum of the sizes of done pieces and of the durable
 // progress inside unfinished ones.
 func (p *Part) BytesDone(pieceSize int64) int64 {

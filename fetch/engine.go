@@ -94,8 +94,7 @@ type partRun struct {
 	follow           *destdir.Follower // proves the part while it comes
 }
 
-// object is the part's object as listed (prepare keeps the part's fields
-// the listing's), rather than a copy held per part.
+// object is the part's object as listed (prepare keeps its fields so).
 func (r *partRun) object() source.Object {
 	return source.Object{Name: r.p.Name, Size: r.p.Size, ETag: r.p.ETag, ModTime: r.p.ModTime(), URL: r.p.URL(), Encoding: r.p.Encoding()}
 }

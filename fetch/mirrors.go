@@ -54,7 +54,7 @@ func (e *engine) copies(part string) int { return max(1, source.HealerOf(e.src).
 // failed proof, so that they are read from another copy next (one whose
 // hash matches p's references, where a copy can say).
 func (e *engine) blame(p *chunk.Part, off, n int64, err error) {
-	source.HealerOf(e.src).Blame(p.Name, off, n, err.Error(), p.Refs)
+	source.HealerOf(e.src).Blame(p.Name, off, n, err.Error(), p.Refs())
 }
 
 // blamePieces blames the runs of consecutive pieces in bad (sorted).

@@ -70,11 +70,7 @@ func (e *engine) prepare(ctx context.Context) error {
 	promised := source.Promised(e.src, set)
 	parts := make([]*chunk.Part, 0, len(set.Parts))
 	e.runs = make([]*partRun, 0, len(set.Parts))
-	// The state's parts by name (st.Find was quadratic); what is left is not listed.
-	known := make(map[string]*chunk.Part, len(st.Parts))
-	for _, p := range slices.Backward(st.Parts) {
-		known[p.Name] = p // the first of a name, as st.Find
-	}
+	known := st.ByName() // st.Find per part was quadratic; what is left is not listed
 	for _, o := range set.Parts {
 		p := known[o.Name]
 		delete(known, o.Name)
@@ -101,7 +97,7 @@ func (e *engine) prepare(ctx context.Context) error {
 			// What the original source said still binds the repair copy.
 			fresh = slices.Concat(p.Refs(), fresh)
 		}
-		partRefs := dedupeRefs(fresh)
+		partRefs := fresh
 		if cs, ok := e.src.(source.Checksummer); ok && !p.Complete() {
 			more, err := cs.References(ctx, o)
 			if err != nil {
@@ -166,18 +162,6 @@ func (e *engine) prepare(ctx context.Context) error {
 	}
 	e.opts.Progress.Plan(plan)
 	return nil
-}
-
-func dedupeRefs(refs []integrity.Reference) []integrity.Reference {
-	var out []integrity.Reference
-	for _, r := range refs {
-		if !slices.ContainsFunc(out, func(o integrity.Reference) bool {
-			return o.Algo == r.Algo && o.Sum == r.Sum && o.Origin == r.Origin
-		}) {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func (e *engine) adopt(p *chunk.Part, o source.Object) {
