@@ -143,7 +143,7 @@ func Recheck(ctx context.Context, dest string, st *State, o RecheckOptions) (cha
 // NotPlain is the verdict on a part file that is not DEST's own plain
 // file (why is safefs.Problem's: "has 2 hard links", …).
 func NotPlain(path, why string) string {
-	return fmt.Sprintf("%s %s, so it does not count as verified; the part is fetched again into a new file (the file under the other name is left alone)", path, why)
+	return fmt.Sprintf("%s %s, so it does not count as verified; haul repair (or haul run) removes that name and fetches the part again into a new file, leaving the file under the other name alone", path, why)
 }
 
 // reprove1 proves a part whose file changed since it was proven; it
