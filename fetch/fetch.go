@@ -27,7 +27,7 @@ type Options struct {
 	Connections int   // -j, default 8
 	PieceSize   int64 // --chunk-size, default 8 MiB
 	// AutoPieceSize lets a set of small parts use smaller pieces (no
-	// --chunk-size given): see autoPieceSize.
+	// --chunk-size given): see pieceplan.AutoSize.
 	AutoPieceSize bool
 	Retries       int              // attempts per piece, default 10
 	Timeout       time.Duration    // stall timeout, default 60 s

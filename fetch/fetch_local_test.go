@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/pieceplan"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/gen"
@@ -279,7 +280,7 @@ func TestAutoPieceSize(t *testing.T) {
 		{"28 MiB in 8 parts, -j16", sizes(8, 3584<<10), 16, 448 << 10},
 		{"tiny set stops at 256 KiB", sizes(2, 100<<10), 8, 256 << 10},
 	} {
-		if got := autoPieceSize(c.parts, 8<<20, c.j); got != c.want {
+		if got := pieceplan.AutoSize(c.parts, 8<<20, c.j); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}

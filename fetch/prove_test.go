@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/pieceplan"
 	"github.com/haul-dev/haul/fetch/source"
 	"github.com/haul-dev/haul/integrity"
 	"github.com/haul-dev/haul/internal/testenv"
@@ -188,7 +189,7 @@ func TestPieceDigestChoice(t *testing.T) {
 		{"SHA256SUMS alone, repair", []integrity.Reference{sums}, true, chunk.PieceCRC32C},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			algo, refs := pieceDigest(tc.refs, 4, 2, tc.repair)
+			algo, refs := pieceplan.Digest(tc.refs, 4, 2, tc.repair)
 			if algo != tc.want || (refs != nil) != (tc.want == chunk.PieceSHA256) {
 				t.Fatalf("got %s with piece refs %v, want %s", algo, refs, tc.want)
 			}

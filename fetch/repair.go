@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/haul-dev/haul/chunk"
+	"github.com/haul-dev/haul/fetch/pieceplan"
 	"github.com/haul-dev/haul/fetch/source"
 )
 
@@ -155,7 +156,7 @@ func (e *engine) markBadPieces(ctx context.Context, st *chunk.State, p *chunk.Pa
 		e.hashed = map[string]bool{}
 	}
 	e.hashed[p.Name] = true // prepare's recheck need not read them again
-	want := pieceRefs(p.Refs(), st.PieceSize, n)
+	want := pieceplan.Refs(p.Refs(), st.PieceSize, n)
 	if want == nil {
 		if rh, ok := e.src.(source.RemoteHasher); ok {
 			all := make([]int, n)
