@@ -78,6 +78,7 @@ type partRun struct {
 	idx int // in engine.runs
 	n   int // pieces
 	f   *os.File
+	wmu sync.Mutex // one write into f at a time (writeAt)
 	// doneN counts the pieces in p.Done; cursor is the first piece that
 	// may be missing and not in flight (lowered when one becomes so).
 	doneN, cursor int
@@ -431,7 +432,7 @@ func (e *engine) written(r *partRun, i int, sum []byte) {
 	if r.p.Status == chunk.Pending {
 		r.p.Status = chunk.Partial
 	}
-	if e.backlog >= maxBacklog {
+	if e.backlog >= maxBacklog/2 { // the commit's fsync overlaps the next writes
 		select {
 		case e.nudge <- struct{}{}:
 		default: // a commit is already asked for
