@@ -45,6 +45,9 @@ type Config struct {
 	// of its one big part (0: left out).
 	ScaleRuns []ScaleRun
 	ScaleBig  int64
+	// SettleBig is the pause before each run of the big part, for the
+	// disk to finish writing what the run before left it.
+	SettleBig time.Duration
 
 	Trace string        // directory for per-run byte traces ("" = none)
 	Limit time.Duration // longest any one child process may run

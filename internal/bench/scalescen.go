@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -134,42 +135,70 @@ func (c *Config) scaleSteps(ctx context.Context, dest, sum, largest string) ([]C
 }
 
 // scaleBig fetches one part of c.ScaleBig bytes at --chunk-size 256K and
-// copies it with cp && sync.
+// copies it with cp && sync, alternating which goes first. Each run starts
+// from the same state (settle): outputs removed, dirty pages written, the
+// page cache dropped where the bench may (root), the source read once so
+// that both tools read it from memory, and a pause for the disk to finish
+// what the run before left it.
 func (c *Config) scaleBig(ctx context.Context) (Table, error) {
 	src := filepath.Join(c.Work, "scale-big-src")
 	t := Table{Title: fmt.Sprintf("One part of %s at --chunk-size 256K against cp && sync", units.FormatBytes(c.ScaleBig)),
-		Note: fmt.Sprintf("medians of %d interleaved runs; snapshots is how often state.json was rewritten (the log takes the commits between)", c.Rounds),
 		Head: []string{"pieces", "haul s", "cp && sync s", "ratio", "per-round ratios", "haul CPU s", "cp CPU s", "haul max RSS MiB", "snapshots", "state.log bytes at the end", "load average", "identical"}}
 	if _, err := manyParts(src, 1, c.ScaleBig, int64(c.Seed)); err != nil {
 		return t, err
 	}
 	defer removeAll(src)
 	dest, copyTo := filepath.Join(c.Work, "scale-big-dest"), filepath.Join(c.Work, "scale-big-cp")
-	var hs, cs []Proc
-	var ratios, loads []string
-	same, snaps, logBytes := "yes", "", ""
-	for r := 0; r < c.Rounds; r++ {
+	dropped := false
+	settle := func() {
 		removeAll(dest)
 		removeAll(copyTo)
 		os.MkdirAll(copyTo, 0o755)
 		syncFS()
-		h, err := c.haulCmd(ctx, "fetch", "--progress", "none", "--chunk-size", "256K", src, dest)
-		if err != nil {
+		dropped = dropCaches()
+		readAll(src)
+		time.Sleep(c.SettleBig)
+	}
+	var hs, cs []Proc
+	var ratios, loads []string
+	same, snaps, logBytes := "yes", "", ""
+	for r := 0; r < c.Rounds; r++ {
+		var h, p Proc
+		haulRun := func() error {
+			settle()
+			var err error
+			if h, err = c.haulCmd(ctx, "fetch", "--progress", "none", "--chunk-size", "256K", src, dest); err != nil {
+				return err
+			}
+			if st, err := chunk.Load(dest); err == nil {
+				snaps = fmt.Sprint(st.Gen)
+			}
+			if fi, err := os.Stat(chunk.LogPath(dest)); err == nil {
+				logBytes = fmt.Sprint(fi.Size())
+			}
+			if d := sameDir(src, dest); d != "" {
+				same = "NO: " + d
+			}
+			return nil
+		}
+		cpRun := func() error {
+			settle()
+			var err error
+			p, err = runProc(ctx, exec.Command("sh", "-c", `cp -r "$1"/. "$2"/ && sync`, "sh", src, copyTo), c.Limit)
+			if err != nil || p.Exit != 0 {
+				return fmt.Errorf("cp: exit %d %v: %s", p.Exit, err, lastLine(p.Tail))
+			}
+			return nil
+		}
+		first, second := haulRun, cpRun
+		if r%2 == 1 {
+			first, second = cpRun, haulRun
+		}
+		if err := first(); err != nil {
 			return t, err
 		}
-		if d := sameDir(src, dest); d != "" {
-			same = "NO: " + d
-		}
-		if st, err := chunk.Load(dest); err == nil {
-			snaps = fmt.Sprint(st.Gen)
-		}
-		if fi, err := os.Stat(chunk.LogPath(dest)); err == nil {
-			logBytes = fmt.Sprint(fi.Size())
-		}
-		syncFS()
-		p, err := runProc(ctx, exec.Command("sh", "-c", `cp -r "$1"/. "$2"/ && sync`, "sh", src, copyTo), c.Limit)
-		if err != nil || p.Exit != 0 {
-			return t, fmt.Errorf("cp: exit %d %v: %s", p.Exit, err, lastLine(p.Tail))
+		if err := second(); err != nil {
+			return t, err
 		}
 		hs, cs = append(hs, h), append(cs, p)
 		ratios = append(ratios, fmt.Sprintf("%.2f", h.Wall.Seconds()/p.Wall.Seconds()))
@@ -178,11 +207,35 @@ func (c *Config) scaleBig(ctx context.Context) (Table, error) {
 	}
 	removeAll(dest)
 	removeAll(copyTo)
+	cache := "the page cache dropped, "
+	if !dropped {
+		cache = "the page cache not dropped (not root), "
+	}
+	t.Note = fmt.Sprintf("medians of %d runs, haul and cp alternating which goes first; before each run %sthe source read once, then a %s pause; snapshots is how often state.json was rewritten (the log takes the commits between)", c.Rounds, cache, c.SettleBig)
 	hw, cw := medianOf(hs, wallOf), medianOf(cs, wallOf)
 	t.Rows = append(t.Rows, []string{fmt.Sprint(chunk.Pieces(c.ScaleBig, 256<<10)), fmt.Sprintf("%.2f", hw), fmt.Sprintf("%.2f", cw), fmt.Sprintf("%.2f", hw/cw),
 		strings.Join(ratios, " / "), fmt.Sprintf("%.2f", medianOf(hs, cpuOf)), fmt.Sprintf("%.2f", medianOf(cs, cpuOf)), mib(medianOf(hs, rssOf)), snaps, logBytes,
 		strings.Join(loads, " / "), same})
 	return t, nil
+}
+
+// dropCaches asks the kernel to drop clean page-cache pages, dentries and
+// inodes (root only); it reports whether it could.
+func dropCaches() bool {
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0) == nil
+}
+
+// readAll reads every file under dir once, so that it is in the page cache.
+func readAll(dir string) {
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if f, err := os.Open(p); err == nil {
+				io.Copy(io.Discard, f)
+				f.Close()
+			}
+		}
+		return nil
+	})
 }
 
 // loadAverage is the 1-minute load average, "?" where /proc has none.

@@ -144,6 +144,7 @@ func run() error {
 		SiteSize:  512 << 20,
 		ScaleRuns: []bench.ScaleRun{{Parts: 1000, Size: 16 << 10}, {Parts: 10000, Size: 16 << 10}, {Parts: 2000, Size: 1 << 20}, {Parts: 20000, Size: 64 << 10}, {Parts: 100000, Size: 16 << 10}},
 		ScaleBig:  1 << 30,
+		SettleBig: 15 * time.Second,
 		Soak:      bench.SoakConfig{FetchKills: 50, RestoreKills: 20, Size: 16 << 20, RestoreSize: 256 << 20},
 		Limit:     10 * time.Minute,
 		Log:       os.Stderr,
@@ -183,6 +184,7 @@ func run() error {
 	flag.StringVar(&c.Trace, "trace", "", "write each network run's byte counter (10 ms samples) as CSV into DIR")
 	flag.Var(scaleVal{&c.ScaleRuns}, "scale", "(h): sets as PARTSxSIZE, comma-separated (1000x16K,2000x1M), or none")
 	flag.Var(sizeVal{&c.ScaleBig}, "scale-big", "(h): size of the one big part at --chunk-size 256K (0: none)")
+	flag.DurationVar(&c.SettleBig, "settle-big", c.SettleBig, "(h): pause before each run of the big part, for the disk to finish the run before")
 	flag.DurationVar(&c.Limit, "limit", c.Limit, "longest any one child process may run")
 	flag.Parse()
 	c.Link.Seed, c.Faults.Seed = c.Seed, c.Seed
