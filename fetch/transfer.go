@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
@@ -170,11 +171,27 @@ func (e *engine) pull(ctx context.Context, r *partRun, sp *span, h hash.Hash, bu
 // stops at sp.end, which a split may lower while it runs (the response
 // is then closed early).
 func (e *engine) copySpan(body io.Reader, r *partRun, sp *span, h hash.Hash, buf []byte, watch *stall.Watch) error {
+	fc, _ := body.(source.FileCopier)
 	for {
 		watch.Kick()
 		want := sp.left()
 		if want <= 0 {
 			return nil
+		}
+		if fc != nil {
+			k, err := r.copyIn(fc, sp, h, buf)
+			e.count(r, k)
+			switch {
+			case errors.Is(err, errors.ErrUnsupported):
+				fc = nil // Read serves the rest
+			case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+				return source.Permanent(fmt.Errorf("write %s: %w (free space in DEST, then run again)", e.partialPath(r.p.Name), err))
+			case err == io.EOF && sp.left() > 0:
+				return io.ErrUnexpectedEOF
+			case err != nil && err != io.EOF:
+				return err
+			}
+			continue
 		}
 		k, rerr := body.Read(buf[:min(int64(len(buf)), want)])
 		if k > 0 {
@@ -216,6 +233,29 @@ func (r *partRun) writeAt(b []byte, off int64) error {
 	defer r.wmu.Unlock()
 	_, err := r.f.WriteAt(b, off)
 	return err
+}
+
+// copyIn moves the next bytes of sp, len(buf) at most, from a local file
+// into the part file inside the kernel (source.FileCopier), then reads
+// them back from the part file into h: the piece's digest is of what the
+// part file holds.
+func (r *partRun) copyIn(fc source.FileCopier, sp *span, h hash.Hash, buf []byte) (int, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.pos >= sp.end {
+		return 0, nil // a split ended the span
+	}
+	r.wmu.Lock()
+	k, err := fc.CopyTo(r.f, sp.pos, int(min(int64(len(buf)), sp.end-sp.pos)))
+	r.wmu.Unlock()
+	if k > 0 && h != nil {
+		if _, rerr := r.f.ReadAt(buf[:k], sp.pos); rerr != nil {
+			return 0, source.Permanent(fmt.Errorf("read back %s: %w", r.f.Name(), rerr))
+		}
+		h.Write(buf[:k])
+	}
+	sp.pos += int64(k)
+	return k, err
 }
 
 // count records k bytes pulled over the link for part r.

@@ -11,6 +11,7 @@ package source
 import (
 	"context"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -124,6 +125,17 @@ func (oneCopy) Blame(string, int64, int64, string, []integrity.Reference) {}
 func (oneCopy) Copies(string) int                                         { return 1 }
 func (oneCopy) Explain(string) string                                     { return "" }
 func (oneCopy) Healed(string) (string, string)                            { return "", "" }
+
+// FileCopier is a reader over a range of a local file that can move its
+// next bytes into another file inside the kernel (copy_file_range), with
+// no pass through the caller's memory. CopyTo copies at most n of them
+// into dst at off, advancing the reader as Read would, and returns how
+// many it copied (io.EOF at the range's end). It returns
+// errors.ErrUnsupported, having copied nothing, when the kernel cannot
+// copy between the two files; Read then serves the rest.
+type FileCopier interface {
+	CopyTo(dst *os.File, off int64, n int) (int, error)
+}
 
 // Answerer is a reader from a source with copies that knows how long its
 // copy took to answer the read, not counting the wait for a free

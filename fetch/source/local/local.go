@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/haul-dev/haul/fetch/source"
 )
@@ -20,6 +21,9 @@ type localSource struct {
 	mu     sync.Mutex
 	files  map[string]*openFile // part files open between reads, by name
 	closed bool
+	// noCopy is set once the kernel refused to copy a part (CopyTo): the
+	// reads after it go through memory.
+	noCopy atomic.Bool
 }
 
 var _ source.Source = (*localSource)(nil)
@@ -95,7 +99,7 @@ func (s *localSource) ReadRange(ctx context.Context, obj source.Object, off, n i
 	if err != nil {
 		return nil, err
 	}
-	return &rangeReader{SectionReader: io.NewSectionReader(of.f, off, n), s: s, of: of}, nil
+	return &rangeReader{SectionReader: io.NewSectionReader(of.f, off, n), s: s, of: of, off: off, n: n}, nil
 }
 
 func same(fi os.FileInfo, obj source.Object) bool {
@@ -178,9 +182,38 @@ func (s *localSource) forget(of *openFile) {
 // rangeReader reads one range; Close gives its file back.
 type rangeReader struct {
 	*io.SectionReader
-	s    *localSource
-	of   *openFile
-	once sync.Once
+	s      *localSource
+	of     *openFile
+	off, n int64 // the range in the part file
+	once   sync.Once
+}
+
+var _ source.FileCopier = (*rangeReader)(nil)
+
+// CopyTo copies the range's next bytes, at most n, into dst at off inside
+// the kernel (source.FileCopier).
+func (r *rangeReader) CopyTo(dst *os.File, off int64, n int) (int, error) {
+	pos, _ := r.Seek(0, io.SeekCurrent)
+	if pos >= r.n {
+		return 0, io.EOF
+	}
+	if r.s.noCopy.Load() {
+		return 0, errors.ErrUnsupported
+	}
+	k, err := copyRange(r.of.f, r.off+pos, dst, off, int(min(int64(n), r.n-pos)))
+	if k == 0 && errors.Is(err, errors.ErrUnsupported) {
+		r.s.noCopy.Store(true)
+		return 0, err
+	}
+	r.Seek(int64(k), io.SeekCurrent)
+	if err == nil && k == 0 {
+		// The file ended before the range: it was cut since the listing.
+		return 0, fmt.Errorf("read %s: %w (shorter than listed)", r.of.name, source.ErrChanged)
+	}
+	if err != nil {
+		err = fmt.Errorf("copy %s: %w", r.of.name, err)
+	}
+	return k, err
 }
 
 func (r *rangeReader) Close() error {
