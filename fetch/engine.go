@@ -67,10 +67,13 @@ type engine struct {
 // often whatever the number of pieces.
 const commitInterval = 100 * time.Millisecond
 
-// maxBacklog bounds the pieces written and not yet committed: a worker
-// waits for a commit beyond it, so that a disk slow to fsync holds up
-// the transfer rather than gathering open files and unsynced data.
-const maxBacklog = 256
+// maxBacklog bounds the bytes written and not yet committed (in pieces,
+// 8 at the least: backlogLimit): a worker waits for a commit beyond it, so
+// that a disk slow to fsync holds up the transfer rather than gathering
+// open files and unsynced data.
+const maxBacklog = 256 << 20
+
+func (e *engine) backlogLimit() int { return int(max(8, maxBacklog/max(e.st.PieceSize, 1))) }
 
 // partRun is the live side of one part while the engine runs.
 type partRun struct {
@@ -369,7 +372,7 @@ func (e *engine) worker(ctx context.Context) {
 func (e *engine) awaitRoom(ctx context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for e.backlog >= maxBacklog && e.stop == nil && ctx.Err() == nil {
+	for e.backlog >= e.backlogLimit() && e.stop == nil && ctx.Err() == nil {
 		ch := e.changed
 		e.mu.Unlock()
 		select {
@@ -432,7 +435,7 @@ func (e *engine) written(r *partRun, i int, sum []byte) {
 	if r.p.Status == chunk.Pending {
 		r.p.Status = chunk.Partial
 	}
-	if e.backlog >= maxBacklog/2 { // the commit's fsync overlaps the next writes
+	if e.backlog >= e.backlogLimit()/2 { // the commit's fsync overlaps the next writes
 		select {
 		case e.nudge <- struct{}{}:
 		default: // a commit is already asked for
