@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -210,36 +211,39 @@ type IncompleteError struct {
 }
 
 func (e *IncompleteError) Error() string {
-	var b strings.Builder
 	// Parts broken for one reason (the suspects of a set that does not
-	// decode) are named together, the reason once.
+	// decode) are named together, the reason once; past maxNamed entries
+	// the parts are counted, so that 100,000 broken parts make one line.
 	same := map[string][]string{}
 	for _, n := range e.Broken {
 		if d := e.Detail[n]; d != "" {
 			same[d] = append(same[d], n)
 		}
 	}
-	for _, n := range e.Broken {
-		d := e.Detail[n]
-		switch group := same[d]; {
-		case d != "" && len(group) > 1 && group[0] != n:
-			continue // named with the first
+	var said []string
+	more := 0
+	for i, n := range slices.Concat(e.Broken, e.Missing) {
+		d, group, missing := e.Detail[n], same[e.Detail[n]], i >= len(e.Broken)
+		switch {
+		case !missing && d != "" && len(group) > 1 && group[0] != n: // named with the first
+		case len(said) >= maxNamed:
+			more += max(1, len(group))
+		case missing:
+			said = append(said, fmt.Sprintf("part %s is missing at the source", n))
 		case d != "" && len(group) > 1:
-			fmt.Fprintf(&b, "parts %s are broken", strings.Join(group, ", "))
+			said = append(said, fmt.Sprintf("parts %s are broken (%s)", strings.Join(group, ", "), d))
 		default:
-			fmt.Fprintf(&b, "part %s is broken", n)
+			said = append(said, strings.TrimSuffix(fmt.Sprintf("part %s is broken (%s)", n, d), " ()"))
 		}
-		if d != "" {
-			fmt.Fprintf(&b, " (%s)", d)
-		}
-		b.WriteString("; ")
 	}
-	for _, n := range e.Missing {
-		fmt.Fprintf(&b, "part %s is missing at the source; ", n)
+	if more > 0 {
+		said = append(said, fmt.Sprintf("and %d more parts broken or missing (haul status %s lists them)", more, e.Dest))
 	}
-	fmt.Fprintf(&b, "run: haul repair --from ssh://HOST/DIR %s (a host with a good copy), or haul repair %s to retry the source", e.Dest, e.Dest)
-	return b.String()
+	return fmt.Sprintf("%s; run: haul repair --from ssh://HOST/DIR %s (a host with a good copy), or haul repair %s to retry the source", strings.Join(said, "; "), e.Dest, e.Dest)
 }
+
+// maxNamed is how many broken or missing parts an error names one by one.
+const maxNamed = 10
 
 func (e *IncompleteError) Unwrap() error { return ErrIncomplete }
 

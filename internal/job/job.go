@@ -221,9 +221,9 @@ func (j *Job) Verify(ctx context.Context, show func(*destdir.Report) error) erro
 		}
 		if len(bad) == 0 {
 			// Still downloading: repair is not the answer, finishing is.
-			return &said{fmt.Sprintf("the set is not fetched yet: %s; run the fetch (haul fetch or haul run) again to finish", strings.Join(unfinished, ", ")), fetch.ErrInterrupted}
+			return &said{fmt.Sprintf("the set is not fetched yet: %s; run the fetch (haul fetch or haul run) again to finish", someNames(unfinished, j.o.Dest)), fetch.ErrInterrupted}
 		}
-		return &said{fmt.Sprintf("%s; run: haul repair %s (or haul repair --from ssh://HOST/DIR %s)", strings.Join(bad, ", "), j.o.Dest, j.o.Dest), fetch.ErrIncomplete}
+		return &said{fmt.Sprintf("%s; run: haul repair %s (or haul repair --from ssh://HOST/DIR %s)", someNames(bad, j.o.Dest), j.o.Dest, j.o.Dest), fetch.ErrIncomplete}
 	})
 }
 
@@ -413,6 +413,16 @@ func redactArgs(args []string) []string {
 		out[i] = a
 	}
 	return out
+}
+
+// someNames joins the first maxNamed names and counts the rest, so that a
+// set of 100,000 parts still makes a line one can read.
+func someNames(names []string, dest string) string {
+	const maxNamed = 10
+	if len(names) <= maxNamed {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more (haul status %s lists them)", strings.Join(names[:maxNamed], ", "), len(names)-maxNamed, dest)
 }
 
 // bySource says what each source delivered when there were several.

@@ -224,3 +224,71 @@ func TestStopMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestManyBrokenPartsOneLine: when every part of a set of many fails, the
+// verdict names the first few and counts the rest (pointing at haul
+// status), instead of a line as long as the set; the journal still says
+// each part broke. So does the fetch's own error.
+func TestManyBrokenPartsOneLine(t *testing.T) {
+	const n = 40
+	src, dest := t.TempDir(), t.TempDir()
+	var sums strings.Builder
+	for i := range n {
+		name := fmt.Sprintf("set.bin.%03d", i+1)
+		b := []byte(strings.Repeat(name, 50))
+		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(b), name)
+	}
+	if err := os.WriteFile(filepath.Join(src, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, j, err := Begin(context.Background(), Options{Cmd: "fetch", Dest: dest, Args: []string{"fetch", src, dest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.End(j.Fetch(ctx, fetch.Options{Sources: []string{src}, Dest: dest, Connections: 2, Retries: 1})); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dest, fmt.Sprintf("set.bin.%03d", i+1)), []byte("damaged"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, j, err = Begin(context.Background(), Options{Cmd: "verify", Dest: dest, Args: []string{"verify", dest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = j.End(j.Verify(ctx, nil))
+	msg := fmt.Sprint(err)
+	if !errors.Is(err, fetch.ErrIncomplete) || !strings.Contains(msg, "set.bin.001 (broken)") || strings.Contains(msg, "set.bin.011") ||
+		!strings.Contains(msg, fmt.Sprintf("and %d more (haul status %s lists them)", n-10, dest)) || !strings.Contains(msg, "haul repair "+dest) {
+		t.Fatalf("verify of %d broken parts: %v\nwant the first 10 named, %d more counted, haul status and haul repair named", n, err, n-10)
+	}
+	broken := 0
+	for _, l := range journalOf(t, dest) {
+		if strings.HasPrefix(l, "part_broken ") {
+			broken++
+		}
+	}
+	if broken != n {
+		t.Fatalf("the journal says %d parts broke, want %d", broken, n)
+	}
+
+	e := &fetch.IncompleteError{Dest: dest, Detail: map[string]string{"a": "why", "b": "why", "c": "other"}}
+	e.Broken = append(e.Broken, "a", "b", "c")
+	for i := range 100_000 {
+		e.Broken = append(e.Broken, fmt.Sprintf("p%06d", i))
+	}
+	e.Missing = []string{"m1", "m2"}
+	msg = e.Error()
+	if len(msg) > 1000 || !strings.HasPrefix(msg, "parts a, b are broken (why); part c is broken (other); part p000000 is broken; ") ||
+		!strings.Contains(msg, "p000007 is broken; and 99994 more parts broken or missing (haul status "+dest+" lists them); run: haul repair") {
+		t.Fatalf("the fetch's error for 100,005 broken or missing parts (%d bytes): %.600s", len(msg), msg)
+	}
+	small := (&fetch.IncompleteError{Dest: dest, Broken: []string{"x"}, Missing: []string{"y"}}).Error()
+	if small != "part x is broken; part y is missing at the source; run: haul repair --from ssh://HOST/DIR "+dest+" (a host with a good copy), or haul repair "+dest+" to retry the source" {
+		t.Fatalf("two parts: %s", small)
+	}
+}
