@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -542,4 +543,51 @@ func TestFetchIgnoredRangeCost(t *testing.T) {
 	if sent > bound {
 		t.Fatalf("pulled %d bytes; at most %d allowed", sent, bound)
 	}
+}
+
+// TestLocalFetchKill9: from a local directory the bytes go from file to
+// file inside the kernel and parts of 32 MiB or more are proven while they
+// come. Killed with SIGKILL at random moments and run again each time,
+// the fetch never leaves a wrong byte under a final name and ends with
+// every part identical and proven.
+func TestLocalFetchKill9(t *testing.T) {
+	parts := e2eSet(12, 40<<20, 96<<20+12345, 64<<20)
+	src, dest := t.TempDir(), t.TempDir()
+	e2eWriteDir(t, src, parts)
+	var sums strings.Builder
+	for _, p := range parts {
+		fmt.Fprintf(&sums, "%x  %s\n", sha256.Sum256(p.data), p.name)
+	}
+	if err := os.WriteFile(filepath.Join(src, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"fetch", src + "/", dest, "--chunk-size", "256K", "--progress", "none"}
+	rng := rand.New(rand.NewPCG(20261129, 12))
+	kills := 0
+	for try := 0; try < 12 && kills < 6; try++ {
+		cmd := haulCmd(context.Background(), nil, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-exited: // the rest was shorter than the delay
+		case <-time.After(20*time.Millisecond + time.Duration(rng.Int64N(int64(150*time.Millisecond)))):
+			cmd.Process.Signal(syscall.SIGKILL)
+			var ee *exec.ExitError
+			if err := <-exited; errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() {
+				kills++
+			}
+		}
+		e2eNoWrongFinal(t, dest, parts)
+	}
+	if kills < 2 {
+		t.Fatalf("only %d kills landed before the fetch ended", kills)
+	}
+	r := runHaul(t, nil, args...)
+	wantCode(t, r, 0)
+	e2eIdentical(t, dest, parts)
+	e2eWantDone(t, dest, parts, "sha256:SHA256SUMS")
+	t.Logf("%d kills", kills)
 }
