@@ -49,18 +49,22 @@ func redact(spec string) string {
 }
 
 // dropPassword removes the password from a URL that does not parse (a
-// password with a "#" or "?" in it, unescaped, cuts the URL there).
+// password with a "#", "?", "/" or "@" in it, unescaped). The login is
+// taken to end at the last "@": a path with an "@" in it may then lose
+// part of its text in the message, but no password shows.
 func dropPassword(spec string) string {
 	i := strings.Index(spec, "://")
 	if i < 0 {
 		return spec
 	}
 	rest := spec[i+3:]
-	auth, _, _ := strings.Cut(rest, "/")
-	at := strings.LastIndexByte(auth, '@')
+	at := strings.LastIndexByte(rest, '@')
 	if at < 0 {
 		return spec
 	}
-	user, _, _ := strings.Cut(auth[:at], ":")
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return spec
+	}
 	return spec[:i+3] + user + rest[at:]
 }

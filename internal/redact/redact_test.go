@@ -22,6 +22,10 @@ func TestRedact(t *testing.T) {
 		// the password still does not show.
 		{"https://u:pa#j=1@m/x", "https://u@m/x"},
 		{"https://u:p?s#w@m/x?sig=1", "https://u@m/x?…"},
+		// A "/" in a password: the URL parses no host, the password
+		// still does not show.
+		{"sftp://user:pa/ss@host/dir", "sftp://user@host/dir"},
+		{"sftp://user:p/a@s/s@host/dir#j=2", "sftp://user@host/dir#j=2"},
 	} {
 		if got := URL(c.in); got != c.want {
 			t.Errorf("URL(%q) = %q, want %q", c.in, got, c.want)
