@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/haul-dev/haul/chunk"
@@ -122,8 +121,8 @@ func readySet(dest string, inChain bool, prog progress) ([]Part, error) {
 		return nil, fmt.Errorf("restore: %s holds no parts", dest)
 	}
 	if len(unverified) > 0 {
-		prog.warn(fmt.Sprintf("%s: %d part(s) could not be proven by any reference: %s; damage in them shows only while unpacking",
-			dest, len(unverified), strings.Join(unverified, ", ")))
+		prog.warn(fmt.Sprintf("%s: %d part(s) could not be proven by any reference: %s; damage in them shows only while unpacking (haul status %s lists them)",
+			dest, len(unverified), firstFew(unverified, len(unverified)), dest))
 	}
 	return parts, nil
 }

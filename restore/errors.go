@@ -40,18 +40,12 @@ type PartsError struct {
 
 func (e *PartsError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "restore: %d part(s) not ready: ", len(e.Parts))
-	repair, fetch := false, false
-	for i, p := range e.Parts {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		if i == 8 {
-			fmt.Fprintf(&b, "and %d more", len(e.Parts)-i)
-			break
-		}
-		fmt.Fprintf(&b, "%s (%s)", p, e.Status[i])
+	named := make([]string, min(len(e.Parts), maxNamed+1))
+	for i := range named {
+		named[i] = fmt.Sprintf("%s (%s)", e.Parts[i], e.Status[i])
 	}
+	fmt.Fprintf(&b, "restore: %d part(s) not ready: %s", len(e.Parts), firstFew(named, len(e.Parts)))
+	repair, fetch := false, false
 	for _, s := range e.Status {
 		switch s {
 		case chunk.Broken, chunk.Missing:
@@ -76,6 +70,18 @@ func (e *PartsError) Error() string {
 }
 
 func (e *PartsError) Unwrap() error { return ErrNotReady }
+
+// maxNamed is how many parts a message names one by one.
+const maxNamed = 8
+
+// firstFew joins the first maxNamed of names, of total in all, and counts
+// the rest: a set of 100,000 parts still makes a line one can read.
+func firstFew(names []string, total int) string {
+	if total <= maxNamed {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, and %d more", strings.Join(names[:maxNamed], ", "), total-maxNamed)
+}
 
 // UnsafeError names an archive entry that restore refused.
 type UnsafeError struct {

@@ -319,3 +319,23 @@ func (r *recorder) RestoreFile(name string) {
 	r.mu.Unlock()
 }
 func (r *recorder) Warn(msg string) { r.mu.Lock(); r.warns = append(r.warns, msg); r.mu.Unlock() }
+
+// TestPartsErrorNamesAFew: a set of 100,000 parts not ready makes one
+// short line naming the first eight, counting the rest, and saying what
+// to run.
+func TestPartsErrorNamesAFew(t *testing.T) {
+	e := &PartsError{Dest: "/d"}
+	for i := range 100_000 {
+		e.Parts = append(e.Parts, fmt.Sprintf("p%06d", i))
+		e.Status = append(e.Status, "broken")
+	}
+	msg := e.Error()
+	if len(msg) > 400 || !strings.HasPrefix(msg, "restore: 100000 part(s) not ready: p000000 (broken), ") ||
+		!strings.Contains(msg, "p000007 (broken), and 99992 more; run: haul repair /d") || strings.Contains(msg, "p000008") {
+		t.Fatalf("%d bytes: %.300s", len(msg), msg)
+	}
+	e = &PartsError{Parts: []string{"a", "b"}, Status: []string{"partial", "pending"}}
+	if msg := e.Error(); !strings.HasPrefix(msg, "restore: 2 part(s) not ready: a (partial), b (pending); the fetch has not finished") {
+		t.Fatal(msg)
+	}
+}
