@@ -139,18 +139,24 @@ func (p *Part) tidy() {
 	}
 }
 
-// derivedVersion is the version token source.Object.Version gives an
-// object of p's ETag, ModTime and Size; "" for a part that has neither an
-// ETag nor a ModTime (one created before its source was listed).
-func (p *Part) derivedVersion() string {
-	if p.ETag != "" {
-		return "etag:" + p.ETag
+// VersionToken is the version of an object listed with etag, mtime and
+// size (source.Object.Version): its ETag when it has one, else its
+// modification time and size.
+func VersionToken(etag string, mtime time.Time, size int64) string {
+	if etag != "" {
+		return "etag:" + etag
 	}
-	mt := p.ModTime()
-	if mt.IsZero() {
+	return "mtime:" + mtime.UTC().Format(time.RFC3339Nano) + ",size:" + strconv.FormatInt(size, 10)
+}
+
+// derivedVersion is the VersionToken of p's ETag, ModTime and Size; "" for
+// a part that has neither an ETag nor a ModTime (one created before its
+// source was listed: its version is unknown, and matches none).
+func (p *Part) derivedVersion() string {
+	if p.ETag == "" && p.ModTime().IsZero() {
 		return ""
 	}
-	return "mtime:" + mt.UTC().Format(time.RFC3339Nano) + ",size:" + strconv.FormatInt(p.Size, 10)
+	return VersionToken(p.ETag, p.ModTime(), p.Size)
 }
 
 // epochNS stands for a modification time of exactly 1970-01-01T00:00:00Z

@@ -13,9 +13,9 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
+	"github.com/haul-dev/haul/chunk"
 	"github.com/haul-dev/haul/integrity"
 )
 
@@ -41,12 +41,7 @@ type Object struct {
 
 // Version is the token a read is pinned to: the ETag when there is one,
 // otherwise the modification time and size.
-func (o Object) Version() string {
-	if o.ETag != "" {
-		return "etag:" + o.ETag
-	}
-	return "mtime:" + o.ModTime.UTC().Format(time.RFC3339Nano) + ",size:" + strconv.FormatInt(o.Size, 10)
-}
+func (o Object) Version() string { return chunk.VersionToken(o.ETag, o.ModTime, o.Size) }
 
 // Source is where the parts of a set come from.
 type Source interface {
