@@ -222,3 +222,41 @@ func TestWaitersInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestHealPrefersLeastCharged: a copy whose hash matched the references
+// is read before another charged as often; once its bytes have failed on
+// the way more often than the other's, the other is read again rather
+// than the matching copy until the tries run out.
+func TestHealPrefersLeastCharged(t *testing.T) {
+	s, obj, _ := twoCopies(t, strings.Repeat("x", 1000))
+	if first := readWhole(t, s, obj); !first.primary {
+		t.Fatalf("first read from %s, want the primary", first.name)
+	}
+	s.Blame("a", 0, obj.Size, "sha256 mismatch", nil)
+	s.mu.Lock()
+	var mirror *member
+	for _, m := range s.members {
+		if !m.primary {
+			mirror = m
+		}
+	}
+	ps := s.parts["a"]
+	if ps.vets == nil {
+		ps.vets = map[vetKey]*vet{}
+	}
+	done := make(chan struct{})
+	close(done)
+	ps.vets[vetKey{mirror, 0, obj.Size}] = &vet{done: done, asked: true, pieceSize: obj.Size, pieces: []int{0}}
+	s.mu.Unlock()
+
+	for i, want := range []*member{mirror, mirror} {
+		if got := readWhole(t, s, obj); got != want {
+			t.Fatalf("read %d after the mirror's hash matched: from %s, want %s", i, got.name, want.name)
+		}
+		s.Blame("a", 0, obj.Size, "sha256 mismatch", nil)
+	}
+	// The mirror now charged twice, the primary once.
+	if got := readWhole(t, s, obj); !got.primary {
+		t.Fatalf("with the matching mirror charged twice and the primary once, read from %s; want the primary", got.name)
+	}
+}

@@ -278,9 +278,11 @@ func (s *Source) choose(part string, off, n int64, now time.Time, force bool) (m
 	return nil, best, ""
 }
 
-// chooseHeal picks the copy to read bytes that failed proof from: one
-// whose hash matched the references first, then one not asked (or that
-// could not answer); among those the first charged least. A copy whose
+// chooseHeal picks the copy to read bytes that failed proof from: the
+// first charged least, and among those charged least one whose hash
+// matched the references before one not asked (or that could not
+// answer) — a matching copy whose bytes then fail on the way is charged
+// and gives way to the others, not read until the tries end. A copy whose
 // hash differs is not read; when every copy's does, the first charged
 // least is read anyway (its proof fails again, and the engine's tries
 // end). Callers hold s.mu.
@@ -300,7 +302,7 @@ func (s *Source) chooseHeal(part string, ps *partState, off, n int64) (*member, 
 		good := v == vetGood
 		switch {
 		case v == vetBad:
-		case good && !pickGood, good == pickGood && p < least:
+		case p < least, p == least && good && !pickGood:
 			pick, least, pickGood = m, p, good
 		}
 	}

@@ -19,7 +19,8 @@ import (
 // ssh://` does, and the answers are compared with the part's references
 // (a manifest's piece digests, or a whole-part SHA-256 when the whole part
 // failed). A copy whose hash differs is not read for those bytes; one
-// whose hash matches is read first. No byte moves to find that out. A copy
+// whose hash matches is read first among the copies charged least (its
+// bytes may still fail on the way). No byte moves to find that out. A copy
 // that cannot run commands, or whose answer does not come, is routed as
 // before (the copy charged least), with one journal note.
 
