@@ -144,9 +144,18 @@ func Checks(path, name string, setNames []string) integrity.CheckOptions {
 		return integrity.CheckOptions{}
 	}
 	defer f.Close()
+	checks, _ := checksOf(f, name, setNames)
+	return checks
+}
+
+// checksOf is Checks on an open part file.
+func checksOf(f io.ReaderAt, name string, setNames []string) (integrity.CheckOptions, error) {
 	head := make([]byte, integrity.BitrixHeaderLen)
-	n, _ := io.ReadFull(f, head)
-	return integrity.DetectChecks(name, head[:n], setNames)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return integrity.CheckOptions{}, err
+	}
+	return integrity.DetectChecks(name, head[:n], setNames), nil
 }
 
 // LastVolumes marks missing the volumes the first volume's LN field names

@@ -127,14 +127,12 @@ func Follow(ctx context.Context, d Dir, p *chunk.Part, setNames []string) (*Foll
 	if err != nil {
 		return nil, err
 	}
-	head := make([]byte, integrity.BitrixHeaderLen)
-	n, err := f.ReadAt(head, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
+	checks, err := checksOf(f, p.Name, setNames) // of the file it reads, as Prove's of the name
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	checks := integrity.DetectChecks(p.Name, head[:n], setNames)
-	refs := integrity.Strongest(p.Refs(), false)
+	refs, _ := proofRefs(p, 0, nil)
 	ctx, cancel := context.WithCancel(ctx)
 	fw := &Follower{
 		f:      f,

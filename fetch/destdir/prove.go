@@ -29,20 +29,7 @@ import (
 //
 // `haul verify` re-reads everything.
 func Prove(ctx context.Context, path string, p *chunk.Part, pieceSize int64, hashes []string, setNames []string) integrity.Result {
-	all := p.Refs()
-	refs := all
-	var proven []string
-	if hashes != nil {
-		refs = nil
-		for _, ref := range all {
-			if bad, ok := integrity.PieceMismatches(ref, pieceSize, hashes); ok && len(bad) == 0 {
-				proven = append(proven, ref.Label())
-				continue
-			}
-			refs = append(refs, ref)
-		}
-	}
-	refs = integrity.Strongest(refs, len(proven) > 0)
+	refs, proven := proofRefs(p, pieceSize, hashes)
 	// The pass runs even when the pieces proved every reference: it
 	// computes the CRC-32C restore checks the part against later, and the
 	// signature check of the format the name claims.
@@ -50,6 +37,22 @@ func Prove(ctx context.Context, path string, p *chunk.Part, pieceSize int64, has
 	res := integrity.VerifyFile(ctx, path, p.Name, p.Size, refs, checks)
 	res.VerifiedBy = append(proven, res.VerifiedBy...)
 	return res
+}
+
+// proofRefs are the references the pass over part p computes (the
+// strongest), and the labels of those that hashes, the pieces' manifest
+// digests as they landed, proved already (nil hashes: none).
+func proofRefs(p *chunk.Part, pieceSize int64, hashes []string) (refs []integrity.Reference, proven []string) {
+	for _, ref := range p.Refs() {
+		if hashes != nil {
+			if bad, ok := integrity.PieceMismatches(ref, pieceSize, hashes); ok && len(bad) == 0 {
+				proven = append(proven, ref.Label())
+				continue
+			}
+		}
+		refs = append(refs, ref)
+	}
+	return integrity.Strongest(refs, len(proven) > 0), proven
 }
 
 // RefetchPieces returns the pieces (of pieceSize bytes, n in all) of a
