@@ -256,8 +256,9 @@ func (e *engine) setCheck(ctx context.Context) error {
 	// several parts (a gzip CRC over a stream split at arbitrary bytes),
 	// in one of them. Parts a reference proves are not suspects.
 	var cands []*chunk.Part
+	byName := e.st.ByName() // the suspects may be every part of a stream
 	for _, name := range destdir.Suspects(err, fe) {
-		if p := e.st.Find(name); p != nil && p.Status == chunk.Unverified {
+		if p := byName[name]; p != nil && p.Status == chunk.Unverified {
 			cands = append(cands, p)
 		}
 	}

@@ -176,8 +176,9 @@ func (d Dir) setCheckVerify(ctx context.Context, setCheck func(ctx context.Conte
 	// covers, else the one it names.
 	blame := map[string]bool{}
 	if fe != nil {
+		byName := st.ByName() // the suspects may be every part of a stream
 		for _, name := range Suspects(err, fe) {
-			if p := st.Find(name); p != nil && p.Status == chunk.Unverified {
+			if p := byName[name]; p != nil && p.Status == chunk.Unverified {
 				blame[name] = true
 			}
 		}
