@@ -58,7 +58,10 @@ type Follower struct {
 
 // Followers starts the Followers of one run, one per core at most, and
 // counts them. Callers serialize its use (the engine's lock).
-type Followers struct{ n int }
+type Followers struct {
+	n      int
+	failed map[*chunk.Part]bool // Follow failed: not tried again every commit
+}
 
 // Report tells fw, the Follower of part p (nil when it has none), of the
 // pieces (pieceSize bytes each) that p.Done holds from the part's start:
@@ -68,11 +71,15 @@ type Followers struct{ n int }
 // Prove, as any other. It returns the part's Follower, nil when none.
 func (fs *Followers) Report(fw *Follower, d Dir, p *chunk.Part, pieceSize int64, setNames func() []string) *Follower {
 	if fw == nil {
-		if p.Size < FollowMin || !p.Done.Has(0) || fs.n >= runtime.GOMAXPROCS(0) {
+		if p.Size < FollowMin || !p.Done.Has(0) || fs.n >= runtime.GOMAXPROCS(0) || fs.failed[p] {
 			return nil
 		}
 		var err error
 		if fw, err = Follow(context.Background(), d, p, setNames()); err != nil {
+			if fs.failed == nil {
+				fs.failed = map[*chunk.Part]bool{}
+			}
+			fs.failed[p] = true
 			return nil
 		}
 		fs.n++
