@@ -3,6 +3,7 @@ package chunk
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -135,5 +136,20 @@ func TestPartModTime(t *testing.T) {
 		if p.x != nil || !p.ModTime().IsZero() {
 			t.Errorf("after SetModTime(zero): %v, out of line %v", p.ModTime(), p.x)
 		}
+	}
+}
+
+// TestReferenceFieldsKnown: a part stores a plain whole-part digest in
+// binary (simpleSum) and keeps only Algo, Sum and Origin of it. A field
+// added to integrity.Reference would be lost on every save of such a
+// reference unless simpleSum declines references that set it.
+func TestReferenceFieldsKnown(t *testing.T) {
+	var names []string
+	rt := reflect.TypeOf(integrity.Reference{})
+	for i := range rt.NumField() {
+		names = append(names, rt.Field(i).Name)
+	}
+	if want := []string{"Algo", "Sum", "Origin", "PartSizes", "PieceSize", "Pieces"}; !slices.Equal(names, want) {
+		t.Fatalf("integrity.Reference has fields %v, simpleSum knows %v: make it decline references that set the new ones", names, want)
 	}
 }
